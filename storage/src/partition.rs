@@ -1,0 +1,581 @@
+//! One partition's log: a thin coordinator over its segments. It appends (assigning offsets,
+//! rolling segments, fsyncing as the topic's flush policy says, with group commit), serves
+//! reads of whole batches, finds offsets by timestamp, lets readers wait for new data, and
+//! loads itself at open (recovery). Retention and compaction live in `retention.rs` and
+//! `cleaner.rs` and work on the segment map through this type.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::batch::{self, BatchHeader, Batches, Expect};
+use crate::config::{FlushPolicy, TopicConfig};
+use crate::error::{Result, StorageError};
+use crate::fs::{self, Vfs};
+use crate::segment::{self, Segment, scan_batches};
+
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub record_count: u64,
+}
+
+/// Whole batches read from a partition.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    /// Concatenated RecordBatch v2 bytes; the first batch contains the requested offset (it
+    /// may start before it: skip records below the offset, as Kafka consumers do).
+    pub data: Vec<u8>,
+    /// Offset just past the last readable record.
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+pub(crate) struct State {
+    pub segments: BTreeMap<u64, Segment>,
+    pub next_offset: u64,
+    last_flush: Instant,
+    /// Set after a write failed half-way: appends are refused until the log is reopened.
+    failed: Option<String>,
+}
+
+impl State {
+    pub fn active(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a partition always has an active segment")
+    }
+
+    pub fn log_start(&self) -> u64 {
+        self.segments
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.next_offset)
+    }
+
+    pub fn size(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+}
+
+pub struct PartitionLog {
+    pub topic: String,
+    pub id: u32,
+    pub(crate) dir: PathBuf,
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) config: Arc<RwLock<TopicConfig>>,
+    pub(crate) state: Mutex<State>,
+    flush_lock: Mutex<()>,
+    durable_end: AtomicU64,
+    visible: watch::Sender<u64>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the partition in `dir`. After a clean shutdown only the tail of the
+    /// last segment is validated; otherwise every segment from the recovery point on is.
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        topic: &str,
+        id: u32,
+        config: Arc<RwLock<TopicConfig>>,
+        clean: bool,
+    ) -> Result<Self> {
+        vfs.create_dir_all(dir)
+            .map_err(|e| StorageError::io(dir, e))?;
+        let max_batch = config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .max_message_bytes as usize
+            + batch::HEADER_LEN;
+        // Leftovers of interrupted work: temporary and half-written cleaner files.
+        let names = vfs.list_dir(dir).map_err(|e| StorageError::io(dir, e))?;
+        let mut bases = Vec::new();
+        for name in &names {
+            if name.ends_with(".cleaned") || name.ends_with(".tmp") {
+                let _ = vfs.remove_file(&dir.join(name));
+            } else if let Some(b) = segment::parse_log_name(name) {
+                bases.push(b);
+            }
+        }
+        bases.sort_unstable();
+        let recovery_point = read_recovery_point(vfs.as_ref(), dir);
+        let mut segments = BTreeMap::new();
+        let mut truncated = false;
+        for (i, &base) in bases.iter().enumerate() {
+            if truncated {
+                // Kafka's rule: after a segment was cut short, later segments cannot follow it.
+                tracing::warn!(dir = %dir.display(), base, "deleting segment after a truncated one");
+                Segment::open(vfs.as_ref(), dir, base)?.delete(vfs.as_ref())?;
+                continue;
+            }
+            let mut seg = Segment::open(vfs.as_ref(), dir, base)?;
+            let is_last = i + 1 == bases.len();
+            let next_base = bases.get(i + 1).copied();
+            let needs_recovery = !clean && next_base.is_none_or(|n| n > recovery_point);
+            let cut = if needs_recovery
+                || !seg.indexes_sane()
+                || (seg.max_timestamp < 0 && !seg.is_empty())
+            {
+                seg.recover(max_batch)?
+            } else if is_last {
+                seg.recover_tail(max_batch)?
+            } else {
+                seg.next_offset = next_base.unwrap_or(seg.next_offset);
+                0
+            };
+            if let Some(n) = next_base
+                && (cut > 0 || seg.next_offset != n)
+            {
+                truncated = true;
+            }
+            segments.insert(base, seg);
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(vfs.as_ref(), dir, 0)?);
+            vfs.sync_dir(dir).map_err(|e| StorageError::io(dir, e))?;
+        }
+        let next_offset = segments.values().next_back().map_or(0, |s| s.next_offset);
+        let log = PartitionLog {
+            topic: topic.to_string(),
+            id,
+            dir: dir.to_path_buf(),
+            vfs,
+            config,
+            state: Mutex::new(State {
+                segments,
+                next_offset,
+                last_flush: Instant::now(),
+                failed: None,
+            }),
+            flush_lock: Mutex::new(()),
+            durable_end: AtomicU64::new(0),
+            visible: watch::channel(next_offset).0,
+        };
+        // What survived recovery is made durable, so the recovery point may move to the end.
+        log.flush()?;
+        Ok(log)
+    }
+
+    pub fn config(&self) -> TopicConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn max_batch(&self, c: &TopicConfig) -> usize {
+        c.max_message_bytes as usize + batch::HEADER_LEN
+    }
+
+    /// Offset just past the last record readers may see. Under `flush.policy=always` that is
+    /// the last fsynced record: nobody reads what a crash could still take back.
+    pub fn high_watermark(&self) -> u64 {
+        *self.visible.borrow()
+    }
+
+    pub fn log_start_offset(&self) -> u64 {
+        lock(&self.state).log_start()
+    }
+
+    /// Bytes on disk across all segments.
+    pub fn size_bytes(&self) -> u64 {
+        lock(&self.state).size()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        lock(&self.state).segments.len()
+    }
+
+    /// Validates producer batches (whole batches, CRC, counts, keys for compacted topics),
+    /// assigns offsets and appends them, returning once the flush policy is satisfied.
+    pub fn append(&self, data: &mut [u8]) -> Result<AppendInfo> {
+        let config = self.config();
+        let max_batch = self.max_batch(&config);
+        let mut headers: Vec<BatchHeader> = Vec::new();
+        let mut walker = Batches::new(data);
+        let mut records = 0u64;
+        for b in &mut walker {
+            let h = batch::validate(
+                b,
+                &Expect {
+                    base_offset: None,
+                    leader_epoch: None,
+                    max_len: max_batch,
+                },
+            )
+            .map_err(|e| StorageError::invalid_record(e.to_string()))?;
+            if h.records_count == 0 || h.records_count != h.last_offset_delta + 1 {
+                return Err(StorageError::invalid_record(format!(
+                    "batch has {} records but last offset delta {}",
+                    h.records_count, h.last_offset_delta
+                )));
+            }
+            if h.is_control() {
+                return Err(StorageError::invalid_record(
+                    "clients may not write control batches",
+                ));
+            }
+            if config.compact {
+                batch::for_each_record(b, |r| {
+                    if r.key.is_none() {
+                        return Err(StorageError::invalid_record(
+                            "Compacted topic cannot accept message without key",
+                        ));
+                    }
+                    Ok(())
+                })?;
+            }
+            records += h.records_count as u64;
+            headers.push(h);
+        }
+        if walker.position() != data.len() || headers.is_empty() {
+            return Err(StorageError::invalid_record(
+                "the data is not a sequence of whole record batches",
+            ));
+        }
+
+        let (base, end) = {
+            let mut st = lock(&self.state);
+            if let Some(why) = &st.failed {
+                return Err(StorageError::Corrupted(format!(
+                    "partition {}-{} stopped after a failed write: {why}",
+                    self.topic, self.id
+                )));
+            }
+            let base = st.next_offset;
+            let mut next = base;
+            let mut pos = 0;
+            for h in headers.iter_mut() {
+                let b = &mut data[pos..pos + h.total_len()];
+                batch::set_base_offset(b, next);
+                batch::set_leader_epoch(b, 0);
+                h.base_offset = next as i64;
+                h.partition_leader_epoch = 0;
+                pos += h.total_len();
+                next = h.next_offset();
+            }
+            self.maybe_roll(
+                &mut st,
+                &config,
+                data.len() as u64,
+                next,
+                headers[0].max_timestamp,
+            )?;
+            if let Err(e) = st.active().append(data, &headers) {
+                st.failed = Some(e.to_string());
+                return Err(e);
+            }
+            st.next_offset = next;
+            if config.flush_policy != FlushPolicy::Always {
+                self.visible.send_replace(next);
+            }
+            (base, next)
+        };
+        match config.flush_policy {
+            FlushPolicy::Always => self.sync_to(end)?,
+            FlushPolicy::Interval => {
+                let due = lock(&self.state).last_flush.elapsed() >= config.flush_interval();
+                if due {
+                    self.sync_to(end)?;
+                }
+            }
+            FlushPolicy::OnRoll => {}
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: end - 1,
+            record_count: records,
+        })
+    }
+
+    /// Rolls to a new segment when the next append would not fit (size, age, or relative
+    /// offsets past 32 bits).
+    fn maybe_roll(
+        &self,
+        st: &mut State,
+        c: &TopicConfig,
+        incoming: u64,
+        next_offset: u64,
+        incoming_ts: i64,
+    ) -> Result<()> {
+        let now = now_ms();
+        let active = st.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let too_big = active.size + incoming > c.segment_bytes;
+        let too_old = active
+            .first_batch_timestamp
+            .is_some_and(|t| now.saturating_sub(t) > c.segment_ms);
+        let _ = incoming_ts;
+        let too_far = next_offset - active.base > u64::from(u32::MAX / 2);
+        if too_big || too_old || too_far {
+            self.roll(st)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (fsync) and starts a new one at the log end.
+    pub(crate) fn roll(&self, st: &mut State) -> Result<()> {
+        st.active().seal()?;
+        let next = st.next_offset;
+        self.mark_durable(next);
+        let seg = Segment::create(self.vfs.as_ref(), &self.dir, next)?;
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io(&self.dir, e))?;
+        st.segments.insert(next, seg);
+        write_recovery_point(self.vfs.as_ref(), &self.dir, next)?;
+        Ok(())
+    }
+
+    fn mark_durable(&self, end: u64) {
+        self.durable_end.fetch_max(end, Ordering::SeqCst);
+        self.visible.send_if_modified(|v| {
+            let changed = *v < end;
+            *v = (*v).max(end);
+            changed
+        });
+    }
+
+    /// Group commit: returns once everything up to `end` is fsynced. Whoever takes the flush
+    /// lock first fsyncs for everyone whose data was written by then.
+    fn sync_to(&self, end: u64) -> Result<()> {
+        if self.durable_end.load(Ordering::SeqCst) >= end {
+            return Ok(());
+        }
+        let _flush = lock(&self.flush_lock);
+        if self.durable_end.load(Ordering::SeqCst) >= end {
+            return Ok(());
+        }
+        self.sync_active()
+    }
+
+    /// fsyncs the active segment (earlier ones were fsynced when they rolled); the caller
+    /// holds the flush lock.
+    fn sync_active(&self) -> Result<()> {
+        let (file, target, path) = {
+            let mut st = lock(&self.state);
+            let a = st.active();
+            let f = a.log_file();
+            let p = a.log_path();
+            (f, st.next_offset, p)
+        };
+        file.sync().map_err(|e| StorageError::io(path, e))?;
+        lock(&self.state).last_flush = Instant::now();
+        self.mark_durable(target);
+        Ok(())
+    }
+
+    /// fsyncs everything written so far.
+    pub fn flush(&self) -> Result<()> {
+        let _flush = lock(&self.flush_lock);
+        self.sync_active()
+    }
+
+    /// For `flush.policy=interval`: fsyncs when `flush.ms` has passed since the last fsync.
+    pub fn flush_if_due(&self) -> Result<()> {
+        let c = self.config();
+        let (due, end) = {
+            let st = lock(&self.state);
+            (
+                c.flush_policy == FlushPolicy::Interval
+                    && st.last_flush.elapsed() >= c.flush_interval(),
+                st.next_offset,
+            )
+        };
+        if due && self.durable_end.load(Ordering::SeqCst) < end {
+            self.sync_to(end)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and records the recovery point (clean shutdown).
+    pub fn close(&self) -> Result<()> {
+        let mut st = lock(&self.state);
+        st.active().seal()?;
+        let end = st.next_offset;
+        write_recovery_point(self.vfs.as_ref(), &self.dir, end)?;
+        drop(st);
+        self.mark_durable(end);
+        Ok(())
+    }
+
+    /// Persists the recovery point (everything durable so far) so an unclean restart
+    /// re-validates less.
+    pub fn checkpoint(&self) -> Result<()> {
+        let durable = self.durable_end.load(Ordering::SeqCst);
+        let _st = lock(&self.state);
+        write_recovery_point(self.vfs.as_ref(), &self.dir, durable)
+    }
+
+    fn out_of_range(&self, offset: u64, start: u64, end: u64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            topic: self.topic.clone(),
+            partition: self.id,
+            offset,
+            start,
+            end,
+        }
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes`
+    /// (at least one batch, however large, as Kafka's fetch does).
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        let hw = self.high_watermark();
+        let (file, pos, limit, log_start, max_batch) = {
+            let st = lock(&self.state);
+            let log_start = st.log_start();
+            if offset < log_start || offset > hw {
+                return Err(self.out_of_range(offset, log_start, hw));
+            }
+            if offset == hw {
+                return Ok(ReadResult {
+                    data: Vec::new(),
+                    high_watermark: hw,
+                    log_start_offset: log_start,
+                });
+            }
+            let Some(seg) = st
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map(|(_, s)| s)
+                .filter(|s| s.next_offset > offset)
+                .or_else(|| st.segments.values().find(|s| s.next_offset > offset))
+            else {
+                return Err(self.out_of_range(offset, log_start, hw));
+            };
+            let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+            (
+                seg.log_file(),
+                seg.index_position(offset),
+                seg.size,
+                log_start,
+                self.max_batch(&c),
+            )
+        };
+        let mut data = Vec::new();
+        scan_batches(file.as_ref(), pos, limit, max_batch, |_, b| {
+            let Ok(h) = BatchHeader::parse(b) else {
+                return Ok(false);
+            };
+            if h.base_offset as u64 >= hw {
+                return Ok(false);
+            }
+            if (h.last_offset() as u64) < offset {
+                return Ok(true);
+            }
+            if !data.is_empty() && data.len() + b.len() > max_bytes {
+                return Ok(false);
+            }
+            data.extend_from_slice(b);
+            Ok(data.len() < max_bytes)
+        })?;
+        Ok(ReadResult {
+            data,
+            high_watermark: hw,
+            log_start_offset: log_start,
+        })
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp` (Kafka's
+    /// ListOffsets by time); `None` when every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>> {
+        let hw = self.high_watermark();
+        let candidates: Vec<(Arc<dyn fs::VFile>, u64, u64)> = {
+            let st = lock(&self.state);
+            st.segments
+                .values()
+                .filter(|s| {
+                    s.max_timestamp >= timestamp || s.next_offset > s.base && s.max_timestamp < 0
+                })
+                .map(|s| (s.log_file(), s.time_position(timestamp), s.size))
+                .collect()
+        };
+        for (file, pos, limit) in candidates {
+            let mut found = None;
+            scan_batches(file.as_ref(), pos, limit, usize::MAX, |_, b| {
+                let h = BatchHeader::parse(b)?;
+                if h.base_offset as u64 >= hw {
+                    return Ok(false);
+                }
+                if h.max_timestamp < timestamp {
+                    return Ok(true);
+                }
+                batch::for_each_record(b, |r| {
+                    if found.is_none() && r.timestamp >= timestamp && (r.offset as u64) < hw {
+                        found = Some(r.offset as u64);
+                    }
+                    Ok(())
+                })?;
+                Ok(found.is_none())
+            })?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Resolves once the high watermark passes `offset` (true) or at `deadline` (false).
+    pub fn wait_for(
+        &self,
+        offset: u64,
+        deadline: tokio::time::Instant,
+    ) -> impl Future<Output = bool> + Send + 'static {
+        let mut rx = self.visible.subscribe();
+        async move {
+            matches!(
+                tokio::time::timeout_at(deadline, rx.wait_for(|hw| *hw > offset)).await,
+                Ok(Ok(_))
+            )
+        }
+    }
+
+    /// Blocking form of `wait_for`, for callers outside an async runtime.
+    pub fn wait_for_blocking(&self, offset: u64, deadline: std::time::Instant) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build();
+        match rt {
+            Ok(rt) => rt.block_on(self.wait_for(offset, deadline.into())),
+            Err(_) => false,
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn read_recovery_point(vfs: &dyn Vfs, dir: &Path) -> u64 {
+    fs::read_file(vfs, &dir.join(RECOVERY_POINT_FILE))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn write_recovery_point(vfs: &dyn Vfs, dir: &Path, offset: u64) -> Result<()> {
+    let p = dir.join(RECOVERY_POINT_FILE);
+    fs::write_file_atomic(vfs, &p, format!("{offset}\n").as_bytes())
+        .map_err(|e| StorageError::io(p, e))
+}
