@@ -188,6 +188,11 @@ impl PartitionLog {
         *self.visible.borrow()
     }
 
+    /// Offset just past the last fsynced record.
+    pub fn durable_offset(&self) -> u64 {
+        self.durable_end.load(Ordering::SeqCst)
+    }
+
     pub fn log_start_offset(&self) -> u64 {
         lock(&self.state).log_start()
     }
@@ -471,7 +476,8 @@ impl PartitionLog {
             )
         };
         let mut data = Vec::new();
-        scan_batches(file.as_ref(), pos, limit, max_batch, |_, b| {
+        let mut damage = None;
+        scan_batches(file.as_ref(), pos, limit, max_batch, |pos, b| {
             let Ok(h) = BatchHeader::parse(b) else {
                 return Ok(false);
             };
@@ -481,12 +487,27 @@ impl PartitionLog {
             if (h.last_offset() as u64) < offset {
                 return Ok(true);
             }
+            // Bits can rot after recovery checked them: a batch is served only if it is whole.
+            let expect = Expect {
+                base_offset: None,
+                leader_epoch: Some(0),
+                max_len: max_batch,
+            };
+            if let Err(e) = batch::validate(b, &expect) {
+                damage = Some(format!("{}-{} at byte {pos}: {e}", self.topic, self.id));
+                return Ok(false);
+            }
             if !data.is_empty() && data.len() + b.len() > max_bytes {
                 return Ok(false);
             }
             data.extend_from_slice(b);
             Ok(data.len() < max_bytes)
         })?;
+        if data.is_empty()
+            && let Some(why) = damage
+        {
+            return Err(StorageError::Corrupted(why));
+        }
         Ok(ReadResult {
             data,
             high_watermark: hw,

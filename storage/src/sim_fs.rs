@@ -39,6 +39,8 @@ struct Tree {
 pub struct SimFs {
     tree: Arc<Mutex<Tree>>,
     generation: Arc<AtomicU64>,
+    /// The life this handle belongs to; after a crash it refuses every operation.
+    life: u64,
     syncs: Arc<AtomicU64>,
 }
 
@@ -50,18 +52,20 @@ struct SimFile {
 }
 
 impl SimFile {
-    fn alive(&self) -> io::Result<()> {
+    /// Locks the contents, failing if a crash killed this handle. The check happens under
+    /// the lock, so no write of a dead handle can land after the crash trimmed the file.
+    fn contents(&self) -> io::Result<MutexGuard<'_, Contents>> {
+        let c = lock(&self.data.contents);
         if self.fs_generation.load(Ordering::SeqCst) != self.generation {
             return Err(io::Error::other("simulated crash: this handle died"));
         }
-        Ok(())
+        Ok(c)
     }
 }
 
 impl VFile for SimFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-        self.alive()?;
-        let c = lock(&self.data.contents);
+        let c = self.contents()?;
         let pos = pos as usize;
         if pos >= c.current.len() {
             return Ok(0);
@@ -71,8 +75,7 @@ impl VFile for SimFile {
         Ok(n)
     }
     fn write_at(&self, data: &[u8], pos: u64) -> io::Result<()> {
-        self.alive()?;
-        let mut c = lock(&self.data.contents);
+        let mut c = self.contents()?;
         let pos = pos as usize;
         if c.current.len() < pos + data.len() {
             c.current.resize(pos + data.len(), 0);
@@ -81,17 +84,14 @@ impl VFile for SimFile {
         Ok(())
     }
     fn len(&self) -> io::Result<u64> {
-        self.alive()?;
-        Ok(lock(&self.data.contents).current.len() as u64)
+        Ok(self.contents()?.current.len() as u64)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.alive()?;
-        lock(&self.data.contents).current.resize(len as usize, 0);
+        self.contents()?.current.resize(len as usize, 0);
         Ok(())
     }
     fn sync(&self) -> io::Result<()> {
-        self.alive()?;
-        let mut c = lock(&self.data.contents);
+        let mut c = self.contents()?;
         c.durable = c.current.clone();
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -118,10 +118,20 @@ impl SimFs {
         self.syncs.load(Ordering::Relaxed)
     }
 
-    /// A power cut: every open handle dies, and each file keeps what was fsynced plus a
-    /// random-length prefix of what was written after (chosen from `seed`).
-    pub fn crash(&self, seed: u64) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+    fn alive(&self) -> io::Result<()> {
+        if self.generation.load(Ordering::SeqCst) != self.life {
+            return Err(io::Error::other(
+                "simulated crash: this file system handle died",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A power cut: every open file and this `SimFs` handle (with its clones) die, and each
+    /// file keeps what was fsynced plus a random-length prefix of what was written after
+    /// (chosen from `seed`). Returns the handle for the disk's next life.
+    pub fn crash(&self, seed: u64) -> SimFs {
+        let life = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let tree = lock(&self.tree);
         let mut rng = seed;
         for data in tree.files.values() {
@@ -141,6 +151,12 @@ impl SimFs {
             }
             *current = survived.clone();
             *durable = survived;
+        }
+        SimFs {
+            tree: self.tree.clone(),
+            generation: self.generation.clone(),
+            life,
+            syncs: self.syncs.clone(),
         }
     }
 
@@ -163,6 +179,7 @@ fn splitmix(state: &mut u64) -> u64 {
 
 impl Vfs for SimFs {
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>> {
+        self.alive()?;
         let mut tree = lock(&self.tree);
         let data = match tree.files.get(path) {
             Some(d) => d.clone(),
@@ -178,12 +195,13 @@ impl Vfs for SimFs {
         };
         Ok(Arc::new(SimFile {
             data,
-            generation: self.generation.load(Ordering::SeqCst),
+            generation: self.life,
             fs_generation: self.generation.clone(),
             syncs: self.syncs.clone(),
         }))
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.alive()?;
         let mut tree = lock(&self.tree);
         for a in path.ancestors() {
             if !a.as_os_str().is_empty() {
@@ -193,6 +211,7 @@ impl Vfs for SimFs {
         Ok(())
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.alive()?;
         let tree = lock(&self.tree);
         if !tree.dirs.contains(path) {
             return Err(not_found(path));
@@ -214,6 +233,7 @@ impl Vfs for SimFs {
         lock(&self.tree).dirs.contains(path)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.alive()?;
         lock(&self.tree)
             .files
             .remove(path)
@@ -221,6 +241,7 @@ impl Vfs for SimFs {
             .ok_or_else(|| not_found(path))
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.alive()?;
         let mut tree = lock(&self.tree);
         if !tree.dirs.contains(path) {
             return Err(not_found(path));
@@ -230,6 +251,7 @@ impl Vfs for SimFs {
         Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.alive()?;
         let mut tree = lock(&self.tree);
         if let Some(d) = tree.files.remove(from) {
             tree.files.insert(to.to_path_buf(), d);
@@ -283,8 +305,10 @@ mod tests {
         f.write_at(b"hello", 0).unwrap();
         f.sync().unwrap();
         f.write_at(b" world", 5).unwrap();
-        fs.crash(1);
+        let old = fs.clone();
+        let fs = fs.crash(1);
         assert!(f.len().is_err(), "old handles die");
+        assert!(old.open(Path::new("/d/x"), false).is_err());
         let g = fs.open(Path::new("/d/x"), false).unwrap();
         let len = g.len().unwrap() as usize;
         assert!((5..=11).contains(&len));

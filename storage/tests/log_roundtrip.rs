@@ -1,0 +1,318 @@
+//! Append/read round trips through real files: random batches, partitions and read offsets,
+//! segment rolls, reopen, timestamps, waiting at the tail, and the data-directory lock.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{batch_of, read_all, values};
+use proptest::prelude::*;
+use sluice_storage::{BatchBuilder, Compression, LogStore, StorageError, TopicConfig};
+
+fn small_segments() -> TopicConfig {
+    TopicConfig::from_pairs([
+        ("segment.bytes", "4000"),
+        ("flush.policy", "on-roll"),
+        ("retention.ms", "-1"),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    store.create_topic("t", 1, TopicConfig::default()).unwrap();
+    let a = store
+        .append("t", 0, &mut batch_of("a", 3, None, 1000))
+        .unwrap();
+    let b = store
+        .append("t", 0, &mut batch_of("b", 2, None, 2000))
+        .unwrap();
+    assert_eq!((a.base_offset, a.last_offset), (0, 2));
+    assert_eq!((b.base_offset, b.last_offset), (3, 4));
+    let p = store.partition("t", 0).unwrap();
+    assert_eq!(p.high_watermark(), 5);
+    assert_eq!(
+        values(&read_all(&p, 0)),
+        ["a-0", "a-1", "a-2", "b-0", "b-1"]
+    );
+    // A read from the middle of a batch returns the whole batch containing it.
+    let r = p.read(1, 1).unwrap();
+    assert_eq!(
+        sluice_storage::batch::records(&r.data).unwrap()[0].offset,
+        0
+    );
+    assert_eq!(values(&read_all(&p, 4)), ["b-1"]);
+    assert!(matches!(
+        p.read(6, 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn reads_survive_rolls_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = Vec::new();
+    {
+        let store = LogStore::open(dir.path()).unwrap();
+        store.create_topic("t", 2, small_segments()).unwrap();
+        for i in 0..50 {
+            store
+                .append("t", 1, &mut batch_of(&format!("x{i}"), 10, None, i))
+                .unwrap();
+            expected.extend((0..10).map(|j| format!("x{i}-{j}")));
+        }
+        assert!(store.partition("t", 1).unwrap().segment_count() > 5);
+        store.close().unwrap();
+    }
+    let store = LogStore::open(dir.path()).unwrap();
+    let p = store.partition("t", 1).unwrap();
+    assert_eq!(p.high_watermark(), 500);
+    assert_eq!(values(&read_all(&p, 0)), expected);
+    assert_eq!(values(&read_all(&p, 333))[0], "x33-3");
+    assert_eq!(store.partition("t", 0).unwrap().high_watermark(), 0);
+    // Appends continue after the reopen.
+    store
+        .append("t", 1, &mut batch_of("after", 1, None, 0))
+        .unwrap();
+    assert_eq!(p.high_watermark(), 501);
+}
+
+#[test]
+fn offset_for_timestamp_finds_first_record_at_or_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    store.create_topic("t", 1, small_segments()).unwrap();
+    for i in 0..100i64 {
+        store
+            .append("t", 0, &mut batch_of("v", 5, None, i * 100))
+            .unwrap();
+    }
+    let p = store.partition("t", 0).unwrap();
+    // batch i holds timestamps i*100 .. i*100+4 at offsets 5i .. 5i+4
+    assert_eq!(p.offset_for_timestamp(0).unwrap(), Some(0));
+    assert_eq!(p.offset_for_timestamp(4203).unwrap(), Some(213));
+    assert_eq!(p.offset_for_timestamp(4250).unwrap(), Some(215));
+    assert_eq!(p.offset_for_timestamp(1_000_000).unwrap(), None);
+}
+
+#[test]
+fn tail_readers_wait_without_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(LogStore::open(dir.path()).unwrap());
+    store.create_topic("t", 1, TopicConfig::default()).unwrap();
+    let p = store.partition("t", 0).unwrap();
+    assert!(!p.wait_for_blocking(0, Instant::now() + Duration::from_millis(20)));
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store
+                .append("t", 0, &mut batch_of("w", 1, None, 0))
+                .unwrap();
+        })
+    };
+    assert!(p.wait_for_blocking(0, Instant::now() + Duration::from_secs(30)));
+    writer.join().unwrap();
+    assert_eq!(p.high_watermark(), 1);
+}
+
+#[test]
+fn second_process_gets_a_clear_lock_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = LogStore::open(dir.path()).unwrap();
+    match LogStore::open(dir.path()) {
+        Err(StorageError::Locked { holder, .. }) => {
+            assert_eq!(holder, std::process::id().to_string())
+        }
+        other => panic!("expected a lock error, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn bad_input_is_rejected_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    store.create_topic("t", 1, TopicConfig::default()).unwrap();
+    let mut b = batch_of("a", 3, None, 0);
+    let last = b.len() - 1;
+    b[last] ^= 0xff; // breaks the CRC
+    assert!(matches!(
+        store.append("t", 0, &mut b),
+        Err(StorageError::InvalidRecord(_))
+    ));
+    let mut partial = batch_of("a", 3, None, 0);
+    partial.truncate(partial.len() - 1);
+    assert!(store.append("t", 0, &mut partial).is_err());
+    assert!(store.append("t", 0, &mut []).is_err());
+    assert!(matches!(
+        store.append("nope", 0, &mut batch_of("a", 1, None, 0)),
+        Err(StorageError::UnknownTopic(_))
+    ));
+    assert!(matches!(
+        store.append("t", 9, &mut batch_of("a", 1, None, 0)),
+        Err(StorageError::UnknownPartition { .. })
+    ));
+    store
+        .create_topic(
+            "c",
+            1,
+            TopicConfig::from_pairs([("cleanup.policy", "compact")]).unwrap(),
+        )
+        .unwrap();
+    assert!(
+        store
+            .append("c", 0, &mut batch_of("a", 1, None, 0))
+            .is_err(),
+        "compacted topics need keys"
+    );
+    assert_eq!(store.partition("t", 0).unwrap().high_watermark(), 0);
+}
+
+#[test]
+fn topics_are_created_listed_described_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LogStore::open(dir.path()).unwrap();
+        store
+            .create_topic(
+                "a",
+                3,
+                TopicConfig::from_pairs([("retention.ms", "1000")]).unwrap(),
+            )
+            .unwrap();
+        store.create_topic("b", 1, TopicConfig::default()).unwrap();
+        assert!(matches!(
+            store.create_topic("a", 1, TopicConfig::default()),
+            Err(StorageError::TopicExists(_))
+        ));
+        assert!(
+            store
+                .create_topic("bad name", 1, TopicConfig::default())
+                .is_err()
+        );
+        assert!(
+            store
+                .create_topic("zero", 0, TopicConfig::default())
+                .is_err()
+        );
+        store.delete_topic("b").unwrap();
+        assert!(store.delete_topic("b").is_err());
+    }
+    let store = LogStore::open(dir.path()).unwrap();
+    assert_eq!(store.topic_names(), ["a"]);
+    let info = store.describe_topic("a").unwrap();
+    assert_eq!(info.partitions.len(), 3);
+    assert_eq!(info.config.retention_ms, 1000);
+}
+
+fn codec() -> impl Strategy<Value = Compression> {
+    prop_oneof![
+        Just(Compression::None),
+        Just(Compression::Gzip),
+        Just(Compression::Snappy),
+        Just(Compression::Lz4),
+        Just(Compression::Zstd),
+    ]
+}
+
+type Rec = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
+
+fn records() -> impl Strategy<Value = Vec<Rec>> {
+    prop::collection::vec(
+        (
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..20)),
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..300)),
+            0i64..2_000_000_000_000,
+        ),
+        1..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Whatever goes in comes out: batches of random records and codecs, appended to random
+    /// partitions of a topic with tiny segments, read back from random offsets, before and
+    /// after a reopen.
+    #[test]
+    fn random_appends_read_back(
+        partitions in 1u32..4,
+        batches in prop::collection::vec((0u32..4, codec(), records()), 1..25),
+        probes in prop::collection::vec(any::<prop::sample::Index>(), 1..10),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model: Vec<Vec<Rec>> = vec![Vec::new(); partitions as usize];
+        {
+            let store = LogStore::open(dir.path()).unwrap();
+            store.create_topic("p", partitions, small_segments()).unwrap();
+            for (p, codec, recs) in &batches {
+                let p = p % partitions;
+                let mut b = BatchBuilder::new(*codec);
+                for (k, v, ts) in recs {
+                    b.push(*ts, k.as_deref(), v.as_deref(), &[("h", Some(b"1"))]);
+                }
+                let mut bytes = b.finish().unwrap();
+                let info = store.append("p", p, &mut bytes).unwrap();
+                prop_assert_eq!(info.base_offset, model[p as usize].len() as u64);
+                model[p as usize].extend(recs.iter().cloned());
+            }
+        }
+        let store = LogStore::open(dir.path()).unwrap();
+        for (p, expected) in model.iter().enumerate() {
+            let part = store.partition("p", p as u32).unwrap();
+            prop_assert_eq!(part.high_watermark(), expected.len() as u64);
+            let got = read_all(&part, 0);
+            prop_assert_eq!(got.len(), expected.len());
+            for (i, (r, (k, v, ts))) in got.iter().zip(expected).enumerate() {
+                prop_assert_eq!(r.offset, i as i64);
+                prop_assert_eq!(&r.key, k);
+                prop_assert_eq!(&r.value, v);
+                prop_assert_eq!(r.timestamp, *ts);
+                prop_assert_eq!(r.headers.len(), 1);
+            }
+            for probe in &probes {
+                if expected.is_empty() { break; }
+                let from = probe.index(expected.len()) as u64;
+                let tail = read_all(&part, from);
+                prop_assert_eq!(tail.len() as u64, expected.len() as u64 - from);
+                prop_assert_eq!(tail[0].offset as u64, from);
+            }
+        }
+    }
+}
+
+#[test]
+fn group_offsets_are_durable_and_latest_wins() {
+    use sluice_storage::CommittedOffset;
+    let dir = tempfile::tempdir().unwrap();
+    let commit = |topic: &str, partition, offset| CommittedOffset {
+        topic: topic.into(),
+        partition,
+        offset,
+        metadata: String::new(),
+        commit_timestamp: 0,
+    };
+    {
+        let store = LogStore::open(dir.path()).unwrap();
+        store.create_topic("t", 2, TopicConfig::default()).unwrap();
+        assert!(store.group_names().is_empty());
+        store
+            .commit_offsets("g1", &[commit("t", 0, 5), commit("t", 1, 7)])
+            .unwrap();
+        store.commit_offsets("g1", &[commit("t", 0, 9)]).unwrap();
+        store.commit_offsets("g2", &[commit("t", 1, 1)]).unwrap();
+    }
+    let store = LogStore::open(dir.path()).unwrap();
+    assert_eq!(store.group_names(), ["g1", "g2"]);
+    let g1: Vec<(u32, u64)> = store
+        .committed_offsets("g1")
+        .iter()
+        .map(|c| (c.partition, c.offset))
+        .collect();
+    assert_eq!(g1, [(0, 9), (1, 7)]);
+    // Commits live in Kafka's internal topic, compacted.
+    let info = store.describe_topic("__consumer_offsets").unwrap();
+    assert!(info.internal && info.config.compact);
+    assert_eq!(info.partitions.len(), 50);
+}
