@@ -250,6 +250,9 @@ impl<'a> Iterator for Batches<'a> {
     }
 }
 
+/// A record header: UTF-8 key and optional value bytes.
+pub type HeaderPair<'a> = (String, Option<&'a [u8]>);
+
 /// One record, borrowing from its batch (or from the batch's decompressed records).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
@@ -264,7 +267,7 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     /// The record's headers as (key, value) pairs; header keys are UTF-8 by Kafka's rules,
     /// bytes that are not are replaced.
-    pub fn headers(&self) -> Result<Vec<(String, Option<&'a [u8]>)>> {
+    pub fn headers(&self) -> Result<Vec<HeaderPair<'a>>> {
         let mut r = Reader::new(self.headers_raw);
         let mut out = Vec::with_capacity(self.header_count);
         for _ in 0..self.header_count {
@@ -284,8 +287,8 @@ impl<'a> Record<'a> {
 
 /// Calls `f` for every record of one validated batch, in order, decompressing when needed.
 /// Errors if a record does not parse or the records do not match the header's count.
-pub fn for_each_record<'b>(
-    batch: &'b [u8],
+pub fn for_each_record(
+    batch: &[u8],
     mut f: impl FnMut(Record<'_>) -> Result<()>,
 ) -> Result<()> {
     let h = BatchHeader::parse(batch)?;

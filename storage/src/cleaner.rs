@@ -134,6 +134,7 @@ impl PartitionLog {
         let mut seg = Segment::open(vfs, &self.dir, base)?;
         seg.recover(usize::MAX)?;
         seg.seal()?;
+        seg.release_index_files();
         st.segments.insert(base, seg);
         Ok(())
     }

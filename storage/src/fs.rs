@@ -15,6 +15,9 @@ pub trait VFile: Send + Sync {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
     fn write_at(&self, data: &[u8], pos: u64) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes every write so far durable (fdatasync).
     fn sync(&self) -> io::Result<()>;

@@ -64,7 +64,9 @@ impl IndexEntry for TimeEntry {
 
 /// One index file and its entries.
 pub struct SparseIndex<E: IndexEntry> {
-    file: Arc<dyn VFile>,
+    /// `None` once the segment is sealed: its entries stay in memory, and the file handle is
+    /// given back so thousands of segments do not hold thousands of descriptors.
+    file: Option<Arc<dyn VFile>>,
     entries: Vec<E>,
 }
 
@@ -77,8 +79,11 @@ impl<E: IndexEntry> SparseIndex<E> {
         let mut raw = vec![0; len - len % E::SIZE];
         file.read_exact_at(&mut raw, 0)?;
         let entries = raw.chunks_exact(E::SIZE).map(E::decode).collect();
-        let mut idx = SparseIndex { file, entries };
-        if len % E::SIZE != 0 {
+        let mut idx = SparseIndex {
+            file: Some(file),
+            entries,
+        };
+        if !len.is_multiple_of(E::SIZE) {
             idx.truncate(idx.entries.len())?;
         }
         Ok(idx)
@@ -92,10 +97,16 @@ impl<E: IndexEntry> SparseIndex<E> {
         self.entries.last().copied()
     }
 
+    fn file(&self) -> io::Result<&Arc<dyn VFile>> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the index of a sealed segment is read-only"))
+    }
+
     pub fn push(&mut self, e: E) -> io::Result<()> {
         let mut buf = [0u8; 16];
         e.encode(&mut buf[..E::SIZE]);
-        self.file
+        self.file()?
             .write_at(&buf[..E::SIZE], (self.entries.len() * E::SIZE) as u64)?;
         self.entries.push(e);
         Ok(())
@@ -104,11 +115,19 @@ impl<E: IndexEntry> SparseIndex<E> {
     /// Keeps only the first `n` entries.
     pub fn truncate(&mut self, n: usize) -> io::Result<()> {
         self.entries.truncate(n);
-        self.file.set_len((n * E::SIZE) as u64)
+        self.file()?.set_len((n * E::SIZE) as u64)
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync()
+        match &self.file {
+            Some(f) => f.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the file; the entries stay readable in memory.
+    pub fn close_file(&mut self) {
+        self.file = None;
     }
 }
 

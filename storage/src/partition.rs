@@ -143,6 +143,9 @@ impl PartitionLog {
             {
                 truncated = true;
             }
+            if !is_last && !truncated {
+                seg.release_index_files();
+            }
             segments.insert(base, seg);
         }
         if segments.is_empty() {
@@ -338,6 +341,7 @@ impl PartitionLog {
     /// Seals the active segment (fsync) and starts a new one at the log end.
     pub(crate) fn roll(&self, st: &mut State) -> Result<()> {
         st.active().seal()?;
+        st.active().release_index_files();
         let next = st.next_offset;
         self.mark_durable(next);
         let seg = Segment::create(self.vfs.as_ref(), &self.dir, next)?;

@@ -401,6 +401,12 @@ impl Segment {
         Ok(())
     }
 
+    /// Gives back the index files' descriptors of a segment that takes no more appends.
+    pub fn release_index_files(&mut self) {
+        self.offsets.close_file();
+        self.times.close_file();
+    }
+
     /// Removes the segment's files.
     pub fn delete(&self, vfs: &dyn Vfs) -> Result<()> {
         for p in Self::paths(&self.dir, self.base) {

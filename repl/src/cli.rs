@@ -1,0 +1,168 @@
+//! The command line: every subcommand and flag, with the names a Kafka user already knows.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Sluice: a streaming SQL engine over its own durable, Kafka-format event log",
+    long_about = None
+)]
+pub struct Cli {
+    /// Data directory of the event log (one process owns it at a time).
+    #[arg(long, global = true, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+    pub data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Write one record per line of standard input to a topic.
+    Produce(ProduceArgs),
+    /// Print a topic's records to standard output, one per line.
+    Consume(ConsumeArgs),
+    /// List and inspect consumer groups, and move their committed offsets.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Measure produce and consume throughput against the local log.
+    #[command(subcommand)]
+    Perf(PerfCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopicsCommand {
+    /// Create a topic.
+    Create {
+        topic: String,
+        /// Number of partitions.
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        /// Accepted for Kafka compatibility; a single node stores one replica.
+        #[arg(long, default_value_t = 1)]
+        replication_factor: u32,
+        /// A topic config override, `name=value` (repeatable), e.g. retention.ms=3600000.
+        #[arg(long = "config", value_name = "NAME=VALUE")]
+        configs: Vec<String>,
+        /// Succeed quietly if the topic already exists.
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// List topic names.
+    List,
+    /// Show partitions, offsets, sizes and configs of one topic (or all).
+    Describe { topic: Option<String> },
+    /// Delete a topic and its data.
+    Delete {
+        topic: String,
+        /// Succeed quietly if the topic does not exist.
+        #[arg(long)]
+        if_exists: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ProduceArgs {
+    pub topic: String,
+    /// Split each line into key and value at the first occurrence of SEP.
+    #[arg(long, value_name = "SEP")]
+    pub key_separator: Option<String>,
+    /// Write every record to this partition instead of choosing by key.
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Batch compression: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    pub topic: String,
+    /// Start at the earliest offset (when no --offset is given).
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Consumer group: start at its committed offsets and commit what was printed.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Read only this partition.
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Start offset in --partition: a number, `earliest` or `latest`.
+    #[arg(long, requires = "partition")]
+    pub offset: Option<String>,
+    /// Print the key before the value, separated by a tab.
+    #[arg(long)]
+    pub print_key: bool,
+    /// Print `CreateTime:<ms>` before the record, separated by a tab.
+    #[arg(long)]
+    pub print_timestamp: bool,
+    /// Also print the partition and offset (`Partition:<p>` and `Offset:<o>`).
+    #[arg(long)]
+    pub print_offset: bool,
+    /// Exit after printing this many records.
+    #[arg(long)]
+    pub max_messages: Option<u64>,
+    /// Exit when no record arrives for this long.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupsCommand {
+    /// List consumer groups with committed offsets.
+    List,
+    /// Show a group's committed offsets, log-end offsets and lag per partition.
+    Describe { group: String },
+    /// Move a group's committed offsets for a topic.
+    ResetOffsets(ResetArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to_earliest", "to_latest", "to_offset"])))]
+pub struct ResetArgs {
+    pub group: String,
+    #[arg(long)]
+    pub topic: String,
+    #[arg(long)]
+    pub to_earliest: bool,
+    #[arg(long)]
+    pub to_latest: bool,
+    #[arg(long, value_name = "N")]
+    pub to_offset: Option<u64>,
+    /// Show the new offsets without committing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Accepted for Kafka compatibility (resetting is the default here).
+    #[arg(long)]
+    pub execute: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PerfCommand {
+    /// Append N records of B bytes in batches of K and report records/s, MB/s and latency.
+    Produce {
+        topic: String,
+        #[arg(long)]
+        records: u64,
+        #[arg(long, default_value_t = 100)]
+        record_size: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Concurrent appenders (they share fsyncs under flush.policy=always).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// Read N records from the beginning and report records/s and MB/s.
+    Consume {
+        topic: String,
+        #[arg(long)]
+        records: u64,
+    },
+}

@@ -1,0 +1,76 @@
+//! `sluice topics`: create, list, describe, delete.
+
+use anyhow::{Context, Result, bail};
+use sluice_storage::{LogStore, StorageError, TopicConfig, TopicInfo};
+
+use crate::cli::TopicsCommand;
+
+pub fn run(store: &LogStore, cmd: TopicsCommand) -> Result<()> {
+    match cmd {
+        TopicsCommand::Create {
+            topic,
+            partitions,
+            replication_factor,
+            configs,
+            if_not_exists,
+        } => {
+            if replication_factor != 1 {
+                bail!("replication factor {replication_factor} is not possible: a single Sluice node keeps one replica");
+            }
+            let mut pairs = Vec::new();
+            for c in &configs {
+                let (k, v) = c
+                    .split_once('=')
+                    .with_context(|| format!("--config '{c}' is not of the form name=value"))?;
+                pairs.push((k, v));
+            }
+            let config = TopicConfig::from_pairs(pairs)?;
+            match store.create_topic(&topic, partitions, config) {
+                Ok(_) => println!("Created topic {topic}."),
+                Err(StorageError::TopicExists(_)) if if_not_exists => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        TopicsCommand::List => {
+            for name in store.topic_names() {
+                println!("{name}");
+            }
+        }
+        TopicsCommand::Describe { topic } => {
+            let infos = match topic {
+                Some(t) => vec![store.describe_topic(&t)?],
+                None => store.describe_topics(),
+            };
+            for info in infos {
+                print_description(&info);
+            }
+        }
+        TopicsCommand::Delete { topic, if_exists } => match store.delete_topic(&topic) {
+            Ok(()) => println!("Deleted topic {topic}."),
+            Err(StorageError::UnknownTopic(_)) if if_exists => {}
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
+}
+
+fn print_description(info: &TopicInfo) {
+    let configs: Vec<String> = info
+        .config
+        .overrides()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!(
+        "Topic: {}\tPartitionCount: {}\tReplicationFactor: 1\tConfigs: {}",
+        info.name,
+        info.partitions.len(),
+        configs.join(",")
+    );
+    for p in &info.partitions {
+        println!(
+            "\tTopic: {}\tPartition: {}\tLeader: 0\tReplicas: 0\tIsr: 0\tStartOffset: {}\tEndOffset: {}\tSize: {}\tSegments: {}",
+            info.name, p.id, p.log_start_offset, p.high_watermark, p.size_bytes, p.segments
+        );
+    }
+}
