@@ -13,7 +13,12 @@ use clap::{Args, Parser, Subcommand};
 )]
 pub struct Cli {
     /// Data directory of the event log (one process owns it at a time).
-    #[arg(long, global = true, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_DATA_DIR",
+        default_value = "./sluice-data"
+    )]
     pub data_dir: PathBuf,
 
     #[command(subcommand)]

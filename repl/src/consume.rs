@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use sluice_storage::batch::{self, Batches, BatchHeader};
+use sluice_storage::batch::{self, BatchHeader, Batches};
 use sluice_storage::{CommittedOffset, LogStore, PartitionLog, StorageError};
 
 use crate::cli::ConsumeArgs;
@@ -27,7 +27,11 @@ pub fn run(store: &LogStore, args: ConsumeArgs) -> Result<()> {
     let topic = store.topic(&args.topic)?;
     let ids: Vec<u32> = match args.partition {
         Some(p) if p as usize >= topic.partitions.len() => {
-            bail!("topic {} has {} partition(s); there is no partition {p}", args.topic, topic.partitions.len())
+            bail!(
+                "topic {} has {} partition(s); there is no partition {p}",
+                args.topic,
+                topic.partitions.len()
+            )
         }
         Some(p) => vec![p],
         None => (0..topic.partitions.len() as u32).collect(),
@@ -52,11 +56,14 @@ pub fn run(store: &LogStore, args: ConsumeArgs) -> Result<()> {
                 "earliest" => start,
                 "latest" => end,
                 n => {
-                    let n: u64 = n
-                        .parse()
-                        .with_context(|| format!("--offset '{n}' is not a number, 'earliest' or 'latest'"))?;
+                    let n: u64 = n.parse().with_context(|| {
+                        format!("--offset '{n}' is not a number, 'earliest' or 'latest'")
+                    })?;
                     if n < start || n > end {
-                        bail!("offset {n} is out of range for {}-{id}: valid offsets are {start}..={end}", args.topic);
+                        bail!(
+                            "offset {n} is out of range for {}-{id}: valid offsets are {start}..={end}",
+                            args.topic
+                        );
                     }
                     n
                 }
@@ -191,10 +198,14 @@ fn commit(store: &LogStore, args: &ConsumeArgs, positions: &mut [Position]) -> R
 
 /// Waits until any partition has records past its position (true) or `idle` passes (false).
 fn wait_for_any(positions: &[Position], idle: Option<Duration>) -> bool {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_time().build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    else {
         return false;
     };
-    let deadline = tokio::time::Instant::now() + idle.unwrap_or(Duration::from_secs(10 * 365 * 86_400));
+    let deadline =
+        tokio::time::Instant::now() + idle.unwrap_or(Duration::from_secs(10 * 365 * 86_400));
     rt.block_on(async {
         let mut waits = tokio::task::JoinSet::new();
         for p in positions {

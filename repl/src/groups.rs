@@ -23,10 +23,20 @@ fn describe(store: &LogStore, group: &str) -> Result<()> {
     if committed.is_empty() {
         bail!("consumer group '{group}' does not exist (it has no committed offsets)");
     }
-    let mut rows = vec![[
-        "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID",
-    ]
-    .map(String::from)];
+    let mut rows = vec![
+        [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID",
+        ]
+        .map(String::from),
+    ];
     for c in committed {
         let end = store
             .partition(&c.topic, c.partition)
@@ -95,7 +105,12 @@ fn reset(store: &LogStore, args: ResetArgs) -> Result<()> {
     }
     let mut rows = vec![["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"].map(String::from)];
     for c in new {
-        rows.push([args.group.clone(), c.topic, c.partition.to_string(), c.offset.to_string()]);
+        rows.push([
+            args.group.clone(),
+            c.topic,
+            c.partition.to_string(),
+            c.offset.to_string(),
+        ]);
     }
     print_table(&rows);
     if args.dry_run {

@@ -64,14 +64,23 @@ fn welcome(store: &LogStore) -> Result<()> {
         store.data_dir().display()
     );
     let user: Vec<_> = topics.iter().filter(|t| !t.internal).collect();
-    println!("{} topic(s), {} consumer group(s)", user.len(), store.group_names().len());
+    println!(
+        "{} topic(s), {} consumer group(s)",
+        user.len(),
+        store.group_names().len()
+    );
     for t in user {
         let records: u64 = t
             .partitions
             .iter()
             .map(|p| p.high_watermark - p.log_start_offset)
             .sum();
-        println!("  {:<30} {} partition(s), {} record(s)", t.name, t.partitions.len(), records);
+        println!(
+            "  {:<30} {} partition(s), {} record(s)",
+            t.name,
+            t.partitions.len(),
+            records
+        );
     }
     println!();
     println!("The SQL REPL is not here yet. Commands: topics, produce, consume, groups, perf");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use sluice_storage::batch::{self, Batches, BatchHeader};
+use sluice_storage::batch::{self, BatchHeader, Batches};
 use sluice_storage::{BatchBuilder, Compression, LogStore};
 
 use crate::cli::PerfCommand;
@@ -45,7 +45,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn produce(store: &LogStore, topic: &str, records: u64, size: usize, batch: usize, threads: usize) -> Result<()> {
+fn produce(
+    store: &LogStore,
+    topic: &str,
+    records: u64,
+    size: usize,
+    batch: usize,
+    threads: usize,
+) -> Result<()> {
     if batch == 0 || threads == 0 {
         bail!("--batch-size and --threads must be at least 1");
     }
@@ -91,7 +98,11 @@ fn produce(store: &LogStore, topic: &str, records: u64, size: usize, batch: usiz
     latencies.sort_unstable();
     let sent = batches * batch as u64;
     let bytes = sent * size as u64;
-    let config = t.config.read().map(|c| c.flush_policy.name()).unwrap_or("?");
+    let config = t
+        .config
+        .read()
+        .map(|c| c.flush_policy.name())
+        .unwrap_or("?");
     println!(
         "{sent} records sent, {:.0} records/sec ({:.2} MB/sec), {:.0} records/sec per core (cpu {:.2}s, wall {:.2}s), flush.policy={config}",
         sent as f64 / wall.as_secs_f64(),

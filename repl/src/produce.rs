@@ -25,7 +25,13 @@ struct Batcher<'a> {
 }
 
 impl Batcher<'_> {
-    fn add(&mut self, partition: Option<u32>, key: Option<&[u8]>, value: &[u8], ts: i64) -> Result<()> {
+    fn add(
+        &mut self,
+        partition: Option<u32>,
+        key: Option<&[u8]>,
+        value: &[u8],
+        ts: i64,
+    ) -> Result<()> {
         let p = match (partition, key) {
             (Some(p), _) => p,
             (None, Some(k)) => self.store.partition_for(&self.topic, Some(k))?,
@@ -79,7 +85,11 @@ pub fn run(store: &LogStore, args: ProduceArgs) -> Result<()> {
     if let Some(p) = args.partition
         && p as usize >= info.partitions.len()
     {
-        bail!("topic {} has {} partition(s); there is no partition {p}", args.topic, info.partitions.len());
+        bail!(
+            "topic {} has {} partition(s); there is no partition {p}",
+            args.topic,
+            info.partitions.len()
+        );
     }
     if args.key_separator.as_deref() == Some("") {
         bail!("--key-separator must not be empty");

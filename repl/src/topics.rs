@@ -15,7 +15,9 @@ pub fn run(store: &LogStore, cmd: TopicsCommand) -> Result<()> {
             if_not_exists,
         } => {
             if replication_factor != 1 {
-                bail!("replication factor {replication_factor} is not possible: a single Sluice node keeps one replica");
+                bail!(
+                    "replication factor {replication_factor} is not possible: a single Sluice node keeps one replica"
+                );
             }
             let mut pairs = Vec::new();
             for c in &configs {

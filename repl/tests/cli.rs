@@ -12,13 +12,22 @@ fn sluice(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .arg("--data-dir")
         .arg(data)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     child.wait_with_output().unwrap()
 }
@@ -51,14 +60,32 @@ fn sorted_lines(s: &str) -> Vec<&str> {
 fn readme_tour() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert_eq!(ok(d, &["topics", "create", "orders", "--partitions", "3"], None), "Created topic orders.\n");
+    assert_eq!(
+        ok(
+            d,
+            &["topics", "create", "orders", "--partitions", "3"],
+            None
+        ),
+        "Created topic orders.\n"
+    );
     assert_eq!(ok(d, &["topics", "list"], None), "orders\n");
     ok(
         d,
         &["produce", "orders", "--key-separator", ":"],
         Some("alice:pizza\nbob:sushi\nalice:tacos\ncarol:ramen\n"),
     );
-    let all = ok(d, &["consume", "orders", "--from-beginning", "--print-key", "--timeout-ms", "500"], None);
+    let all = ok(
+        d,
+        &[
+            "consume",
+            "orders",
+            "--from-beginning",
+            "--print-key",
+            "--timeout-ms",
+            "500",
+        ],
+        None,
+    );
     assert_eq!(
         sorted_lines(&all),
         ["alice\tpizza", "alice\ttacos", "bob\tsushi", "carol\tramen"]
@@ -67,9 +94,33 @@ fn readme_tour() {
     let alice: Vec<&str> = all.lines().filter(|l| l.starts_with("alice")).collect();
     assert_eq!(alice, ["alice\tpizza", "alice\ttacos"]);
     // A group reads some, commits, and the next run continues where it stopped.
-    let first = ok(d, &["consume", "orders", "--from-beginning", "--group", "billing", "--max-messages", "2"], None);
+    let first = ok(
+        d,
+        &[
+            "consume",
+            "orders",
+            "--from-beginning",
+            "--group",
+            "billing",
+            "--max-messages",
+            "2",
+        ],
+        None,
+    );
     assert_eq!(first.lines().count(), 2);
-    let rest = ok(d, &["consume", "orders", "--from-beginning", "--group", "billing", "--timeout-ms", "500"], None);
+    let rest = ok(
+        d,
+        &[
+            "consume",
+            "orders",
+            "--from-beginning",
+            "--group",
+            "billing",
+            "--timeout-ms",
+            "500",
+        ],
+        None,
+    );
     assert_eq!(rest.lines().count(), 2);
     let mut both: Vec<&str> = first.lines().chain(rest.lines()).collect();
     both.sort_unstable();
@@ -78,12 +129,51 @@ fn readme_tour() {
     let describe = ok(d, &["groups", "describe", "billing"], None);
     assert!(describe.starts_with("GROUP"));
     assert_eq!(describe.lines().count(), 4);
-    assert!(describe.lines().skip(1).all(|l| l.split_whitespace().nth(5) == Some("0")), "no lag:\n{describe}");
+    assert!(
+        describe
+            .lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().nth(5) == Some("0")),
+        "no lag:\n{describe}"
+    );
     // Timestamps, and reading one partition from an offset.
-    let ts = ok(d, &["consume", "orders", "--from-beginning", "--print-timestamp", "--max-messages", "1"], None);
+    let ts = ok(
+        d,
+        &[
+            "consume",
+            "orders",
+            "--from-beginning",
+            "--print-timestamp",
+            "--max-messages",
+            "1",
+        ],
+        None,
+    );
     assert!(ts.starts_with("CreateTime:"), "{ts}");
-    ok(d, &["groups", "reset-offsets", "billing", "--topic", "orders", "--to-earliest"], None);
-    let again = ok(d, &["consume", "orders", "--group", "billing", "--timeout-ms", "300"], None);
+    ok(
+        d,
+        &[
+            "groups",
+            "reset-offsets",
+            "billing",
+            "--topic",
+            "orders",
+            "--to-earliest",
+        ],
+        None,
+    );
+    let again = ok(
+        d,
+        &[
+            "consume",
+            "orders",
+            "--group",
+            "billing",
+            "--timeout-ms",
+            "300",
+        ],
+        None,
+    );
     assert_eq!(again.lines().count(), 4);
     let desc = ok(d, &["topics", "describe", "orders"], None);
     assert!(desc.contains("PartitionCount: 3"), "{desc}");
@@ -97,11 +187,44 @@ fn consume_prints_null_and_escapes_bytes_and_counts_on_stderr() {
     let d = dir.path();
     ok(d, &["topics", "create", "t"], None);
     ok(d, &["produce", "t"], Some("plain\r\nwith\u{e9}accent\n"));
-    let out = sluice(d, &["consume", "t", "--from-beginning", "--print-key", "--max-messages", "5", "--timeout-ms", "200"], None);
+    let out = sluice(
+        d,
+        &[
+            "consume",
+            "t",
+            "--from-beginning",
+            "--print-key",
+            "--max-messages",
+            "5",
+            "--timeout-ms",
+            "200",
+        ],
+        None,
+    );
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "null\tplain\nnull\twith\u{e9}accent\n");
-    assert!(String::from_utf8(out.stderr).unwrap().contains("Processed a total of 2 messages"));
-    let one = ok(d, &["consume", "t", "--partition", "0", "--offset", "1", "--max-messages", "1"], None);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "null\tplain\nnull\twith\u{e9}accent\n"
+    );
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("Processed a total of 2 messages")
+    );
+    let one = ok(
+        d,
+        &[
+            "consume",
+            "t",
+            "--partition",
+            "0",
+            "--offset",
+            "1",
+            "--max-messages",
+            "1",
+        ],
+        None,
+    );
     assert_eq!(one, "with\u{e9}accent\n");
 }
 
@@ -109,19 +232,46 @@ fn consume_prints_null_and_escapes_bytes_and_counts_on_stderr() {
 fn errors_are_one_line_and_nonzero() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(err(d, &["consume", "missing", "--timeout-ms", "10"], None).contains("unknown topic 'missing'"));
+    assert!(
+        err(d, &["consume", "missing", "--timeout-ms", "10"], None)
+            .contains("unknown topic 'missing'")
+    );
     assert!(err(d, &["topics", "create", "bad name"], None).contains("illegal"));
-    assert!(err(d, &["topics", "create", "t", "--config", "retention.ms=soon"], None).contains("retention.ms"));
-    assert!(err(d, &["topics", "create", "t", "--config", "nonsense"], None).contains("name=value"));
+    assert!(
+        err(
+            d,
+            &["topics", "create", "t", "--config", "retention.ms=soon"],
+            None
+        )
+        .contains("retention.ms")
+    );
+    assert!(
+        err(d, &["topics", "create", "t", "--config", "nonsense"], None).contains("name=value")
+    );
     ok(d, &["topics", "create", "t", "--partitions", "2"], None);
     assert!(err(d, &["topics", "create", "t"], None).contains("already exists"));
-    let e = err(d, &["produce", "t", "--key-separator", ","], Some("a,1\nb,2\nno separator here\nc,3\n"));
+    let e = err(
+        d,
+        &["produce", "t", "--key-separator", ","],
+        Some("a,1\nb,2\nno separator here\nc,3\n"),
+    );
     assert!(e.contains("line 3"), "{e}");
     // The lines before the bad one were kept.
-    let kept = ok(d, &["consume", "t", "--from-beginning", "--timeout-ms", "200"], None);
+    let kept = ok(
+        d,
+        &["consume", "t", "--from-beginning", "--timeout-ms", "200"],
+        None,
+    );
     assert_eq!(sorted_lines(&kept), ["1", "2"]);
     assert!(err(d, &["produce", "t", "--partition", "7"], Some("x\n")).contains("no partition 7"));
-    assert!(err(d, &["consume", "t", "--partition", "0", "--offset", "99"], None).contains("out of range"));
+    assert!(
+        err(
+            d,
+            &["consume", "t", "--partition", "0", "--offset", "99"],
+            None
+        )
+        .contains("out of range")
+    );
     assert!(err(d, &["groups", "describe", "nobody"], None).contains("does not exist"));
     assert!(err(d, &["topics", "delete", "nope"], None).contains("unknown topic"));
 }
@@ -144,14 +294,20 @@ fn a_second_process_is_told_who_holds_the_data_directory() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let pid = holder.id().to_string();
     while std::fs::read_to_string(d.join(".lock")).unwrap_or_default() != pid {
-        assert!(Instant::now() < deadline, "the consumer never took the lock");
+        assert!(
+            Instant::now() < deadline,
+            "the consumer never took the lock"
+        );
         assert!(holder.try_wait().unwrap().is_none(), "the consumer exited");
         std::thread::yield_now();
     }
     let message = err(d, &["topics", "list"], None);
     holder.kill().unwrap();
     holder.wait().unwrap();
-    assert!(message.contains(&format!("pid {}", holder.id())), "{message}");
+    assert!(
+        message.contains(&format!("pid {}", holder.id())),
+        "{message}"
+    );
     // Once the holder is gone (even killed), the directory opens again.
     assert_eq!(ok(d, &["topics", "list"], None), "t\n");
 }
@@ -160,7 +316,11 @@ fn a_second_process_is_told_who_holds_the_data_directory() {
 fn kill_dash_nine_during_produce_leaves_a_readable_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(d, &["topics", "create", "t", "--config", "segment.bytes=2000000"], None);
+    ok(
+        d,
+        &["topics", "create", "t", "--config", "segment.bytes=2000000"],
+        None,
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("--data-dir")
         .arg(d)
@@ -187,14 +347,35 @@ fn kill_dash_nine_during_produce_leaves_a_readable_prefix() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     drop(stdin);
-    let out = ok(d, &["consume", "t", "--from-beginning", "--timeout-ms", "200"], None);
+    let out = ok(
+        d,
+        &["consume", "t", "--from-beginning", "--timeout-ms", "200"],
+        None,
+    );
     let got: Vec<&str> = out.lines().collect();
     assert!(got.len() > 1000, "only {} records survived", got.len());
     for (n, line) in got.iter().enumerate() {
-        assert_eq!(*line, format!("record-{n:08}"), "records form a prefix of the input");
+        assert_eq!(
+            *line,
+            format!("record-{n:08}"),
+            "records form a prefix of the input"
+        );
     }
     // The log takes new records after the recovery.
     ok(d, &["produce", "t"], Some("after\n"));
-    let last = ok(d, &["consume", "t", "--partition", "0", "--offset", &got.len().to_string(), "--max-messages", "1"], None);
+    let last = ok(
+        d,
+        &[
+            "consume",
+            "t",
+            "--partition",
+            "0",
+            "--offset",
+            &got.len().to_string(),
+            "--max-messages",
+            "1",
+        ],
+        None,
+    );
     assert_eq!(last, "after\n");
 }

@@ -287,10 +287,7 @@ impl<'a> Record<'a> {
 
 /// Calls `f` for every record of one validated batch, in order, decompressing when needed.
 /// Errors if a record does not parse or the records do not match the header's count.
-pub fn for_each_record(
-    batch: &[u8],
-    mut f: impl FnMut(Record<'_>) -> Result<()>,
-) -> Result<()> {
+pub fn for_each_record(batch: &[u8], mut f: impl FnMut(Record<'_>) -> Result<()>) -> Result<()> {
     let h = BatchHeader::parse(batch)?;
     let body = batch
         .get(HEADER_LEN..h.total_len())

@@ -78,6 +78,8 @@ pub struct PartitionLog {
     flush_lock: Mutex<()>,
     durable_end: AtomicU64,
     visible: watch::Sender<u64>,
+    /// The recovery point last written to disk, so unchanged partitions skip the write.
+    recovery_point: AtomicU64,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,9 +170,15 @@ impl PartitionLog {
             flush_lock: Mutex::new(()),
             durable_end: AtomicU64::new(0),
             visible: watch::channel(next_offset).0,
+            recovery_point: AtomicU64::new(recovery_point),
         };
-        // What survived recovery is made durable, so the recovery point may move to the end.
-        log.flush()?;
+        if clean {
+            // A clean shutdown fsynced everything: the whole log is durable as it stands.
+            log.mark_durable(next_offset);
+        } else {
+            // What survived recovery is made durable, so the recovery point may move to the end.
+            log.flush()?;
+        }
         Ok(log)
     }
 
@@ -349,7 +357,16 @@ impl PartitionLog {
             .sync_dir(&self.dir)
             .map_err(|e| StorageError::io(&self.dir, e))?;
         st.segments.insert(next, seg);
-        write_recovery_point(self.vfs.as_ref(), &self.dir, next)?;
+        self.write_recovery_point(next)
+    }
+
+    /// Persists the recovery point unless it is already on disk.
+    fn write_recovery_point(&self, offset: u64) -> Result<()> {
+        if self.recovery_point.load(Ordering::SeqCst) == offset {
+            return Ok(());
+        }
+        write_recovery_point(self.vfs.as_ref(), &self.dir, offset)?;
+        self.recovery_point.store(offset, Ordering::SeqCst);
         Ok(())
     }
 
@@ -419,7 +436,7 @@ impl PartitionLog {
         let mut st = lock(&self.state);
         st.active().seal()?;
         let end = st.next_offset;
-        write_recovery_point(self.vfs.as_ref(), &self.dir, end)?;
+        self.write_recovery_point(end)?;
         drop(st);
         self.mark_durable(end);
         Ok(())
@@ -430,7 +447,7 @@ impl PartitionLog {
     pub fn checkpoint(&self) -> Result<()> {
         let durable = self.durable_end.load(Ordering::SeqCst);
         let _st = lock(&self.state);
-        write_recovery_point(self.vfs.as_ref(), &self.dir, durable)
+        self.write_recovery_point(durable)
     }
 
     fn out_of_range(&self, offset: u64, start: u64, end: u64) -> StorageError {

@@ -107,6 +107,8 @@ pub struct Segment {
     offsets: SparseIndex<OffsetEntry>,
     times: SparseIndex<TimeEntry>,
     bytes_since_entry: u64,
+    /// Something was written since the last `seal`.
+    dirty: bool,
 }
 
 impl Segment {
@@ -135,6 +137,7 @@ impl Segment {
             offsets,
             times,
             bytes_since_entry: 0,
+            dirty: false,
         })
     }
 
@@ -167,6 +170,7 @@ impl Segment {
             offsets,
             times,
             bytes_since_entry: 0,
+            dirty: false,
         })
     }
 
@@ -189,6 +193,7 @@ impl Segment {
 
     /// Records a batch appended at `position` in the indexes and counters.
     fn track(&mut self, position: u64, h: &BatchHeader) -> Result<()> {
+        self.dirty = true;
         let rel = (h.base_offset as u64 - self.base) as u32;
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(h.max_timestamp);
@@ -379,6 +384,9 @@ impl Segment {
     /// Makes the log and its indexes durable, after adding a final time-index entry so the
     /// segment's largest timestamp is known without a scan at the next open.
     pub fn seal(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
         let tp = self.dir.join(file_name(self.base, "timeindex"));
         if self.max_timestamp >= 0
             && self
@@ -398,6 +406,7 @@ impl Segment {
             .map_err(|e| StorageError::io(self.log_path(), e))?;
         self.offsets.sync().map_err(|e| StorageError::io(&tp, e))?;
         self.times.sync().map_err(|e| StorageError::io(&tp, e))?;
+        self.dirty = false;
         Ok(())
     }
 

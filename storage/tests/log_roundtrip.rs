@@ -316,3 +316,75 @@ fn group_offsets_are_durable_and_latest_wins() {
     assert!(info.internal && info.config.compact);
     assert_eq!(info.partitions.len(), 50);
 }
+
+#[test]
+fn segments_roll_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    store
+        .create_topic(
+            "t",
+            1,
+            TopicConfig::from_pairs([("segment.ms", "60000"), ("retention.ms", "-1")]).unwrap(),
+        )
+        .unwrap();
+    let now = common::now_ms();
+    // The active segment's first batch is two minutes old: the next append rolls.
+    store
+        .append("t", 0, &mut batch_of("old", 1, None, now - 120_000))
+        .unwrap();
+    store
+        .append("t", 0, &mut batch_of("new", 1, None, now))
+        .unwrap();
+    store
+        .append("t", 0, &mut batch_of("new", 1, None, now))
+        .unwrap();
+    let p = store.partition("t", 0).unwrap();
+    assert_eq!(p.segment_count(), 2);
+    assert_eq!(values(&read_all(&p, 0)), ["old-0", "new-0", "new-0"]);
+}
+
+/// A long-lived process flushes `interval` topics and applies retention on its own.
+#[test]
+fn background_maintenance_flushes_and_expires() {
+    use sluice_storage::{MaintenanceOptions, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open_with(
+        dir.path(),
+        StoreOptions {
+            maintenance: Some(MaintenanceOptions {
+                tick: Duration::from_millis(5),
+                retention_check: Duration::from_millis(20),
+            }),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let c = TopicConfig::from_pairs([
+        ("flush.policy", "interval"),
+        ("flush.ms", "10"),
+        ("segment.bytes", "200"),
+        ("retention.ms", "60000"),
+    ])
+    .unwrap();
+    store.create_topic("t", 1, c).unwrap();
+    let p = store.partition("t", 0).unwrap();
+    let now = common::now_ms();
+    for i in 0..10 {
+        let ts = if i < 5 { now - 3_600_000 } else { now };
+        store
+            .append("t", 0, &mut batch_of("v", 1, None, ts))
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.durable_offset() < 10 || p.log_start_offset() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "maintenance never ran: durable {} start {}",
+            p.durable_offset(),
+            p.log_start_offset()
+        );
+        std::thread::yield_now();
+    }
+    assert!(p.log_start_offset() <= 5);
+}
