@@ -103,8 +103,8 @@ impl TopicConfig {
             }
             "segment.bytes" => {
                 self.segment_bytes = parse_num(key, value)?;
-                if self.segment_bytes < 14 {
-                    return Err(bad("must be at least 14"));
+                if self.segment_bytes < 14 || self.segment_bytes > i32::MAX as u64 {
+                    return Err(bad("must be between 14 and 2147483647 (as in Kafka)"));
                 }
             }
             "segment.ms" => {
@@ -148,8 +148,8 @@ impl TopicConfig {
             }
             "max.message.bytes" => {
                 self.max_message_bytes = parse_num(key, value)?;
-                if self.max_message_bytes < 100 {
-                    return Err(bad("must be at least 100"));
+                if self.max_message_bytes < 100 || self.max_message_bytes > i32::MAX as u64 {
+                    return Err(bad("must be between 100 and 2147483647"));
                 }
             }
             other => {

@@ -210,23 +210,30 @@ impl Segment {
                     position: position as u32,
                 })
                 .map_err(|e| StorageError::io(&ip, e))?;
-            if self
-                .times
-                .last()
-                .is_none_or(|t| self.max_timestamp > t.timestamp)
-            {
-                self.times
-                    .push(TimeEntry {
-                        timestamp: self.max_timestamp,
-                        rel_offset: self.max_timestamp_rel,
-                    })
-                    .map_err(|e| StorageError::io(&ip, e))?;
-            }
+            self.push_time_entry_if_newer()?;
             self.bytes_since_entry = 0;
         }
         self.bytes_since_entry += h.total_len() as u64;
         self.next_offset = h.next_offset();
         Ok(())
+    }
+
+    /// Adds a time-index entry for the largest timestamp so far, if it grew.
+    fn push_time_entry_if_newer(&mut self) -> Result<()> {
+        if self
+            .times
+            .last()
+            .is_some_and(|t| self.max_timestamp <= t.timestamp)
+        {
+            return Ok(());
+        }
+        let entry = TimeEntry {
+            timestamp: self.max_timestamp,
+            rel_offset: self.max_timestamp_rel,
+        };
+        self.times
+            .push(entry)
+            .map_err(|e| StorageError::io(self.dir.join(file_name(self.base, "timeindex")), e))
     }
 
     /// Writes already-validated batches (their headers in `headers`, in order) at the end.
@@ -387,20 +394,10 @@ impl Segment {
         if !self.dirty {
             return Ok(());
         }
-        let tp = self.dir.join(file_name(self.base, "timeindex"));
-        if self.max_timestamp >= 0
-            && self
-                .times
-                .last()
-                .is_none_or(|t| self.max_timestamp > t.timestamp)
-        {
-            self.times
-                .push(TimeEntry {
-                    timestamp: self.max_timestamp,
-                    rel_offset: self.max_timestamp_rel,
-                })
-                .map_err(|e| StorageError::io(&tp, e))?;
+        if self.max_timestamp >= 0 {
+            self.push_time_entry_if_newer()?;
         }
+        let tp = self.dir.join(file_name(self.base, "timeindex"));
         self.log
             .sync()
             .map_err(|e| StorageError::io(self.log_path(), e))?;
