@@ -1,0 +1,14 @@
+//! sluice-sql: ksqlDB's SQL dialect, from text to statements. Built on the sqlparser that
+//! DataFusion re-exports (no fork, no regular expressions): `KsqlDialect` adapts its
+//! expression parser; `parser` reads ksqlDB's statements around those expressions. No I/O.
+
+pub mod ast;
+pub mod dialect;
+pub mod error;
+pub mod parser;
+pub mod types;
+
+pub use ast::Statement;
+pub use error::ParseError;
+pub use parser::{parse, parse_statement};
+pub use types::SqlType;
