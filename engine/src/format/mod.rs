@@ -1,0 +1,31 @@
+//! Serialization formats: bytes of a record's key or value <-> Arrow columns. One module per
+//! format. A value that does not decode is an error for that record only; the caller skips
+//! the record into the processing log.
+
+pub mod kafka;
+
+use sluice_sql::SqlType;
+
+use crate::schema::type_kind_name;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// The format cannot carry the type at all (a statement error, caught at planning).
+    #[error("The '{format}' format does not support type '{kind}'")]
+    UnsupportedType {
+        format: &'static str,
+        kind: &'static str,
+    },
+    /// One record's bytes do not decode.
+    #[error("{0}")]
+    Deserialization(String),
+}
+
+impl FormatError {
+    pub fn unsupported(format: &'static str, ty: &SqlType) -> Self {
+        FormatError::UnsupportedType {
+            format,
+            kind: type_kind_name(ty),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! ksqlDB types as Arrow types. Each ksqlDB type has exactly one Arrow representation, so a
+//! value keeps its ksqlDB meaning through every batch: INT -> Int32, BIGINT -> Int64,
+//! DOUBLE -> Float64, DECIMAL(p, s) -> Decimal128(p, s), STRING -> Utf8, BYTES -> Binary,
+//! DATE -> Date32 (days), TIME -> Time32(ms), TIMESTAMP -> Timestamp(ms), ARRAY -> List,
+//! MAP -> Map (string keys in practice), STRUCT -> Struct. Custom types are resolved before.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Fields, TimeUnit};
+use sluice_sql::SqlType;
+
+/// The Arrow type that carries values of `ty`; `None` for an unresolved custom type.
+pub fn arrow_type(ty: &SqlType) -> Option<DataType> {
+    Some(match ty {
+        SqlType::Boolean => DataType::Boolean,
+        SqlType::Int => DataType::Int32,
+        SqlType::Bigint => DataType::Int64,
+        SqlType::Double => DataType::Float64,
+        SqlType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale as i8),
+        SqlType::String => DataType::Utf8,
+        SqlType::Bytes => DataType::Binary,
+        SqlType::Date => DataType::Date32,
+        SqlType::Time => DataType::Time32(TimeUnit::Millisecond),
+        SqlType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+        SqlType::Array(t) => DataType::List(Arc::new(Field::new("item", arrow_type(t)?, true))),
+        SqlType::Map(k, v) => {
+            let entries = Field::new(
+                "entries",
+                DataType::Struct(Fields::from(vec![
+                    Field::new("key", arrow_type(k)?, false),
+                    Field::new("value", arrow_type(v)?, true),
+                ])),
+                false,
+            );
+            DataType::Map(Arc::new(entries), false)
+        }
+        SqlType::Struct(fields) => {
+            let mut fs = Vec::with_capacity(fields.len());
+            for (n, t) in fields {
+                fs.push(Field::new(n, arrow_type(t)?, true));
+            }
+            DataType::Struct(Fields::from(fs))
+        }
+        SqlType::Custom(_) => return None,
+    })
+}
+
+/// ksqlDB's name for the outermost kind of a type, as its error messages print it.
+pub fn type_kind_name(ty: &SqlType) -> &'static str {
+    match ty {
+        SqlType::Boolean => "BOOLEAN",
+        SqlType::Int => "INTEGER",
+        SqlType::Bigint => "BIGINT",
+        SqlType::Double => "DOUBLE",
+        SqlType::Decimal { .. } => "DECIMAL",
+        SqlType::String => "STRING",
+        SqlType::Bytes => "BYTES",
+        SqlType::Date => "DATE",
+        SqlType::Time => "TIME",
+        SqlType::Timestamp => "TIMESTAMP",
+        SqlType::Array(_) => "ARRAY",
+        SqlType::Map(..) => "MAP",
+        SqlType::Struct(_) => "STRUCT",
+        SqlType::Custom(_) => "CUSTOM",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_types_map_one_to_one() {
+        let t = sluice_sql::parser::parse_statement("CREATE STREAM s (x MAP<STRING, ARRAY<STRUCT<A DECIMAL(4, 2)>>>) WITH (kafka_topic='t');")
+            .unwrap();
+        let sluice_sql::Statement::CreateSource(c) = t else {
+            panic!()
+        };
+        let dt = arrow_type(&c.columns[0].ty).unwrap();
+        assert_eq!(
+            dt.to_string(),
+            "Map(\"entries\": non-null Struct(\"key\": non-null Utf8, \"value\": List(Struct(\"A\": Decimal128(4, 2)))), unsorted)"
+        );
+        assert_eq!(arrow_type(&SqlType::Custom("X".into())), None);
+    }
+}
