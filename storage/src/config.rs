@@ -31,6 +31,7 @@ impl FlushPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TopicConfig {
     /// Milliseconds a segment is kept after its newest record; -1 = forever.
     pub retention_ms: i64,
