@@ -12,7 +12,7 @@ use datafusion::arrow::array::{
 };
 use sluice_sql::SqlType;
 
-use super::FormatError;
+use super::{FormatError, RecordErrors};
 
 const NAME: &str = "KAFKA";
 
@@ -39,7 +39,7 @@ fn fixed<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], FormatErro
 pub fn decode_column(
     ty: &SqlType,
     payloads: &[Option<&[u8]>],
-) -> Result<(ArrayRef, Vec<(usize, FormatError)>), FormatError> {
+) -> Result<(ArrayRef, RecordErrors), FormatError> {
     check_type(ty)?;
     let mut errors = Vec::new();
     let array: ArrayRef = match ty {

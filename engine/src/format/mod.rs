@@ -2,9 +2,13 @@
 //! format. A value that does not decode is an error for that record only; the caller skips
 //! the record into the processing log.
 
+pub mod json;
 pub mod kafka;
 
 use sluice_sql::SqlType;
+
+/// Records of a batch that did not decode: their index in the batch and why.
+pub type RecordErrors = Vec<(usize, FormatError)>;
 
 use crate::schema::type_kind_name;
 

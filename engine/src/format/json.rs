@@ -1,0 +1,745 @@
+//! The `JSON` format as ksqlDB reads and writes it. Reading: a wrapped value is an object
+//! whose fields match columns by name (exactly, else ignoring case); an unwrapped value
+//! (`WRAP_SINGLE_VALUE=false`) is the single column itself. Values are coerced as ksqlDB's
+//! JSON deserializer does: numbers from numeric text, any scalar or JSON text into STRING,
+//! BYTES from base64, DECIMAL rescaled half-up, DATE/TIME/TIMESTAMP from numbers. Writing
+//! produces fields in column order, doubles as Java prints them (`1.0`), decimals with
+//! their scale.
+//!
+//! Each record is converted into a typed tree first and appended to the Arrow builders only
+//! when the whole record converted, so a bad record fails alone and leaves no half row.
+
+use base64::Engine;
+use datafusion::arrow::array::*;
+use datafusion::arrow::datatypes::DataType;
+use serde_json::Value;
+use sluice_sql::SqlType;
+
+use super::{FormatError, RecordErrors};
+use crate::schema::arrow_type;
+
+/// A column the JSON format reads or writes.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub ty: SqlType,
+}
+
+/// Checks at planning time that JSON can carry `ty` (map keys must be strings).
+pub fn check_type(ty: &SqlType) -> Result<(), FormatError> {
+    match ty {
+        SqlType::Map(k, v) => {
+            if **k != SqlType::String {
+                return Err(FormatError::Deserialization(
+                    "JSON only supports MAP types with STRING keys".into(),
+                ));
+            }
+            check_type(v)
+        }
+        SqlType::Array(t) => check_type(t),
+        SqlType::Struct(fs) => fs.iter().try_for_each(|(_, t)| check_type(t)),
+        SqlType::Custom(_) => Err(FormatError::unsupported("JSON", ty)),
+        _ => Ok(()),
+    }
+}
+
+/// A JSON value already converted to a column's type.
+#[derive(Debug, Clone, PartialEq)]
+enum Typed {
+    Null,
+    Bool(bool),
+    I32(i32),
+    I64(i64),
+    F64(f64),
+    Dec(i128),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Typed>),
+    Map(Vec<(String, Typed)>),
+    Struct(Vec<Typed>),
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NullNode",
+        Value::Bool(_) => "BooleanNode",
+        Value::Number(n) if n.is_f64() => "DoubleNode",
+        Value::Number(_) => "IntNode",
+        Value::String(_) => "TextNode",
+        Value::Array(_) => "ArrayNode",
+        Value::Object(_) => "ObjectNode",
+    }
+}
+
+fn cannot(v: &Value, target: &str) -> String {
+    format!(
+        "Can't convert type. sourceType: {}, requiredType: {target}",
+        kind(v)
+    )
+}
+
+fn number_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+fn to_i64(v: &Value, target: &str) -> Result<i64, String> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .ok_or_else(|| cannot(v, target)),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("Can't coerce string to type. targetType: {target}")),
+        _ => Err(cannot(v, target)),
+    }
+}
+
+/// Parses decimal text into an unscaled integer at `scale`, rounding half up, and checks it
+/// fits `precision` digits.
+fn parse_decimal(text: &str, precision: u8, scale: u8) -> Option<i128> {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (mantissa, exp) = match digits.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (digits, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    let all: String = format!("{int_part}{frac_part}");
+    if !all.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // value = all * 10^(exp - frac_len); we want value * 10^scale.
+    let shift = exp - frac_part.len() as i32 + i32::from(scale);
+    let mut unscaled: i128 = 0;
+    for b in all.bytes() {
+        unscaled = unscaled
+            .checked_mul(10)?
+            .checked_add(i128::from(b - b'0'))?;
+    }
+    if shift >= 0 {
+        unscaled = unscaled.checked_mul(10i128.checked_pow(shift as u32)?)?;
+    } else {
+        let div = 10i128.checked_pow((-shift) as u32)?;
+        let (q, r) = (unscaled / div, unscaled % div);
+        unscaled = if r * 2 >= div { q + 1 } else { q };
+    }
+    if unscaled >= 10i128.checked_pow(u32::from(precision))? {
+        return None;
+    }
+    Some(if neg { -unscaled } else { unscaled })
+}
+
+/// Finds a field: the exact name first, then ignoring case.
+fn field<'v>(obj: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v Value> {
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+fn convert(ty: &SqlType, v: &Value) -> Result<Typed, String> {
+    if v.is_null() {
+        return Ok(Typed::Null);
+    }
+    Ok(match ty {
+        SqlType::Boolean => match v {
+            Value::Bool(b) => Typed::Bool(*b),
+            Value::String(s) => Typed::Bool(s.trim().eq_ignore_ascii_case("true")),
+            _ => return Err(cannot(v, "BOOLEAN")),
+        },
+        SqlType::Int => Typed::I32(to_i64(v, "INTEGER")? as i32),
+        SqlType::Bigint => Typed::I64(to_i64(v, "BIGINT")?),
+        SqlType::Double => match v {
+            Value::Number(n) => Typed::F64(n.as_f64().ok_or_else(|| cannot(v, "DOUBLE"))?),
+            Value::String(s) => Typed::F64(
+                s.trim()
+                    .parse()
+                    .map_err(|_| "Can't coerce string to type. targetType: DOUBLE".to_string())?,
+            ),
+            _ => return Err(cannot(v, "DOUBLE")),
+        },
+        SqlType::Decimal { precision, scale } => {
+            let text = number_text(v).ok_or_else(|| cannot(v, "DECIMAL"))?;
+            Typed::Dec(parse_decimal(&text, *precision, *scale).ok_or_else(|| {
+                format!("Cannot fit decimal '{text}' into DECIMAL({precision}, {scale})")
+            })?)
+        }
+        SqlType::String => Typed::Str(match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+        SqlType::Bytes => match v {
+            Value::String(s) => Typed::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_err(|e| format!("Value is not a valid base64 encoded string: {e}"))?,
+            ),
+            _ => return Err(cannot(v, "BYTES")),
+        },
+        SqlType::Date => Typed::I32(to_i64(v, "DATE")? as i32),
+        SqlType::Time => Typed::I32(to_i64(v, "TIME")? as i32),
+        SqlType::Timestamp => Typed::I64(to_i64(v, "TIMESTAMP")?),
+        SqlType::Array(t) => match v {
+            Value::Array(items) => Typed::List(
+                items
+                    .iter()
+                    .map(|i| convert(t, i))
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err(cannot(v, "ARRAY")),
+        },
+        SqlType::Map(_, t) => match v {
+            Value::Object(m) => Typed::Map(
+                m.iter()
+                    .map(|(k, x)| Ok((k.clone(), convert(t, x)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            _ => return Err(cannot(v, "MAP")),
+        },
+        SqlType::Struct(fields) => match v {
+            Value::Object(m) => Typed::Struct(
+                fields
+                    .iter()
+                    .map(|(n, t)| field(m, n).map_or(Ok(Typed::Null), |x| convert(t, x)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err(cannot(v, "STRUCT")),
+        },
+        SqlType::Custom(n) => return Err(format!("unresolved type {n}")),
+    })
+}
+
+/// Appends an already-converted value; the builder was made for the column's Arrow type.
+fn append(b: &mut dyn ArrayBuilder, ty: &SqlType, v: Typed) {
+    macro_rules! prim {
+        ($builder:ty, $val:expr) => {{
+            let b = b
+                .as_any_mut()
+                .downcast_mut::<$builder>()
+                .expect("builder made for this type");
+            match $val {
+                Some(x) => b.append_value(x),
+                None => b.append_null(),
+            }
+        }};
+    }
+    match ty {
+        SqlType::Boolean => prim!(
+            BooleanBuilder,
+            if let Typed::Bool(x) = v {
+                Some(x)
+            } else {
+                None
+            }
+        ),
+        SqlType::Int => prim!(
+            Int32Builder,
+            if let Typed::I32(x) = v { Some(x) } else { None }
+        ),
+        SqlType::Bigint => prim!(
+            Int64Builder,
+            if let Typed::I64(x) = v { Some(x) } else { None }
+        ),
+        SqlType::Double => prim!(
+            Float64Builder,
+            if let Typed::F64(x) = v { Some(x) } else { None }
+        ),
+        SqlType::Decimal { .. } => prim!(
+            Decimal128Builder,
+            if let Typed::Dec(x) = v { Some(x) } else { None }
+        ),
+        SqlType::String => prim!(
+            StringBuilder,
+            if let Typed::Str(x) = v { Some(x) } else { None }
+        ),
+        SqlType::Bytes => prim!(
+            BinaryBuilder,
+            if let Typed::Bytes(x) = v {
+                Some(x)
+            } else {
+                None
+            }
+        ),
+        SqlType::Date => prim!(
+            Date32Builder,
+            if let Typed::I32(x) = v { Some(x) } else { None }
+        ),
+        SqlType::Time => prim!(
+            Time32MillisecondBuilder,
+            if let Typed::I32(x) = v { Some(x) } else { None }
+        ),
+        SqlType::Timestamp => prim!(
+            TimestampMillisecondBuilder,
+            if let Typed::I64(x) = v { Some(x) } else { None }
+        ),
+        SqlType::Array(t) => {
+            let b = b
+                .as_any_mut()
+                .downcast_mut::<ListBuilder<Box<dyn ArrayBuilder>>>()
+                .expect("list builder");
+            match v {
+                Typed::List(items) => {
+                    for i in items {
+                        append(b.values().as_mut(), t, i);
+                    }
+                    b.append(true);
+                }
+                _ => b.append(false),
+            }
+        }
+        SqlType::Map(_, t) => {
+            let b = b
+                .as_any_mut()
+                .downcast_mut::<MapBuilder<Box<dyn ArrayBuilder>, Box<dyn ArrayBuilder>>>()
+                .expect("map builder");
+            match v {
+                Typed::Map(entries) => {
+                    for (k, x) in entries {
+                        append(b.keys().as_mut(), &SqlType::String, Typed::Str(k));
+                        append(b.values().as_mut(), t, x);
+                    }
+                    let _ = b.append(true);
+                }
+                _ => {
+                    let _ = b.append(false);
+                }
+            }
+        }
+        SqlType::Struct(fields) => {
+            let b = b
+                .as_any_mut()
+                .downcast_mut::<StructBuilder>()
+                .expect("struct builder");
+            let values = match v {
+                Typed::Struct(vs) => Some(vs),
+                _ => None,
+            };
+            for (i, (_, t)) in fields.iter().enumerate() {
+                let x = values
+                    .as_ref()
+                    .and_then(|vs| vs.get(i).cloned())
+                    .unwrap_or(Typed::Null);
+                append(b.field_builders_mut()[i].as_mut(), t, x);
+            }
+            b.append(values.is_some());
+        }
+        SqlType::Custom(_) => {}
+    }
+}
+
+fn builder(ty: &SqlType, capacity: usize) -> Result<Box<dyn ArrayBuilder>, FormatError> {
+    let dt: DataType = arrow_type(ty).ok_or_else(|| FormatError::unsupported("JSON", ty))?;
+    Ok(make_builder(&dt, capacity))
+}
+
+/// Decodes a batch of payloads into one Arrow column per `columns` entry. `wrapped` says
+/// whether a value is an object of fields (else it is the single column's value). Rows of
+/// null payloads are all null. Records that do not decode come back with their index and
+/// reason and are all null in the columns.
+pub fn decode_columns(
+    columns: &[Column],
+    wrapped: bool,
+    payloads: &[Option<&[u8]>],
+) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
+    if !wrapped && columns.len() != 1 {
+        return Err(FormatError::Deserialization(
+            "an unwrapped JSON value needs exactly one column".into(),
+        ));
+    }
+    for c in columns {
+        check_type(&c.ty)?;
+    }
+    let mut builders = columns
+        .iter()
+        .map(|c| builder(&c.ty, payloads.len()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut errors = Vec::new();
+    for (i, p) in payloads.iter().enumerate() {
+        let row: Result<Vec<Typed>, String> = match p {
+            None => Ok(vec![Typed::Null; columns.len()]),
+            Some(bytes) => match serde_json::from_slice::<Value>(bytes) {
+                Err(e) => Err(format!("Failed to deserialize JSON: {e}")),
+                Ok(v) if !wrapped => convert(&columns[0].ty, &v).map(|t| vec![t]),
+                Ok(Value::Object(m)) => columns
+                    .iter()
+                    .map(|c| field(&m, &c.name).map_or(Ok(Typed::Null), |x| convert(&c.ty, x)))
+                    .collect(),
+                Ok(Value::Null) => Ok(vec![Typed::Null; columns.len()]),
+                Ok(other) => Err(cannot(&other, "STRUCT")),
+            },
+        };
+        let row = row.unwrap_or_else(|why| {
+            errors.push((i, FormatError::Deserialization(why)));
+            vec![Typed::Null; columns.len()]
+        });
+        for ((b, c), v) in builders.iter_mut().zip(columns).zip(row) {
+            append(b.as_mut(), &c.ty, v);
+        }
+    }
+    Ok((builders.iter_mut().map(|b| b.finish()).collect(), errors))
+}
+
+/// Writes a double as Java's `Double.toString` would for the usual range (`1.0`, `0.5`),
+/// which is how ksqlDB's JSON output prints them.
+fn write_double(out: &mut String, f: f64) {
+    if !f.is_finite() {
+        out.push_str("null");
+    } else if f == f.trunc() && f.abs() < 1e7 {
+        out.push_str(&format!("{f:.1}"));
+    } else {
+        out.push_str(&format!("{f}"));
+    }
+}
+
+fn write_decimal(out: &mut String, unscaled: i128, scale: i8) {
+    let neg = unscaled < 0;
+    let digits = unscaled.unsigned_abs().to_string();
+    let scale = scale.max(0) as usize;
+    if neg {
+        out.push('-');
+    }
+    if scale == 0 {
+        out.push_str(&digits);
+        return;
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    out.push_str(int);
+    out.push('.');
+    out.push_str(frac);
+}
+
+fn write_string(out: &mut String, s: &str) {
+    out.push_str(&Value::String(s.to_string()).to_string());
+}
+
+/// Writes row `row` of `array` (of `ty`'s Arrow type) as JSON text.
+fn write_value(
+    out: &mut String,
+    ty: &SqlType,
+    array: &dyn Array,
+    row: usize,
+) -> Result<(), FormatError> {
+    if array.is_null(row) {
+        out.push_str("null");
+        return Ok(());
+    }
+    let any = array.as_any();
+    let wrong = || FormatError::Deserialization(format!("column is not of type {ty}"));
+    match ty {
+        SqlType::Boolean => out.push_str(
+            if any
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(wrong)?
+                .value(row)
+            {
+                "true"
+            } else {
+                "false"
+            },
+        ),
+        SqlType::Int => out.push_str(
+            &any.downcast_ref::<Int32Array>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_string(),
+        ),
+        SqlType::Bigint => out.push_str(
+            &any.downcast_ref::<Int64Array>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_string(),
+        ),
+        SqlType::Double => write_double(
+            out,
+            any.downcast_ref::<Float64Array>()
+                .ok_or_else(wrong)?
+                .value(row),
+        ),
+        SqlType::Decimal { scale, .. } => write_decimal(
+            out,
+            any.downcast_ref::<Decimal128Array>()
+                .ok_or_else(wrong)?
+                .value(row),
+            *scale as i8,
+        ),
+        SqlType::String => write_string(
+            out,
+            any.downcast_ref::<StringArray>()
+                .ok_or_else(wrong)?
+                .value(row),
+        ),
+        SqlType::Bytes => write_string(
+            out,
+            &base64::engine::general_purpose::STANDARD.encode(
+                any.downcast_ref::<BinaryArray>()
+                    .ok_or_else(wrong)?
+                    .value(row),
+            ),
+        ),
+        SqlType::Date => out.push_str(
+            &any.downcast_ref::<Date32Array>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_string(),
+        ),
+        SqlType::Time => out.push_str(
+            &any.downcast_ref::<Time32MillisecondArray>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_string(),
+        ),
+        SqlType::Timestamp => out.push_str(
+            &any.downcast_ref::<TimestampMillisecondArray>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_string(),
+        ),
+        SqlType::Array(t) => {
+            let items = any
+                .downcast_ref::<ListArray>()
+                .ok_or_else(wrong)?
+                .value(row);
+            out.push('[');
+            for i in 0..items.len() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, t, items.as_ref(), i)?;
+            }
+            out.push(']');
+        }
+        SqlType::Map(_, t) => {
+            let entries = any.downcast_ref::<MapArray>().ok_or_else(wrong)?.value(row);
+            let keys = entries
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(wrong)?;
+            let values = entries.column(1);
+            out.push('{');
+            for i in 0..entries.len() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, keys.value(i));
+                out.push(':');
+                write_value(out, t, values.as_ref(), i)?;
+            }
+            out.push('}');
+        }
+        SqlType::Struct(fields) => {
+            let s = any.downcast_ref::<StructArray>().ok_or_else(wrong)?;
+            out.push('{');
+            for (i, (name, t)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, name);
+                out.push(':');
+                write_value(out, t, s.column(i).as_ref(), row)?;
+            }
+            out.push('}');
+        }
+        SqlType::Custom(_) => return Err(FormatError::unsupported("JSON", ty)),
+    }
+    Ok(())
+}
+
+/// Encodes row `row` of `arrays` (one per column) as a JSON value: an object of the columns
+/// in order when `wrapped`, else the single column's value.
+pub fn encode_row(
+    columns: &[Column],
+    arrays: &[ArrayRef],
+    wrapped: bool,
+    row: usize,
+) -> Result<Vec<u8>, FormatError> {
+    let mut out = String::new();
+    if !wrapped {
+        let (c, a) = columns
+            .first()
+            .zip(arrays.first())
+            .ok_or_else(|| FormatError::Deserialization("no column to write".into()))?;
+        write_value(&mut out, &c.ty, a.as_ref(), row)?;
+        return Ok(out.into_bytes());
+    }
+    out.push('{');
+    for (i, (c, a)) in columns.iter().zip(arrays).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(&mut out, &c.name);
+        out.push(':');
+        write_value(&mut out, &c.ty, a.as_ref(), row)?;
+    }
+    out.push('}');
+    Ok(out.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_sql::types::parse_type;
+
+    fn ty(text: &str) -> SqlType {
+        let dialect = sluice_sql::dialect::KsqlDialect;
+        let mut p = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql(text)
+            .unwrap();
+        parse_type(&mut p, &mut 0).unwrap()
+    }
+
+    fn col(name: &str, t: &str) -> Column {
+        Column {
+            name: name.into(),
+            ty: ty(t),
+        }
+    }
+
+    fn round_trip(columns: &[Column], wrapped: bool, inputs: &[&str]) -> Vec<String> {
+        let payloads: Vec<Option<&[u8]>> = inputs.iter().map(|s| Some(s.as_bytes())).collect();
+        let (arrays, errors) = decode_columns(columns, wrapped, &payloads).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        (0..inputs.len())
+            .map(|r| String::from_utf8(encode_row(columns, &arrays, wrapped, r).unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn fields_match_ignoring_case_and_come_out_in_column_order() {
+        let cols = [
+            col("ID", "BIGINT"),
+            col("NAME", "STRING"),
+            col("Quoted", "INT"),
+        ];
+        let out = round_trip(
+            &cols,
+            true,
+            &[
+                r#"{"name": "a", "id": 1, "Quoted": 2, "extra": 0}"#,
+                r#"{}"#,
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                r#"{"ID":1,"NAME":"a","Quoted":2}"#,
+                r#"{"ID":null,"NAME":null,"Quoted":null}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn ksqldb_coercions() {
+        let cols = [
+            col("I", "INT"),
+            col("B", "BIGINT"),
+            col("D", "DOUBLE"),
+            col("S", "STRING"),
+            col("DEC", "DECIMAL(4, 2)"),
+            col("BY", "BYTES"),
+            col("BO", "BOOLEAN"),
+        ];
+        let out = round_trip(
+            &cols,
+            true,
+            &[
+                r#"{"I": "12", "B": 3.9, "D": "2", "S": {"x": [1]}, "DEC": 10.125, "BY": "AAE=", "BO": true}"#,
+            ],
+        );
+        assert_eq!(
+            out,
+            [r#"{"I":12,"B":3,"D":2.0,"S":"{\"x\":[1]}","DEC":10.13,"BY":"AAE=","BO":true}"#]
+        );
+    }
+
+    #[test]
+    fn nested_types_round_trip() {
+        let cols = [col(
+            "A",
+            "ARRAY<STRUCT<F DOUBLE, M MAP<STRING, ARRAY<INT>>>>",
+        )];
+        let out = round_trip(
+            &cols,
+            true,
+            &[r#"{"a": [{"f": 1.5, "m": {"k": [1, null]}}, null, {"F": null}]}"#],
+        );
+        assert_eq!(
+            out,
+            [r#"{"A":[{"F":1.5,"M":{"k":[1,null]}},null,{"F":null,"M":null}]}"#]
+        );
+    }
+
+    #[test]
+    fn unwrapped_single_values() {
+        let cols = [col("V", "MAP<STRING, DOUBLE>")];
+        assert_eq!(
+            round_trip(&cols, false, &[r#"{"a": 45.67}"#]),
+            [r#"{"a":45.67}"#]
+        );
+    }
+
+    #[test]
+    fn a_bad_record_fails_alone() {
+        let cols = [col("I", "INT"), col("S", "STRUCT<X INT>")];
+        let payloads: Vec<Option<&[u8]>> = vec![
+            Some(br#"{"I": 1, "S": {"X": 1}}"#),
+            Some(br#"{"I": "one"}"#),
+            Some(b"not json"),
+            Some(br#"{"I": 4, "S": 5}"#),
+            None,
+            Some(br#"{"I": 6}"#),
+        ];
+        let (arrays, errors) = decode_columns(&cols, true, &payloads).unwrap();
+        assert_eq!(
+            errors.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert!(errors[0].1.to_string().contains("INTEGER"));
+        let ints = arrays[0].as_any().downcast_ref::<Int32Array>().unwrap();
+        assert_eq!(ints.len(), 6);
+        assert_eq!(
+            (
+                ints.value(0),
+                ints.is_null(1),
+                ints.is_null(4),
+                ints.value(5)
+            ),
+            (1, true, true, 6)
+        );
+        assert_eq!(arrays[1].len(), 6);
+    }
+
+    #[test]
+    fn map_keys_must_be_strings() {
+        let e = check_type(&ty("MAP<INT, DOUBLE>")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "JSON only supports MAP types with STRING keys"
+        );
+    }
+
+    #[test]
+    fn decimals_round_half_up_and_check_precision() {
+        assert_eq!(parse_decimal("10.125", 4, 2), Some(1013));
+        assert_eq!(parse_decimal("-0.5", 3, 0), Some(-1));
+        assert_eq!(parse_decimal("1e2", 5, 1), Some(1000));
+        assert_eq!(parse_decimal("100.0", 4, 2), None);
+        assert_eq!(parse_decimal("abc", 4, 2), None);
+        let mut s = String::new();
+        write_decimal(&mut s, -5, 2);
+        assert_eq!(s, "-0.05");
+    }
+}
