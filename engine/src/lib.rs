@@ -3,7 +3,10 @@
 //! runner's test model and output matching; the catalog, operators and query runtime grow
 //! here next (see docs/engine.md).
 
+pub mod catalog;
+pub mod codec;
 pub mod conformance;
+pub mod engine;
 pub mod format;
 pub mod schema;
 

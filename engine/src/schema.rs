@@ -65,6 +65,40 @@ pub fn type_kind_name(ty: &SqlType) -> &'static str {
     }
 }
 
+/// The ksqlDB type of an Arrow type (the inverse of `arrow_type`, plus the integer and float
+/// widths expressions may produce).
+pub fn sql_type(dt: &DataType) -> Option<SqlType> {
+    Some(match dt {
+        DataType::Boolean => SqlType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => SqlType::Int,
+        DataType::Int64 | DataType::UInt32 => SqlType::Bigint,
+        DataType::Float32 | DataType::Float64 => SqlType::Double,
+        DataType::Decimal128(p, s) => SqlType::Decimal {
+            precision: *p,
+            scale: (*s).max(0) as u8,
+        },
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::String,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytes,
+        DataType::Date32 => SqlType::Date,
+        DataType::Time32(TimeUnit::Millisecond) => SqlType::Time,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => SqlType::Timestamp,
+        DataType::List(f) => SqlType::Array(Box::new(sql_type(f.data_type())?)),
+        DataType::Map(f, _) => match f.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => SqlType::Map(
+                Box::new(sql_type(kv[0].data_type())?),
+                Box::new(sql_type(kv[1].data_type())?),
+            ),
+            _ => return None,
+        },
+        DataType::Struct(fs) => SqlType::Struct(
+            fs.iter()
+                .map(|f| Some((f.name().clone(), sql_type(f.data_type())?)))
+                .collect::<Option<_>>()?,
+        ),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,20 @@ pub enum Command {
     /// Measure produce and consume throughput against the local log.
     #[command(subcommand)]
     Perf(PerfCommand),
+    /// Run ksqlDB query-validation test files (a file or a folder of them).
+    Test(TestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// A QTT .json file or a folder of them.
+    pub path: PathBuf,
+    /// Write a JSON report of every case here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Run only cases whose full name contains this text.
+    #[arg(long)]
+    pub filter: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

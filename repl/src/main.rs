@@ -7,6 +7,7 @@ mod cpu;
 mod groups;
 mod perf;
 mod produce;
+mod test_cmd;
 mod text;
 mod topics;
 
@@ -42,6 +43,10 @@ fn open(cli: &Cli) -> Result<LogStore> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // `sluice test` runs every case in its own temporary log, not in the data directory.
+    if let Some(Command::Test(args)) = &cli.command {
+        return test_cmd::run(args);
+    }
     let store = open(&cli)?;
     let result = match cli.command {
         None => welcome(&store),
@@ -50,6 +55,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Consume(a)) => consume::run(&store, a),
         Some(Command::Groups(c)) => groups::run(&store, c),
         Some(Command::Perf(c)) => perf::run(&store, c),
+        Some(Command::Test(_)) => Ok(()),
     };
     let closed = store.close().context("closing the log");
     result.and(closed)

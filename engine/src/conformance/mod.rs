@@ -7,3 +7,4 @@
 pub mod compare;
 pub mod json;
 pub mod model;
+pub mod runner;

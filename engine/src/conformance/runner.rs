@@ -1,0 +1,402 @@
+//! Runs QTT variants through the real engine and log: a fresh data directory per variant,
+//! the statements executed in order, inputs appended one record at a time with the engine
+//! driven to idle after each, then every expected output topic read back and compared.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::Array;
+use sluice_storage::batch::{self, BatchBuilder, Batches};
+use sluice_storage::partitioner::partition_for_key;
+use sluice_storage::{Compression, EventLog, LogStore, StoreOptions, TopicConfig};
+
+use super::compare::records_mismatch;
+use super::json::{self, Json};
+use super::model::{TestFile, TestRecord, Variant, load_file};
+use crate::catalog::{Column, Format, Source};
+use crate::engine::Engine;
+use crate::format::{json as json_format, kafka};
+
+/// Text of every error about a feature Sluice does not have yet.
+pub const NOT_SUPPORTED: &str = "not supported yet";
+
+/// The ksqlDB version Sluice answers to when a case names version bounds.
+pub const KSQL_VERSION: (u32, u32, u32) = (7, 9, 0);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail(String),
+    Skip(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub file: String,
+    pub index: usize,
+    pub name: String,
+    pub status: Status,
+}
+
+const REGISTRY_FORMATS: [&str; 4] = ["AVRO", "PROTOBUF_NOSR", "PROTOBUF", "JSON_SR"];
+
+fn version(v: &str) -> (u32, u32, u32) {
+    let mut it = v.split(['.', '-']).map(|p| p.parse().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
+}
+
+/// Why a variant is skipped, if it is: the legitimate reasons only.
+fn skip_reason(v: &Variant<'_>) -> Option<String> {
+    if !v.case.enabled {
+        return Some("enabled: false".into());
+    }
+    if let Some(min) = &v.case.min_version
+        && version(min) > KSQL_VERSION
+    {
+        return Some(format!("needs ksqlDB >= {min}"));
+    }
+    if let Some(max) = &v.case.max_version
+        && version(max) < KSQL_VERSION
+    {
+        return Some(format!("needs ksqlDB <= {max}"));
+    }
+    let mut text = v.statements.join(" ").to_uppercase();
+    for (k, val) in &v.properties {
+        text.push_str(&format!(" {k}={val}").to_uppercase());
+    }
+    for t in &v.case.topics {
+        text.push_str(&t.to_string().to_uppercase());
+    }
+    REGISTRY_FORMATS
+        .iter()
+        .find(|f| {
+            text.match_indices(*f).any(|(i, _)| {
+                let after = text[i + f.len()..].chars().next();
+                !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        })
+        .map(|f| format!("needs a schema registry ({f})"))
+}
+
+/// Serializes a test record's key or value for `columns` in `format`.
+fn serialize(
+    format: Format,
+    columns: &[&Column],
+    wrapped: bool,
+    value: &Json,
+) -> Result<Option<Vec<u8>>, String> {
+    if *value == Json::Null {
+        return Ok(None);
+    }
+    match format {
+        Format::Kafka => {
+            let Some(col) = columns.first() else {
+                return Ok(None);
+            };
+            let text = value.to_string();
+            let jc = [json_format::Column {
+                name: col.name.clone(),
+                ty: col.ty.clone(),
+            }];
+            let (arrays, errors) =
+                json_format::decode_columns(&jc, false, &[Some(text.as_bytes())])
+                    .map_err(|e| e.to_string())?;
+            if let Some((_, e)) = errors.first() {
+                return Err(e.to_string());
+            }
+            kafka::encode_value(&col.ty, arrays[0].as_ref(), 0).map_err(|e| e.to_string())
+        }
+        _ => {
+            let _ = wrapped;
+            Ok(Some(value.to_string().into_bytes()))
+        }
+    }
+}
+
+/// Reads back a key or value as JSON for comparison.
+fn deserialize(format: Format, columns: &[&Column], bytes: Option<&[u8]>) -> Result<Json, String> {
+    let Some(bytes) = bytes else {
+        return Ok(Json::Null);
+    };
+    match format {
+        Format::Kafka => {
+            let Some(col) = columns.first() else {
+                return Ok(Json::Null);
+            };
+            let (array, errors) =
+                kafka::decode_column(&col.ty, &[Some(bytes)]).map_err(|e| e.to_string())?;
+            if let Some((_, e)) = errors.first() {
+                return Err(e.to_string());
+            }
+            if array.is_null(0) {
+                return Ok(Json::Null);
+            }
+            let jc = [json_format::Column {
+                name: col.name.clone(),
+                ty: col.ty.clone(),
+            }];
+            let text =
+                json_format::encode_row(&jc, &[array], false, 0).map_err(|e| e.to_string())?;
+            json::parse(&String::from_utf8_lossy(&text))
+        }
+        _ => json::parse(&String::from_utf8_lossy(bytes)),
+    }
+}
+
+fn property_text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs one variant.
+pub fn run_variant(v: &Variant<'_>) -> Status {
+    if let Some(why) = skip_reason(v) {
+        return Status::Skip(why);
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(v))) {
+        Ok(Ok(())) => Status::Pass,
+        Ok(Err(why)) => Status::Fail(why),
+        Err(_) => Status::Fail("the engine panicked".into()),
+    }
+}
+
+fn run(v: &Variant<'_>) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store = Arc::new(
+        LogStore::open_with(dir.path(), StoreOptions::default()).map_err(|e| e.to_string())?,
+    );
+    let log: Arc<dyn EventLog> = store.clone();
+    let mut engine = Engine::new(log.clone());
+    engine.set_property("auto.offset.reset", "earliest");
+    for (k, val) in &v.properties {
+        engine.set_property(k, &property_text(val));
+    }
+    // Topics the harness creates: the declared ones, and every input topic.
+    for t in &v.case.topics {
+        if let Some(name) = t.get("name").and_then(Json::as_str) {
+            let partitions = t
+                .get("partitions")
+                .and_then(Json::as_i64)
+                .unwrap_or(1)
+                .max(1) as u32;
+            let _ = log.create_topic(name, partitions, TopicConfig::default());
+        }
+    }
+    for r in &v.case.inputs {
+        if log.describe_topic(&r.topic).is_err() {
+            log.create_topic(&r.topic, 1, TopicConfig::default())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let expected_error = v.case.expected_exception.as_ref();
+    for (n, sql) in v.statements.iter().enumerate() {
+        if let Err(e) = engine.execute_sql(sql) {
+            // A feature Sluice lacks is never the error a case expects.
+            let unsupported = e.0.contains(NOT_SUPPORTED);
+            let wants_parse_error = expected_error
+                .and_then(|x| x.kind.as_deref())
+                .is_some_and(|k| k.ends_with("ParseFailedException"));
+            if wants_parse_error && !e.0.starts_with("line ") {
+                return Err(format!("expected a parse error, got: {e}"));
+            }
+            return match expected_error {
+                Some(x) if !unsupported && x.message.as_deref().is_none_or(|m| e.0.contains(m)) => {
+                    Ok(())
+                }
+                Some(x) => Err(format!(
+                    "statement {n} failed with \"{e}\" but the expected error says \"{}\"",
+                    x.message.clone().unwrap_or_default()
+                )),
+                None => Err(format!("statement {n} failed: {e}")),
+            };
+        }
+    }
+    if let Some(x) = expected_error
+        && v.case.inputs.is_empty()
+    {
+        return Err(format!(
+            "expected an error ({})",
+            x.message.clone().unwrap_or_default()
+        ));
+    }
+    for r in &v.case.inputs {
+        let source = engine.catalog().by_topic(&r.topic).cloned();
+        let (key, value) = match &source {
+            Some(s) => {
+                let keys: Vec<&Column> = s.key_columns().collect();
+                let values: Vec<&Column> = s.value_columns().collect();
+                (
+                    serialize(s.key_format, &keys, true, &r.key)?,
+                    serialize(s.value_format, &values, s.value_wrapped(), &r.value)?,
+                )
+            }
+            None => (
+                (r.key != Json::Null).then(|| r.key.to_string().into_bytes()),
+                (r.value != Json::Null).then(|| r.value.to_string().into_bytes()),
+            ),
+        };
+        let partitions = log
+            .describe_topic(&r.topic)
+            .map_err(|e| e.to_string())?
+            .partitions
+            .len() as u32;
+        let p = key
+            .as_deref()
+            .map_or(0, |k| partition_for_key(k, partitions));
+        let mut b = BatchBuilder::new(Compression::None);
+        b.push(
+            r.timestamp.unwrap_or(0),
+            key.as_deref(),
+            value.as_deref(),
+            &[],
+        );
+        let mut bytes = b.finish().map_err(|e| e.to_string())?;
+        log.append(&r.topic, p, &mut bytes)
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = engine.run_until_idle() {
+            return match expected_error {
+                Some(x) if x.message.as_deref().is_none_or(|m| e.0.contains(m)) => Ok(()),
+                _ => Err(format!("processing failed: {e}")),
+            };
+        }
+    }
+    if let Some(x) = expected_error {
+        return Err(format!(
+            "expected an error ({})",
+            x.message.clone().unwrap_or_default()
+        ));
+    }
+    let exact = v
+        .properties
+        .iter()
+        .find(|(k, _)| k == "use.exact.numeric.comparison")
+        .is_none_or(|(_, val)| property_text(val) != "false");
+    let mut by_topic: BTreeMap<&str, Vec<TestRecord>> = BTreeMap::new();
+    for r in &v.case.outputs {
+        by_topic
+            .entry(r.topic.as_str())
+            .or_default()
+            .push(r.clone());
+    }
+    for (topic, expected) in by_topic {
+        let sink: Option<Source> = engine.catalog().by_topic(topic).cloned();
+        let actual = read_topic(&log, topic, sink.as_ref())?;
+        if let Some(why) = records_mismatch(&expected, &actual, exact) {
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
+fn read_topic(
+    log: &Arc<dyn EventLog>,
+    topic: &str,
+    sink: Option<&Source>,
+) -> Result<Vec<TestRecord>, String> {
+    let info = log
+        .describe_topic(topic)
+        .map_err(|_| format!("topic {topic} does not exist"))?;
+    let mut out = Vec::new();
+    for p in &info.partitions {
+        let mut offset = p.log_start_offset;
+        loop {
+            let r = log
+                .read(topic, p.id, offset, 1 << 20)
+                .map_err(|e| e.to_string())?;
+            if r.data.is_empty() {
+                break;
+            }
+            for b in Batches::new(&r.data) {
+                let h = batch::BatchHeader::parse(b).map_err(|e| e.to_string())?;
+                let mut failure = None;
+                batch::for_each_record(b, |rec| {
+                    if (rec.offset as u64) < offset {
+                        return Ok(());
+                    }
+                    let (key, value) = match sink {
+                        Some(s) => {
+                            let keys: Vec<&Column> = s.key_columns().collect();
+                            let values: Vec<&Column> = s.value_columns().collect();
+                            (
+                                deserialize(s.key_format, &keys, rec.key),
+                                deserialize(s.value_format, &values, rec.value),
+                            )
+                        }
+                        None => (
+                            rec.key.map_or(Ok(Json::Null), |k| {
+                                json::parse(&String::from_utf8_lossy(k))
+                            }),
+                            rec.value.map_or(Ok(Json::Null), |x| {
+                                json::parse(&String::from_utf8_lossy(x))
+                            }),
+                        ),
+                    };
+                    match (key, value) {
+                        (Ok(key), Ok(value)) => out.push(TestRecord {
+                            topic: topic.to_string(),
+                            key,
+                            value,
+                            timestamp: Some(rec.timestamp),
+                            window: None,
+                            headers: None,
+                        }),
+                        (Err(e), _) | (_, Err(e)) => failure = Some(e),
+                    }
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+                if let Some(e) = failure {
+                    return Err(format!("output of {topic} does not decode: {e}"));
+                }
+                offset = h.next_offset();
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs every variant of a file.
+pub fn run_file(file: &TestFile, filter: Option<&str>) -> Vec<CaseResult> {
+    file.variants()
+        .iter()
+        .filter(|v| filter.is_none_or(|f| v.full_name.contains(f)))
+        .map(|v| CaseResult {
+            file: file.name.clone(),
+            index: v.case.index,
+            name: v.full_name.clone(),
+            status: run_variant(v),
+        })
+        .collect()
+}
+
+/// Runs a test file, or every `.json` file under a folder (sorted by name).
+pub fn run_path(
+    path: &Path,
+    filter: Option<&str>,
+) -> Result<Vec<(String, Vec<CaseResult>)>, String> {
+    let files: Vec<std::path::PathBuf> = if path.is_dir() {
+        let mut v: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut out = Vec::new();
+    for f in files {
+        let file = load_file(&f)?;
+        let results = run_file(&file, filter);
+        out.push((file.name.clone(), results));
+    }
+    Ok(out)
+}
