@@ -584,6 +584,15 @@ impl Engine {
             .ok_or_else(|| EngineError("ROWTIME".into()))?;
         let partitions = self.log.describe_topic(&sink.topic)?.partitions.len() as u32;
         let mut builders: BTreeMap<u32, BatchBuilder> = BTreeMap::new();
+        // Keyed output goes where Kafka's partitioner puts the key; unkeyed stays in step
+        // with the input partition.
+        let mut emit = |ts: i64, key: Option<&[u8]>, value: Option<&[u8]>| {
+            let p = key.map_or(partition % partitions, |k| partition_for_key(k, partitions));
+            builders
+                .entry(p)
+                .or_insert_with(|| BatchBuilder::new(Compression::None))
+                .push(ts, key, value, &[]);
+        };
         for row in 0..batch.num_rows() {
             let key = codec::encode(sink.key_format, &sink_keys, &outputs[..nkeys], true, row)?;
             let value = codec::encode(
@@ -593,23 +602,11 @@ impl Engine {
                 sink.value_wrapped(),
                 row,
             )?;
-            let p = key
-                .as_deref()
-                .map_or(partition % partitions, |k| partition_for_key(k, partitions));
-            builders
-                .entry(p)
-                .or_insert_with(|| BatchBuilder::new(Compression::None))
-                .push(rowtime.value(row), key.as_deref(), value.as_deref(), &[]);
+            emit(rowtime.value(row), key.as_deref(), value.as_deref());
         }
         // A null value passes through as a null value.
         for (ts, key) in tombstones {
-            let p = key
-                .as_deref()
-                .map_or(partition % partitions, |k| partition_for_key(k, partitions));
-            builders
-                .entry(p)
-                .or_insert_with(|| BatchBuilder::new(Compression::None))
-                .push(ts, key.as_deref(), None, &[]);
+            emit(ts, key.as_deref(), None);
         }
         let topic = sink.topic.clone();
         for (p, b) in builders {
