@@ -557,31 +557,28 @@ impl Engine {
             }
         }
         batch = filter_record_batch(&batch, &keep)?;
-        if let Some(f) = &q.filter {
-            let mask = evaluate(f.as_ref(), &batch)?;
-            let mask = mask
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .ok_or_else(|| EngineError("WHERE must be a boolean expression".into()))?;
-            // NULL counts as false, as in SQL.
-            let mask: BooleanArray = mask.iter().map(|v| Some(v == Some(true))).collect();
-            batch = filter_record_batch(&batch, &mask)?;
-        }
-        let outputs: Vec<ArrayRef> = q
-            .projection
-            .iter()
-            .map(|e| evaluate(e.as_ref(), &batch))
-            .collect::<Result<_, _>>()?;
+        // A batch whose expressions fail is retried row by row, so only the rows that fail
+        // are dropped (logged; the processing log comes with the runtime).
+        let evaluated = match filter_and_project(q, &batch) {
+            Ok(x) => vec![x],
+            Err(e) => {
+                let mut rows = Vec::new();
+                for r in 0..batch.num_rows() {
+                    match filter_and_project(q, &batch.slice(r, 1)) {
+                        Ok(x) => rows.push(x),
+                        Err(e) => {
+                            tracing::warn!(query = %q.id, error = %e, "skipping a record whose expressions fail")
+                        }
+                    }
+                }
+                tracing::debug!(query = %q.id, error = %e, "batch evaluation failed; evaluated row by row");
+                rows
+            }
+        };
         let sink = &q.sink;
         let sink_keys: Vec<&Column> = sink.key_columns().collect();
         let sink_values: Vec<&Column> = sink.value_columns().collect();
         let nkeys = sink_keys.len();
-        let rowtime = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .cloned()
-            .ok_or_else(|| EngineError("ROWTIME".into()))?;
         let partitions = self.log.describe_topic(&sink.topic)?.partitions.len() as u32;
         let mut builders: BTreeMap<u32, BatchBuilder> = BTreeMap::new();
         // Keyed output goes where Kafka's partitioner puts the key; unkeyed stays in step
@@ -593,16 +590,23 @@ impl Engine {
                 .or_insert_with(|| BatchBuilder::new(Compression::None))
                 .push(ts, key, value, &[]);
         };
-        for row in 0..batch.num_rows() {
-            let key = codec::encode(sink.key_format, &sink_keys, &outputs[..nkeys], true, row)?;
-            let value = codec::encode(
-                sink.value_format,
-                &sink_values,
-                &outputs[nkeys..],
-                sink.value_wrapped(),
-                row,
-            )?;
-            emit(rowtime.value(row), key.as_deref(), value.as_deref());
+        for (batch, outputs) in &evaluated {
+            let rowtime = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| EngineError("ROWTIME is not a BIGINT column".into()))?;
+            for row in 0..batch.num_rows() {
+                let key = codec::encode(sink.key_format, &sink_keys, &outputs[..nkeys], true, row)?;
+                let value = codec::encode(
+                    sink.value_format,
+                    &sink_values,
+                    &outputs[nkeys..],
+                    sink.value_wrapped(),
+                    row,
+                )?;
+                emit(rowtime.value(row), key.as_deref(), value.as_deref());
+            }
         }
         // A null value passes through as a null value.
         for (ts, key) in tombstones {
@@ -615,6 +619,31 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Applies a query's WHERE and projection to a batch: the rows kept, and one output column
+/// per sink column.
+fn filter_and_project(
+    q: &PersistentQuery,
+    batch: &RecordBatch,
+) -> Result<(RecordBatch, Vec<ArrayRef>), EngineError> {
+    let mut batch = batch.clone();
+    if let Some(f) = &q.filter {
+        let mask = evaluate(f.as_ref(), &batch)?;
+        let mask = mask
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| EngineError("WHERE must be a boolean expression".into()))?;
+        // NULL counts as false, as in SQL.
+        let mask: BooleanArray = mask.iter().map(|v| Some(v == Some(true))).collect();
+        batch = filter_record_batch(&batch, &mask)?;
+    }
+    let outputs = q
+        .projection
+        .iter()
+        .map(|e| evaluate(e.as_ref(), &batch))
+        .collect::<Result<_, _>>()?;
+    Ok((batch, outputs))
 }
 
 /// Evaluates an expression over a batch. A function that panics on some input (a library
