@@ -195,6 +195,24 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
     }
+    // Like ksqlDB's harness: the topics that CREATE statements name exist beforehand.
+    for sql in &v.statements {
+        if let Ok(statements) = sluice_sql::parse(sql) {
+            for st in statements {
+                if let sluice_sql::Statement::CreateSource(c) = st
+                    && let Some(sluice_sql::ast::Literal::String(topic)) =
+                        c.properties.get("KAFKA_TOPIC")
+                    && log.describe_topic(topic).is_err()
+                {
+                    let partitions = match c.properties.get("PARTITIONS") {
+                        Some(sluice_sql::ast::Literal::Number(n)) => n.parse().unwrap_or(1),
+                        _ => 1,
+                    };
+                    let _ = log.create_topic(topic, partitions, TopicConfig::default());
+                }
+            }
+        }
+    }
     let expected_error = v.case.expected_exception.as_ref();
     for (n, sql) in v.statements.iter().enumerate() {
         if let Err(e) = engine.execute_sql(sql) {
