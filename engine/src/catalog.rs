@@ -53,6 +53,9 @@ pub struct Source {
     pub value_format: Format,
     /// Whether a single value column is wrapped in an object (`WRAP_SINGLE_VALUE`).
     pub wrap_single_value: bool,
+    /// Field delimiters of the DELIMITED format.
+    pub key_delimiter: char,
+    pub value_delimiter: char,
 }
 
 impl Source {

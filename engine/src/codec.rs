@@ -4,7 +4,7 @@
 use datafusion::arrow::array::{ArrayRef, new_null_array};
 
 use crate::catalog::{Column, Format};
-use crate::format::{FormatError, RecordErrors, json, kafka};
+use crate::format::{FormatError, RecordErrors, delimited, json, kafka};
 use crate::schema::arrow_type;
 
 fn json_columns(columns: &[&Column]) -> Vec<json::Column> {
@@ -38,9 +38,9 @@ pub fn check(format: Format, columns: &[&Column]) -> Result<(), FormatError> {
         Format::None => Err(FormatError::Deserialization(
             "The 'NONE' format can only be used when no columns are defined".into(),
         )),
-        Format::Delimited => Err(FormatError::Deserialization(
-            "The 'DELIMITED' format is not supported yet".into(),
-        )),
+        Format::Delimited => columns
+            .iter()
+            .try_for_each(|c| delimited::check_type(&c.ty)),
     }
 }
 
@@ -49,6 +49,7 @@ pub fn decode(
     format: Format,
     columns: &[&Column],
     wrapped: bool,
+    delimiter: char,
     payloads: &[Option<&[u8]>],
 ) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
     if columns.is_empty() {
@@ -60,7 +61,8 @@ pub fn decode(
             Ok((vec![a], e))
         }
         Format::Json => json::decode_columns(&json_columns(columns), wrapped, payloads),
-        _ => {
+        Format::Delimited => delimited::decode_columns(&json_columns(columns), delimiter, payloads),
+        Format::None => {
             let arrays = columns
                 .iter()
                 .map(|c| {
@@ -81,6 +83,7 @@ pub fn encode(
     columns: &[&Column],
     arrays: &[ArrayRef],
     wrapped: bool,
+    delimiter: char,
     row: usize,
 ) -> Result<Option<Vec<u8>>, FormatError> {
     if columns.is_empty() {
@@ -94,6 +97,9 @@ pub fn encode(
             }
             json::encode_row(&json_columns(columns), arrays, wrapped, row).map(Some)
         }
-        _ => Ok(None),
+        Format::Delimited => {
+            delimited::encode_row(&json_columns(columns), arrays, delimiter, row).map(Some)
+        }
+        Format::None => Ok(None),
     }
 }

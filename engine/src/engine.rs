@@ -124,6 +124,60 @@ fn prop_string(props: &BTreeMap<String, Literal>, name: &str) -> Option<String> 
     })
 }
 
+fn contains_map(ty: &sluice_sql::SqlType) -> bool {
+    use sluice_sql::SqlType;
+    match ty {
+        SqlType::Map(..) => true,
+        SqlType::Array(t) => contains_map(t),
+        SqlType::Struct(fs) => fs.iter().any(|(_, t)| contains_map(t)),
+        _ => false,
+    }
+}
+
+/// `KEY_DELIMITER` / `VALUE_DELIMITER`, checked against the formats they go with.
+fn delimiters(
+    props: &BTreeMap<String, Literal>,
+    key_format: Format,
+    value_format: Format,
+    key_default: char,
+    value_default: char,
+) -> Result<(char, char), EngineError> {
+    let one = |name: &str, format: Format, default: char| -> Result<char, EngineError> {
+        match prop_string(props, name) {
+            None => Ok(default),
+            Some(_) if format != Format::Delimited => err(format!(
+                "{} does not support the following configs: [delimiter]",
+                format.name()
+            )),
+            Some(d) => crate::format::delimited::parse_delimiter(&d).map_err(|why| {
+                EngineError(format!(
+                    "Failed to prepare statement: Configuration {name} is invalid: {why}"
+                ))
+            }),
+        }
+    };
+    Ok((
+        one("KEY_DELIMITER", key_format, key_default)?,
+        one("VALUE_DELIMITER", value_format, value_default)?,
+    ))
+}
+
+/// `WRAP_SINGLE_VALUE`, which formats without wrapping reject when set to true.
+fn wrapping(props: &BTreeMap<String, Literal>, value_format: Format) -> Result<bool, EngineError> {
+    match props.get("WRAP_SINGLE_VALUE") {
+        Some(Literal::Boolean(true))
+            if matches!(value_format, Format::Delimited | Format::Kafka) =>
+        {
+            err(format!(
+                "Format '{}' does not support 'WRAP_SINGLE_VALUE' set to 'true'.",
+                value_format.name()
+            ))
+        }
+        Some(Literal::Boolean(false)) => Ok(false),
+        _ => Ok(true),
+    }
+}
+
 const PSEUDO: [(&str, DataType); 3] = [
     ("ROWTIME", DataType::Int64),
     ("ROWPARTITION", DataType::Int32),
@@ -230,6 +284,9 @@ impl Engine {
                 key: d.constraint == sluice_sql::ast::ColumnConstraint::Key,
             })
             .collect();
+        let (key_delimiter, value_delimiter) =
+            delimiters(&c.properties, key_format, value_format, ',', ',')?;
+        let wrap_single_value = wrapping(&c.properties, value_format)?;
         let source = Source {
             name: c.name.clone(),
             kind: c.kind,
@@ -237,10 +294,9 @@ impl Engine {
             columns,
             key_format,
             value_format,
-            wrap_single_value: !matches!(
-                c.properties.get("WRAP_SINGLE_VALUE"),
-                Some(Literal::Boolean(false))
-            ),
+            wrap_single_value,
+            key_delimiter,
+            value_delimiter,
         };
         self.check_formats(&source)?;
         if self.log.describe_topic(&topic).is_err() {
@@ -256,6 +312,14 @@ impl Engine {
     }
 
     fn check_formats(&self, s: &Source) -> Result<(), EngineError> {
+        for k in s.key_columns() {
+            if contains_map(&k.ty) {
+                return err(format!(
+                    "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
+                    k.name, k.ty
+                ));
+            }
+        }
         let keys: Vec<&Column> = s.key_columns().collect();
         let values: Vec<&Column> = s.value_columns().collect();
         codec::check(s.key_format, &keys)?;
@@ -403,17 +467,25 @@ impl Engine {
             } else {
                 source.key_format
             };
+        let value_format = value_format.unwrap_or(source.value_format);
+        let (key_delimiter, value_delimiter) = delimiters(
+            &c.properties,
+            key_format,
+            value_format,
+            source.key_delimiter,
+            source.value_delimiter,
+        )?;
+        let wrap_single_value = wrapping(&c.properties, value_format)?;
         let sink = Source {
             name: c.name.clone(),
             kind: SourceKind::Stream,
             topic: topic.clone(),
             columns,
             key_format,
-            value_format: value_format.unwrap_or(source.value_format),
-            wrap_single_value: !matches!(
-                c.properties.get("WRAP_SINGLE_VALUE"),
-                Some(Literal::Boolean(false))
-            ),
+            value_format,
+            wrap_single_value,
+            key_delimiter,
+            value_delimiter,
         };
         self.check_formats(&sink)?;
         let partitions = self.log.describe_topic(&source.topic)?.partitions.len() as u32;
@@ -524,9 +596,20 @@ impl Engine {
         let values: Vec<Option<&[u8]>> = records.iter().map(|r| r.value.as_deref()).collect();
         let key_cols: Vec<&Column> = src.key_columns().collect();
         let value_cols: Vec<&Column> = src.value_columns().collect();
-        let (key_arrays, key_errors) = codec::decode(src.key_format, &key_cols, true, &keys)?;
-        let (value_arrays, value_errors) =
-            codec::decode(src.value_format, &value_cols, src.value_wrapped(), &values)?;
+        let (key_arrays, key_errors) = codec::decode(
+            src.key_format,
+            &key_cols,
+            key_cols.len() != 1,
+            src.key_delimiter,
+            &keys,
+        )?;
+        let (value_arrays, value_errors) = codec::decode(
+            src.value_format,
+            &value_cols,
+            src.value_wrapped(),
+            src.value_delimiter,
+            &values,
+        )?;
         let bad: std::collections::HashSet<usize> = key_errors
             .iter()
             .chain(&value_errors)
@@ -597,12 +680,25 @@ impl Engine {
                 .downcast_ref::<Int64Array>()
                 .ok_or_else(|| EngineError("ROWTIME is not a BIGINT column".into()))?;
             for row in 0..batch.num_rows() {
-                let key = codec::encode(sink.key_format, &sink_keys, &outputs[..nkeys], true, row)?;
+                // A key whose columns are all null is a null key.
+                let key = if outputs[..nkeys].iter().all(|a| a.is_null(row)) {
+                    None
+                } else {
+                    codec::encode(
+                        sink.key_format,
+                        &sink_keys,
+                        &outputs[..nkeys],
+                        nkeys != 1,
+                        sink.key_delimiter,
+                        row,
+                    )?
+                };
                 let value = codec::encode(
                     sink.value_format,
                     &sink_values,
                     &outputs[nkeys..],
                     sink.value_wrapped(),
+                    sink.value_delimiter,
                     row,
                 )?;
                 emit(rowtime.value(row), key.as_deref(), value.as_deref());

@@ -111,6 +111,10 @@ fn serialize(
             }
             kafka::encode_value(&col.ty, arrays[0].as_ref(), 0).map_err(|e| e.to_string())
         }
+        Format::Delimited => Ok(Some(match value {
+            Json::String(s) => s.clone().into_bytes(),
+            other => other.to_string().into_bytes(),
+        })),
         _ => {
             let _ = wrapped;
             Ok(Some(value.to_string().into_bytes()))
@@ -118,12 +122,36 @@ fn serialize(
     }
 }
 
-/// Reads back a key or value as JSON for comparison.
-fn deserialize(format: Format, columns: &[&Column], bytes: Option<&[u8]>) -> Result<Json, String> {
+/// Reads back a key or value as JSON for comparison. DELIMITED text stays text, except a
+/// key of several columns, which ksqlDB's harness shows as an object of its fields.
+fn deserialize(
+    format: Format,
+    columns: &[&Column],
+    delimiter: char,
+    is_key: bool,
+    bytes: Option<&[u8]>,
+) -> Result<Json, String> {
     let Some(bytes) = bytes else {
         return Ok(Json::Null);
     };
     match format {
+        Format::Delimited if is_key && columns.len() > 1 => {
+            let text = String::from_utf8_lossy(bytes);
+            let fields: Vec<&str> = text.split(delimiter).collect();
+            Ok(Json::Object(
+                columns
+                    .iter()
+                    .zip(fields)
+                    .map(|(c, f)| {
+                        (
+                            c.name.clone(),
+                            Json::String(f.trim_matches('"').to_string()),
+                        )
+                    })
+                    .collect(),
+            ))
+        }
+        Format::Delimited => Ok(Json::String(String::from_utf8_lossy(bytes).into_owned())),
         Format::Kafka => {
             let Some(col) = columns.first() else {
                 return Ok(Json::Null);
@@ -343,8 +371,14 @@ fn read_topic(
                             let keys: Vec<&Column> = s.key_columns().collect();
                             let values: Vec<&Column> = s.value_columns().collect();
                             (
-                                deserialize(s.key_format, &keys, rec.key),
-                                deserialize(s.value_format, &values, rec.value),
+                                deserialize(s.key_format, &keys, s.key_delimiter, true, rec.key),
+                                deserialize(
+                                    s.value_format,
+                                    &values,
+                                    s.value_delimiter,
+                                    false,
+                                    rec.value,
+                                ),
                             )
                         }
                         None => (

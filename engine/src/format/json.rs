@@ -361,30 +361,52 @@ pub fn decode_columns(
     for c in columns {
         check_type(&c.ty)?;
     }
+    let parsed: Vec<Result<Option<Value>, String>> = payloads
+        .iter()
+        .map(|p| match p {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice::<Value>(bytes)
+                .map(Some)
+                .map_err(|e| format!("Failed to deserialize JSON: {e}")),
+        })
+        .collect();
+    let rows = parsed.iter().map(|r| match r {
+        Err(e) => Err(e.clone()),
+        Ok(None) | Ok(Some(Value::Null)) => Ok(None),
+        Ok(Some(v)) if !wrapped => Ok(Some(vec![Some(v)])),
+        Ok(Some(Value::Object(m))) => Ok(Some(columns.iter().map(|c| field(m, &c.name)).collect())),
+        Ok(Some(other)) => Err(cannot(other, "STRUCT")),
+    });
+    build_columns(columns, rows, payloads.len())
+}
+
+/// Builds one Arrow column per entry of `columns` from rows of JSON values (`None` for a
+/// record without a value, a missing field as `None`); rows that do not convert come back
+/// as errors and are all null. Shared by the JSON and DELIMITED formats.
+pub(crate) fn build_columns<'v>(
+    columns: &[Column],
+    rows: impl Iterator<Item = Result<Option<Vec<Option<&'v Value>>>, String>>,
+    capacity: usize,
+) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
     let mut builders = columns
         .iter()
-        .map(|c| builder(&c.ty, payloads.len()))
+        .map(|c| builder(&c.ty, capacity))
         .collect::<Result<Vec<_>, _>>()?;
     let mut errors = Vec::new();
-    for (i, p) in payloads.iter().enumerate() {
-        let row: Result<Vec<Typed>, String> = match p {
+    for (i, row) in rows.enumerate() {
+        let typed: Result<Vec<Typed>, String> = row.and_then(|r| match r {
             None => Ok(vec![Typed::Null; columns.len()]),
-            Some(bytes) => match serde_json::from_slice::<Value>(bytes) {
-                Err(e) => Err(format!("Failed to deserialize JSON: {e}")),
-                Ok(v) if !wrapped => convert(&columns[0].ty, &v).map(|t| vec![t]),
-                Ok(Value::Object(m)) => columns
-                    .iter()
-                    .map(|c| field(&m, &c.name).map_or(Ok(Typed::Null), |x| convert(&c.ty, x)))
-                    .collect(),
-                Ok(Value::Null) => Ok(vec![Typed::Null; columns.len()]),
-                Ok(other) => Err(cannot(&other, "STRUCT")),
-            },
-        };
-        let row = row.unwrap_or_else(|why| {
+            Some(values) => columns
+                .iter()
+                .zip(values)
+                .map(|(c, v)| v.map_or(Ok(Typed::Null), |x| convert(&c.ty, x)))
+                .collect(),
+        });
+        let typed = typed.unwrap_or_else(|why| {
             errors.push((i, FormatError::Deserialization(why)));
             vec![Typed::Null; columns.len()]
         });
-        for ((b, c), v) in builders.iter_mut().zip(columns).zip(row) {
+        for ((b, c), v) in builders.iter_mut().zip(columns).zip(typed) {
             append(b.as_mut(), &c.ty, v);
         }
     }
@@ -426,7 +448,7 @@ fn write_string(out: &mut String, s: &str) {
 }
 
 /// Writes row `row` of `array` (of `ty`'s Arrow type) as JSON text.
-fn write_value(
+pub(crate) fn write_value(
     out: &mut String,
     ty: &SqlType,
     array: &dyn Array,

@@ -2,6 +2,7 @@
 //! format. A value that does not decode is an error for that record only; the caller skips
 //! the record into the processing log.
 
+pub mod delimited;
 pub mod json;
 pub mod kafka;
 
