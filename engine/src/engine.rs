@@ -186,12 +186,16 @@ const PSEUDO: [(&str, DataType); 3] = [
 
 impl Engine {
     pub fn new(log: Arc<dyn EventLog>) -> Self {
+        let ctx = SessionContext::new();
+        if let Err(e) = crate::functions::register(&ctx) {
+            tracing::error!(error = %e, "registering ksqlDB functions failed");
+        }
         Engine {
             log,
             catalog: Catalog::default(),
             queries: Vec::new(),
             properties: BTreeMap::new(),
-            ctx: SessionContext::new(),
+            ctx,
             query_counter: 0,
         }
     }

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod conformance;
 pub mod engine;
 pub mod format;
+pub mod functions;
 pub mod schema;
 
 pub use format::FormatError;

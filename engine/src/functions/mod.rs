@@ -1,0 +1,41 @@
+//! ksqlDB's functions where DataFusion's differ or are missing, one per file, registered with
+//! ksqlDB's names in every engine session. `register` also adds ksqlDB's names for DataFusion
+//! functions whose semantics already match.
+
+mod as_value;
+
+use datafusion::error::Result;
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::ScalarUDF;
+
+/// ksqlDB name -> DataFusion function with the same meaning.
+const ALIASES: &[(&str, &str)] = &[
+    ("len", "character_length"),
+    ("ucase", "upper"),
+    ("lcase", "lower"),
+];
+
+/// Registers Sluice's ksqlDB functions in `ctx`.
+pub fn register(ctx: &SessionContext) -> Result<()> {
+    ctx.register_udf(ScalarUDF::from(as_value::AsValue::new()));
+    for (ksql, df) in ALIASES {
+        let f = ctx.udf(df)?;
+        ctx.register_udf(f.as_ref().clone().with_aliases([*ksql]));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_names_resolve() {
+        let ctx = SessionContext::new();
+        register(&ctx).unwrap();
+        for name in ["as_value", "len", "ucase", "lcase", "upper"] {
+            assert!(ctx.udf(name).is_ok(), "{name}");
+        }
+    }
+}
