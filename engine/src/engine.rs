@@ -434,22 +434,33 @@ impl Engine {
                 }
             }
         }
-        let key_names: Vec<String> = source.key_columns().map(|k| k.name.clone()).collect();
-        for k in &key_names {
-            if !items.iter().any(|(n, _)| n == k) {
-                return err(format!(
-                    "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{}` must include the key column {k} in its projection (eg, SELECT {k}...).",
-                    c.name
-                ));
+        // Each source key column must be projected (under any alias): that item is the key.
+        let mut key_items: Vec<usize> = Vec::new();
+        for k in source.key_columns() {
+            let found = items.iter().enumerate().position(|(i, (_, e))| {
+                !key_items.contains(&i)
+                    && matches!(e, datafusion::logical_expr::Expr::Column(col) if col.name == k.name)
+            });
+            match found {
+                Some(i) => key_items.push(i),
+                None => {
+                    return err(format!(
+                        "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{}` must include the key column {} in its projection (eg, SELECT {}...).",
+                        c.name, k.name, k.name
+                    ));
+                }
             }
         }
         let mut columns = Vec::new();
         let mut projection = Vec::new();
-        let ordered = items
-            .iter()
-            .filter(|(n, _)| key_names.contains(n))
-            .chain(items.iter().filter(|(n, _)| !key_names.contains(n)));
-        for (name, e) in ordered {
+        let ordered = key_items.iter().map(|&i| (true, &items[i])).chain(
+            items
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !key_items.contains(i))
+                .map(|(_, it)| (false, it)),
+        );
+        for (key, (name, e)) in ordered {
             if columns.iter().any(|c: &Column| &c.name == name) {
                 return err(format!("Duplicate value columns found in schema: `{name}`"));
             }
@@ -459,7 +470,7 @@ impl Engine {
             columns.push(Column {
                 name: name.clone(),
                 ty,
-                key: key_names.contains(name),
+                key,
             });
             projection.push(self.ctx.create_physical_expr(e.clone(), &df_schema)?);
         }
