@@ -7,6 +7,7 @@ use std::io::BufRead;
 use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
+use sluice_storage::partitioner::partition_for_key;
 use sluice_storage::{BatchBuilder, Compression, LogStore};
 
 use crate::cli::ProduceArgs;
@@ -18,6 +19,8 @@ const MAX_BATCH_BYTES: usize = 16 * 1024;
 struct Batcher<'a> {
     store: &'a LogStore,
     topic: String,
+    /// The topic's partition count, looked up once (keyed records are placed per record).
+    partitions: u32,
     compression: Compression,
     open: BTreeMap<u32, BatchBuilder>,
     sticky: Option<u32>,
@@ -34,7 +37,7 @@ impl Batcher<'_> {
     ) -> Result<()> {
         let p = match (partition, key) {
             (Some(p), _) => p,
-            (None, Some(k)) => self.store.partition_for(&self.topic, Some(k))?,
+            (None, Some(k)) => partition_for_key(k, self.partitions),
             (None, None) => match self.sticky {
                 Some(p) => p,
                 None => {
@@ -125,6 +128,7 @@ pub fn run(store: &LogStore, args: ProduceArgs) -> Result<()> {
     let mut batcher = Batcher {
         store,
         topic: args.topic.clone(),
+        partitions: info.partitions.len() as u32,
         compression,
         open: BTreeMap::new(),
         sticky: None,
