@@ -29,7 +29,7 @@ use sluice_storage::partitioner::partition_for_key;
 use sluice_storage::{CommittedOffset, Compression, EventLog, TopicConfig};
 
 use crate::catalog::{Catalog, Column, Format, Source};
-use crate::codec;
+use crate::codec::Serde;
 use crate::schema::{arrow_type, sql_type};
 
 /// An error of a statement or a query, with ksqlDB's words where ksqlDB has words for it.
@@ -84,6 +84,12 @@ struct PersistentQuery {
     input_schema: Arc<Schema>,
     /// Next offset to read per source partition.
     positions: Vec<u64>,
+    source_key: Serde,
+    source_value: Serde,
+    sink_key: Serde,
+    sink_value: Serde,
+    /// Partitions of the sink topic (fixed once the topic exists).
+    sink_partitions: u32,
 }
 
 pub struct Engine {
@@ -288,21 +294,15 @@ impl Engine {
                 key: d.constraint == sluice_sql::ast::ColumnConstraint::Key,
             })
             .collect();
-        let (key_delimiter, value_delimiter) =
-            delimiters(&c.properties, key_format, value_format, ',', ',')?;
-        let wrap_single_value = wrapping(&c.properties, value_format)?;
-        let source = Source {
-            name: c.name.clone(),
-            kind: c.kind,
-            topic: topic.clone(),
+        let source = self.new_source(
+            &c.name,
+            c.kind,
+            &topic,
             columns,
-            key_format,
-            value_format,
-            wrap_single_value,
-            key_delimiter,
-            value_delimiter,
-        };
-        self.check_formats(&source)?;
+            (key_format, value_format),
+            &c.properties,
+            (',', ','),
+        )?;
         if self.log.describe_topic(&topic).is_err() {
             match prop_string(&c.properties, "PARTITIONS").and_then(|p| p.parse::<u32>().ok()) {
                 Some(n) => {
@@ -315,6 +315,41 @@ impl Engine {
         Ok("Stream created".into())
     }
 
+    /// Builds a source with the delimiters and wrapping its WITH clause asks for (the
+    /// delimiters default to `default_delimiters`), and checks its formats can carry it.
+    #[allow(clippy::too_many_arguments)]
+    fn new_source(
+        &self,
+        name: &str,
+        kind: SourceKind,
+        topic: &str,
+        columns: Vec<Column>,
+        (key_format, value_format): (Format, Format),
+        props: &BTreeMap<String, Literal>,
+        default_delimiters: (char, char),
+    ) -> Result<Source, EngineError> {
+        let (key_delimiter, value_delimiter) = delimiters(
+            props,
+            key_format,
+            value_format,
+            default_delimiters.0,
+            default_delimiters.1,
+        )?;
+        let source = Source {
+            name: name.to_string(),
+            kind,
+            topic: topic.to_string(),
+            columns,
+            key_format,
+            value_format,
+            wrap_single_value: wrapping(props, value_format)?,
+            key_delimiter,
+            value_delimiter,
+        };
+        self.check_formats(&source)?;
+        Ok(source)
+    }
+
     fn check_formats(&self, s: &Source) -> Result<(), EngineError> {
         for k in s.key_columns() {
             if contains_map(&k.ty) {
@@ -324,10 +359,8 @@ impl Engine {
                 ));
             }
         }
-        let keys: Vec<&Column> = s.key_columns().collect();
-        let values: Vec<&Column> = s.value_columns().collect();
-        codec::check(s.key_format, &keys)?;
-        codec::check(s.value_format, &values)?;
+        Serde::key(s).check()?;
+        Serde::value(s).check()?;
         Ok(())
     }
 
@@ -483,33 +516,26 @@ impl Engine {
                 source.key_format
             };
         let value_format = value_format.unwrap_or(source.value_format);
-        let (key_delimiter, value_delimiter) = delimiters(
-            &c.properties,
-            key_format,
-            value_format,
-            source.key_delimiter,
-            source.value_delimiter,
-        )?;
-        let wrap_single_value = wrapping(&c.properties, value_format)?;
-        let sink = Source {
-            name: c.name.clone(),
-            kind: SourceKind::Stream,
-            topic: topic.clone(),
+        let sink = self.new_source(
+            &c.name,
+            SourceKind::Stream,
+            &topic,
             columns,
-            key_format,
-            value_format,
-            wrap_single_value,
-            key_delimiter,
-            value_delimiter,
-        };
-        self.check_formats(&sink)?;
+            (key_format, value_format),
+            &c.properties,
+            (source.key_delimiter, source.value_delimiter),
+        )?;
         let partitions = self.log.describe_topic(&source.topic)?.partitions.len() as u32;
-        if self.log.describe_topic(&topic).is_err() {
-            let n = prop_string(&c.properties, "PARTITIONS")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(partitions);
-            self.log.create_topic(&topic, n, TopicConfig::default())?;
-        }
+        let sink_partitions = match self.log.describe_topic(&topic) {
+            Ok(info) => info.partitions.len() as u32,
+            Err(_) => {
+                let n = prop_string(&c.properties, "PARTITIONS")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(partitions);
+                self.log.create_topic(&topic, n, TopicConfig::default())?;
+                n
+            }
+        };
         let id = format!("CSAS_{}_{}", c.name, self.query_counter);
         self.query_counter += 1;
         let earliest = self
@@ -525,6 +551,11 @@ impl Engine {
         self.catalog.insert(sink.clone());
         self.queries.push(PersistentQuery {
             id: id.clone(),
+            source_key: Serde::key(&source),
+            source_value: Serde::value(&source),
+            sink_key: Serde::key(&sink),
+            sink_value: Serde::value(&sink),
+            sink_partitions,
             source,
             sink,
             filter,
@@ -606,25 +637,10 @@ impl Engine {
             return Ok(());
         }
         let q = &self.queries[i];
-        let src = &q.source;
         let keys: Vec<Option<&[u8]>> = records.iter().map(|r| r.key.as_deref()).collect();
         let values: Vec<Option<&[u8]>> = records.iter().map(|r| r.value.as_deref()).collect();
-        let key_cols: Vec<&Column> = src.key_columns().collect();
-        let value_cols: Vec<&Column> = src.value_columns().collect();
-        let (key_arrays, key_errors) = codec::decode(
-            src.key_format,
-            &key_cols,
-            key_cols.len() != 1,
-            src.key_delimiter,
-            &keys,
-        )?;
-        let (value_arrays, value_errors) = codec::decode(
-            src.value_format,
-            &value_cols,
-            src.value_wrapped(),
-            src.value_delimiter,
-            &values,
-        )?;
+        let (key_arrays, key_errors) = q.source_key.decode(&keys)?;
+        let (value_arrays, value_errors) = q.source_value.decode(&values)?;
         let bad: std::collections::HashSet<usize> = key_errors
             .iter()
             .chain(&value_errors)
@@ -673,11 +689,8 @@ impl Engine {
                 rows
             }
         };
-        let sink = &q.sink;
-        let sink_keys: Vec<&Column> = sink.key_columns().collect();
-        let sink_values: Vec<&Column> = sink.value_columns().collect();
-        let nkeys = sink_keys.len();
-        let partitions = self.log.describe_topic(&sink.topic)?.partitions.len() as u32;
+        let nkeys = q.sink_key.columns.len();
+        let partitions = q.sink_partitions;
         let mut builders: BTreeMap<u32, BatchBuilder> = BTreeMap::new();
         // Keyed output goes where Kafka's partitioner puts the key; unkeyed stays in step
         // with the input partition.
@@ -699,23 +712,9 @@ impl Engine {
                 let key = if outputs[..nkeys].iter().all(|a| a.is_null(row)) {
                     None
                 } else {
-                    codec::encode(
-                        sink.key_format,
-                        &sink_keys,
-                        &outputs[..nkeys],
-                        nkeys != 1,
-                        sink.key_delimiter,
-                        row,
-                    )?
+                    q.sink_key.encode(&outputs[..nkeys], row)?
                 };
-                let value = codec::encode(
-                    sink.value_format,
-                    &sink_values,
-                    &outputs[nkeys..],
-                    sink.value_wrapped(),
-                    sink.value_delimiter,
-                    row,
-                )?;
+                let value = q.sink_value.encode(&outputs[nkeys..], row)?;
                 emit(rowtime.value(row), key.as_deref(), value.as_deref());
             }
         }
@@ -723,7 +722,7 @@ impl Engine {
         for (ts, key) in tombstones {
             emit(ts, key.as_deref(), None);
         }
-        let topic = sink.topic.clone();
+        let topic = q.sink.topic.clone();
         for (p, b) in builders {
             let mut bytes = b.finish()?;
             self.log.append(&topic, p, &mut bytes)?;

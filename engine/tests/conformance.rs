@@ -1,44 +1,29 @@
 //! ksqlDB's query-validation suite through the real engine and log: per-file counts, and the
 //! ratchet: every case listed in `engine/tests/passing.txt` must keep passing.
 
+mod common;
+
 use std::collections::BTreeSet;
 
-use sluice_engine::conformance::runner::{Status, run_path};
+use sluice_engine::conformance::runner::{Counts, Status, run_path};
 
 #[test]
 fn ksqldb_query_validation_suite() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/ksql-qtt/query-validation-tests");
-    if !root.is_dir() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "under CI the conformance suite must be present at {}",
-            root.display()
-        );
-        eprintln!("skipping: {} is absent", root.display());
+    let Some(root) = common::qtt_folder() else {
         return;
-    }
+    };
     let results = run_path(&root, None).unwrap();
-    let (mut pass, mut fail, mut skip) = (0, 0, 0);
+    let mut total = Counts::default();
     let mut passing = BTreeSet::new();
     for (file, cases) in &results {
-        let p = cases.iter().filter(|c| c.status == Status::Pass).count();
-        let s = cases
-            .iter()
-            .filter(|c| matches!(c.status, Status::Skip(_)))
-            .count();
-        eprintln!(
-            "{file}: {p} passed / {} failed / {s} skipped",
-            cases.len() - p - s
-        );
-        pass += p;
-        skip += s;
-        fail += cases.len() - p - s;
+        let counts = Counts::of(cases);
+        eprintln!("{file}: {counts}");
+        total.add(counts);
         for c in cases.iter().filter(|c| c.status == Status::Pass) {
             passing.insert(format!("{}\t{}\t{}", c.file, c.index, c.name));
         }
     }
-    eprintln!("total: {pass} passed / {fail} failed / {skip} skipped");
+    eprintln!("total: {total}");
     let ratchet = include_str!("passing.txt");
     let missing: Vec<&str> = ratchet
         .lines()

@@ -14,7 +14,8 @@ use sluice_storage::{Compression, EventLog, LogStore, StoreOptions, TopicConfig}
 use super::compare::records_mismatch;
 use super::json::{self, Json};
 use super::model::{TestFile, TestRecord, Variant, load_file};
-use crate::catalog::{Column, Format, Source};
+use crate::catalog::{Format, Source};
+use crate::codec::Serde;
 use crate::engine::Engine;
 use crate::format::{json as json_format, kafka};
 
@@ -29,6 +30,44 @@ pub enum Status {
     Pass,
     Fail(String),
     Skip(String),
+}
+
+/// Passed, failed and skipped counts of a list of results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Counts {
+    pub fn of(results: &[CaseResult]) -> Counts {
+        let mut c = Counts::default();
+        for r in results {
+            match r.status {
+                Status::Pass => c.passed += 1,
+                Status::Fail(_) => c.failed += 1,
+                Status::Skip(_) => c.skipped += 1,
+            }
+        }
+        c
+    }
+
+    pub fn add(&mut self, other: Counts) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} passed / {} failed / {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,65 +122,46 @@ fn skip_reason(v: &Variant<'_>) -> Option<String> {
         .map(|f| format!("needs a schema registry ({f})"))
 }
 
-/// Serializes a test record's key or value for `columns` in `format`.
-fn serialize(
-    format: Format,
-    columns: &[&Column],
-    wrapped: bool,
-    value: &Json,
-) -> Result<Option<Vec<u8>>, String> {
-    if *value == Json::Null {
+/// The text of the one KAFKA-format column of `serde`, converted through its type.
+fn kafka_bytes(serde: &Serde, value: &Json) -> Result<Option<Vec<u8>>, String> {
+    let Some(col) = serde.columns.first() else {
         return Ok(None);
+    };
+    let text = value.to_string();
+    let (arrays, errors) =
+        json_format::decode_columns(std::slice::from_ref(col), false, &[Some(text.as_bytes())])
+            .map_err(|e| e.to_string())?;
+    if let Some((_, e)) = errors.first() {
+        return Err(e.to_string());
     }
-    match format {
-        Format::Kafka => {
-            let Some(col) = columns.first() else {
-                return Ok(None);
-            };
-            let text = value.to_string();
-            let jc = [json_format::Column {
-                name: col.name.clone(),
-                ty: col.ty.clone(),
-            }];
-            let (arrays, errors) =
-                json_format::decode_columns(&jc, false, &[Some(text.as_bytes())])
-                    .map_err(|e| e.to_string())?;
-            if let Some((_, e)) = errors.first() {
-                return Err(e.to_string());
-            }
-            kafka::encode_value(&col.ty, arrays[0].as_ref(), 0).map_err(|e| e.to_string())
-        }
-        Format::Delimited => Ok(Some(match value {
-            Json::String(s) => s.clone().into_bytes(),
-            other => other.to_string().into_bytes(),
-        })),
-        _ => {
-            let _ = wrapped;
-            Ok(Some(value.to_string().into_bytes()))
-        }
+    kafka::encode_value(&col.ty, arrays[0].as_ref(), 0).map_err(|e| e.to_string())
+}
+
+/// Serializes a test record's key or value as `serde` would have written it. JSON and
+/// DELIMITED expectations are already in their written form.
+fn serialize(serde: &Serde, value: &Json) -> Result<Option<Vec<u8>>, String> {
+    match (serde.format, value) {
+        (_, Json::Null) => Ok(None),
+        (Format::Kafka, v) => kafka_bytes(serde, v),
+        (Format::Delimited, Json::String(s)) => Ok(Some(s.clone().into_bytes())),
+        (_, v) => Ok(Some(v.to_string().into_bytes())),
     }
 }
 
 /// Reads back a key or value as JSON for comparison. DELIMITED text stays text, except a
 /// key of several columns, which ksqlDB's harness shows as an object of its fields.
-fn deserialize(
-    format: Format,
-    columns: &[&Column],
-    delimiter: char,
-    is_key: bool,
-    bytes: Option<&[u8]>,
-) -> Result<Json, String> {
+fn deserialize(serde: &Serde, is_key: bool, bytes: Option<&[u8]>) -> Result<Json, String> {
     let Some(bytes) = bytes else {
         return Ok(Json::Null);
     };
-    match format {
-        Format::Delimited if is_key && columns.len() > 1 => {
+    match serde.format {
+        Format::Delimited if is_key && serde.columns.len() > 1 => {
             let text = String::from_utf8_lossy(bytes);
-            let fields: Vec<&str> = text.split(delimiter).collect();
             Ok(Json::Object(
-                columns
+                serde
+                    .columns
                     .iter()
-                    .zip(fields)
+                    .zip(text.split(serde.delimiter))
                     .map(|(c, f)| {
                         (
                             c.name.clone(),
@@ -153,7 +173,7 @@ fn deserialize(
         }
         Format::Delimited => Ok(Json::String(String::from_utf8_lossy(bytes).into_owned())),
         Format::Kafka => {
-            let Some(col) = columns.first() else {
+            let Some(col) = serde.columns.first() else {
                 return Ok(Json::Null);
             };
             let (array, errors) =
@@ -164,12 +184,8 @@ fn deserialize(
             if array.is_null(0) {
                 return Ok(Json::Null);
             }
-            let jc = [json_format::Column {
-                name: col.name.clone(),
-                ty: col.ty.clone(),
-            }];
-            let text =
-                json_format::encode_row(&jc, &[array], false, 0).map_err(|e| e.to_string())?;
+            let text = json_format::encode_row(std::slice::from_ref(col), &[array], false, 0)
+                .map_err(|e| e.to_string())?;
             json::parse(&String::from_utf8_lossy(&text))
         }
         _ => json::parse(&String::from_utf8_lossy(bytes)),
@@ -275,14 +291,10 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
     for r in &v.case.inputs {
         let source = engine.catalog().by_topic(&r.topic).cloned();
         let (key, value) = match &source {
-            Some(s) => {
-                let keys: Vec<&Column> = s.key_columns().collect();
-                let values: Vec<&Column> = s.value_columns().collect();
-                (
-                    serialize(s.key_format, &keys, true, &r.key)?,
-                    serialize(s.value_format, &values, s.value_wrapped(), &r.value)?,
-                )
-            }
+            Some(s) => (
+                serialize(&Serde::key(s), &r.key)?,
+                serialize(&Serde::value(s), &r.value)?,
+            ),
             None => (
                 (r.key != Json::Null).then(|| r.key.to_string().into_bytes()),
                 (r.value != Json::Null).then(|| r.value.to_string().into_bytes()),
@@ -349,6 +361,7 @@ fn read_topic(
     let info = log
         .describe_topic(topic)
         .map_err(|_| format!("topic {topic} does not exist"))?;
+    let serdes = sink.map(|s| (Serde::key(s), Serde::value(s)));
     let mut out = Vec::new();
     for p in &info.partitions {
         let mut offset = p.log_start_offset;
@@ -366,21 +379,11 @@ fn read_topic(
                     if (rec.offset as u64) < offset {
                         return Ok(());
                     }
-                    let (key, value) = match sink {
-                        Some(s) => {
-                            let keys: Vec<&Column> = s.key_columns().collect();
-                            let values: Vec<&Column> = s.value_columns().collect();
-                            (
-                                deserialize(s.key_format, &keys, s.key_delimiter, true, rec.key),
-                                deserialize(
-                                    s.value_format,
-                                    &values,
-                                    s.value_delimiter,
-                                    false,
-                                    rec.value,
-                                ),
-                            )
-                        }
+                    let (key, value) = match &serdes {
+                        Some((k, v)) => (
+                            deserialize(k, true, rec.key),
+                            deserialize(v, false, rec.value),
+                        ),
                         None => (
                             rec.key.map_or(Ok(Json::Null), |k| {
                                 json::parse(&String::from_utf8_lossy(k))
