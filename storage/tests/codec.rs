@@ -1,19 +1,12 @@
 //! Property tests of the batch codec: whatever records go in come out (every codec), and no
 //! byte string, however mangled, makes validation or decoding panic.
 
-use proptest::prelude::*;
-use sluice_storage::batch::{self, Batches, Expect};
-use sluice_storage::{BatchBuilder, Compression};
+mod common;
 
-fn codec() -> impl Strategy<Value = Compression> {
-    prop_oneof![
-        Just(Compression::None),
-        Just(Compression::Gzip),
-        Just(Compression::Snappy),
-        Just(Compression::Lz4),
-        Just(Compression::Zstd),
-    ]
-}
+use common::codec;
+use proptest::prelude::*;
+use sluice_storage::BatchBuilder;
+use sluice_storage::batch::{self, Batches, Expect};
 
 type Rec = (
     Option<Vec<u8>>,

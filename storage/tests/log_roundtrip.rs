@@ -5,9 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{batch_of, read_all, values};
+use common::{batch_of, codec, read_all, values};
 use proptest::prelude::*;
-use sluice_storage::{BatchBuilder, Compression, LogStore, StorageError, TopicConfig};
+use sluice_storage::{BatchBuilder, LogStore, StorageError, TopicConfig};
 
 fn small_segments() -> TopicConfig {
     TopicConfig::from_pairs([
@@ -204,16 +204,6 @@ fn topics_are_created_listed_described_and_deleted() {
     let info = store.describe_topic("a").unwrap();
     assert_eq!(info.partitions.len(), 3);
     assert_eq!(info.config.retention_ms, 1000);
-}
-
-fn codec() -> impl Strategy<Value = Compression> {
-    prop_oneof![
-        Just(Compression::None),
-        Just(Compression::Gzip),
-        Just(Compression::Snappy),
-        Just(Compression::Lz4),
-        Just(Compression::Zstd),
-    ]
 }
 
 type Rec = (Option<Vec<u8>>, Option<Vec<u8>>, i64);

@@ -1,6 +1,7 @@
 //! Helpers shared by the storage integration tests.
 #![allow(dead_code)]
 
+use proptest::prelude::*;
 use sluice_storage::batch::{self, Batches};
 use sluice_storage::{BatchBuilder, Compression, OwnedRecord, PartitionLog};
 
@@ -68,4 +69,15 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+/// Any of Kafka's five compression codecs.
+pub fn codec() -> impl Strategy<Value = Compression> {
+    prop_oneof![
+        Just(Compression::None),
+        Just(Compression::Gzip),
+        Just(Compression::Snappy),
+        Just(Compression::Lz4),
+        Just(Compression::Zstd),
+    ]
 }
