@@ -1,43 +1,32 @@
-//! The engine: executes ksqlDB statements against the catalog and the log, and runs
-//! persistent queries. A persistent query is a step function over the log — read what its
-//! source partitions hold past its committed offsets, decode, filter and project with
-//! DataFusion expressions, encode, append to the sink, commit — so a runtime can schedule
-//! steps on threads while tests and the conformance runner drive them to idle,
-//! deterministically.
+//! The engine: executes ksqlDB statements against the catalog and the log, and owns the
+//! persistent queries. Statement kinds live in their own modules (`ddl`, `planner`,
+//! `show`, `insert_values`); this one dispatches, keeps the catalog durable through the
+//! command topic (`commands`), and starts and stops queries (`runtime`).
 //!
-//! So far: CREATE STREAM over a topic and CREATE STREAM … AS SELECT (projection, WHERE) over
-//! one stream, in the KAFKA and JSON formats.
+//! A persistent query is a step function over the log, so the same query runs on its own
+//! thread under a host (REPL, `sluice sql`, server) and is driven to idle, deterministically,
+//! by tests and the conformance runner (`run_until_idle`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch,
-};
-use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::DFSchema;
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::ExprSchemable;
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::sql::sqlparser::ast::{self as sqlast, Ident, VisitMut, VisitorMut};
-use sluice_sql::ast::{
-    CreateAsSelect, CreateSource, Literal, Query, Relation, SelectItem, SourceKind, Statement,
-};
-use sluice_storage::batch::{self, BatchBuilder, BatchHeader, Batches};
-use sluice_storage::partitioner::partition_for_key;
-use sluice_storage::{CommittedOffset, Compression, EventLog, TopicConfig};
+use sluice_sql::ast::{SourceKind, Statement};
+use sluice_storage::EventLog;
 
-use crate::catalog::{Catalog, Column, Format, Source};
-use crate::codec::Serde;
-use crate::schema::{arrow_type, sql_type};
+use crate::catalog::Catalog;
+use crate::commands::{self, Command};
+use crate::processing_log::{self, ProcessingLog};
+use crate::query::{PersistentQuery, PushQuery};
+use crate::runtime::{Progress, QueryHandle};
 
 /// An error of a statement or a query, with ksqlDB's words where ksqlDB has words for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct EngineError(pub String);
 
-fn err<T>(msg: impl Into<String>) -> Result<T, EngineError> {
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, EngineError> {
     Err(EngineError(msg.into()))
 }
 
@@ -65,133 +54,104 @@ impl From<crate::FormatError> for EngineError {
     }
 }
 
-/// A record read from a source partition: timestamp, offset, key, value.
-struct InputRecord {
-    timestamp: i64,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
+/// How an engine keeps its catalog and reports skipped records.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Record accepted statements in `_sluice_commands` and replay them at open.
+    pub durable: bool,
+    /// Write skipped records to `KSQL_PROCESSING_LOG` (created at open).
+    pub processing_log: bool,
 }
 
-/// A running persistent query.
-struct PersistentQuery {
-    id: String,
-    source: Source,
-    sink: Source,
-    filter: Option<Arc<dyn PhysicalExpr>>,
-    /// One expression per sink column, in the sink's column order.
-    projection: Vec<Arc<dyn PhysicalExpr>>,
-    input_schema: Arc<Schema>,
-    /// Next offset to read per source partition.
-    positions: Vec<u64>,
-    source_key: Serde,
-    source_value: Serde,
-    sink_key: Serde,
-    sink_value: Serde,
-    /// Partitions of the sink topic (fixed once the topic exists).
-    sink_partitions: u32,
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            durable: true,
+            processing_log: true,
+        }
+    }
+}
+
+/// What a statement answers.
+pub enum StatementResult {
+    /// A one-line acknowledgement ("Stream created", "Created query with ID …").
+    Message(String),
+    /// Rows of text, as `SHOW` and `DESCRIBE` print them.
+    Table {
+        title: Option<String>,
+        header: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
+    /// A push query (or a query over a stream's current contents): rows to stream.
+    Query(Box<PushQuery>),
+    /// `PRINT topic`: records to stream.
+    Print(Box<crate::print::Printer>),
+}
+
+impl StatementResult {
+    /// The result as one text (for messages and tables; queries say what they are).
+    pub fn message(&self) -> String {
+        match self {
+            StatementResult::Message(m) => m.clone(),
+            StatementResult::Table { header, rows, .. } => {
+                format!("{} row(s): {}", rows.len(), header.join(", "))
+            }
+            StatementResult::Query(_) => "push query".into(),
+            StatementResult::Print(_) => "print".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for StatementResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
 }
 
 pub struct Engine {
-    log: Arc<dyn EventLog>,
-    catalog: Catalog,
-    queries: Vec<PersistentQuery>,
-    properties: BTreeMap<String, String>,
-    ctx: SessionContext,
-    query_counter: usize,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) catalog: Catalog,
+    pub(crate) queries: Vec<Arc<QueryHandle>>,
+    pub(crate) properties: BTreeMap<String, String>,
+    pub(crate) ctx: SessionContext,
+    pub(crate) query_counter: usize,
+    pub(crate) options: EngineOptions,
+    pub(crate) processing_log: ProcessingLog,
+    pub(crate) progress: Arc<Progress>,
+    /// Whether queries run on their own threads (a host called `start`).
+    pub(crate) threaded: bool,
+    /// While replaying the command topic: the start offsets the command recorded.
+    pub(crate) replay_offsets: Option<Option<Vec<u64>>>,
+    /// Start offsets fixed by the statement being executed, to record with it.
+    pub(crate) started_offsets: Option<Vec<u64>>,
+    /// The text of the statement being executed (what `SHOW QUERIES` shows for a query).
+    pub(crate) current_text: String,
 }
-
-/// Upper-cases unquoted identifiers (ksqlDB's rule) and marks them quoted so DataFusion keeps
-/// them as they are.
-struct NormalizeIdents;
-
-impl VisitorMut for NormalizeIdents {
-    type Break = ();
-    fn pre_visit_expr(&mut self, expr: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
-        let fix = |i: &mut Ident| {
-            if i.quote_style.is_none() {
-                i.value = i.value.to_uppercase();
-                i.quote_style = Some('"');
-            }
-        };
-        match expr {
-            sqlast::Expr::Identifier(i) => fix(i),
-            sqlast::Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(fix),
-            _ => {}
-        }
-        std::ops::ControlFlow::Continue(())
-    }
-}
-
-fn prop_string(props: &BTreeMap<String, Literal>, name: &str) -> Option<String> {
-    props.get(name).map(|l| match l {
-        Literal::String(s) => s.clone(),
-        other => other.to_string(),
-    })
-}
-
-fn contains_map(ty: &sluice_sql::SqlType) -> bool {
-    use sluice_sql::SqlType;
-    match ty {
-        SqlType::Map(..) => true,
-        SqlType::Array(t) => contains_map(t),
-        SqlType::Struct(fs) => fs.iter().any(|(_, t)| contains_map(t)),
-        _ => false,
-    }
-}
-
-/// `KEY_DELIMITER` / `VALUE_DELIMITER`, checked against the formats they go with.
-fn delimiters(
-    props: &BTreeMap<String, Literal>,
-    key_format: Format,
-    value_format: Format,
-    key_default: char,
-    value_default: char,
-) -> Result<(char, char), EngineError> {
-    let one = |name: &str, format: Format, default: char| -> Result<char, EngineError> {
-        match prop_string(props, name) {
-            None => Ok(default),
-            Some(_) if format != Format::Delimited => err(format!(
-                "{} does not support the following configs: [delimiter]",
-                format.name()
-            )),
-            Some(d) => crate::format::delimited::parse_delimiter(&d).map_err(|why| {
-                EngineError(format!(
-                    "Failed to prepare statement: Configuration {name} is invalid: {why}"
-                ))
-            }),
-        }
-    };
-    Ok((
-        one("KEY_DELIMITER", key_format, key_default)?,
-        one("VALUE_DELIMITER", value_format, value_default)?,
-    ))
-}
-
-/// `WRAP_SINGLE_VALUE`, which formats without wrapping reject when set to true.
-fn wrapping(props: &BTreeMap<String, Literal>, value_format: Format) -> Result<bool, EngineError> {
-    match props.get("WRAP_SINGLE_VALUE") {
-        Some(Literal::Boolean(true))
-            if matches!(value_format, Format::Delimited | Format::Kafka) =>
-        {
-            err(format!(
-                "Format '{}' does not support 'WRAP_SINGLE_VALUE' set to 'true'.",
-                value_format.name()
-            ))
-        }
-        Some(Literal::Boolean(false)) => Ok(false),
-        _ => Ok(true),
-    }
-}
-
-const PSEUDO: [(&str, DataType); 3] = [
-    ("ROWTIME", DataType::Int64),
-    ("ROWPARTITION", DataType::Int32),
-    ("ROWOFFSET", DataType::Int64),
-];
 
 impl Engine {
+    /// An engine with no durable catalog and no processing log (tests, the conformance
+    /// runner: every case starts from nothing).
     pub fn new(log: Arc<dyn EventLog>) -> Self {
+        // With neither durability nor a processing log there is nothing to initialize.
+        Self::build(
+            log,
+            EngineOptions {
+                durable: false,
+                processing_log: false,
+            },
+        )
+    }
+
+    /// Opens an engine over a log: creates the processing-log stream, and when durable
+    /// replays the command topic so the catalog and queries come back. Queries do not run
+    /// until `start` (or `run_until_idle`).
+    pub fn open(log: Arc<dyn EventLog>, options: EngineOptions) -> Result<Self, EngineError> {
+        let mut engine = Self::build(log, options);
+        engine.initialize()?;
+        Ok(engine)
+    }
+
+    fn build(log: Arc<dyn EventLog>, options: EngineOptions) -> Self {
         let ctx = SessionContext::new();
         if let Err(e) = crate::functions::register(&ctx) {
             tracing::error!(error = %e, "registering ksqlDB functions failed");
@@ -203,569 +163,264 @@ impl Engine {
             properties: BTreeMap::new(),
             ctx,
             query_counter: 0,
+            options,
+            processing_log: ProcessingLog {
+                enabled: options.processing_log,
+            },
+            progress: Arc::new(Progress::default()),
+            threaded: false,
+            replay_offsets: None,
+            started_offsets: None,
+            current_text: String::new(),
         }
+    }
+
+    fn initialize(&mut self) -> Result<(), EngineError> {
+        if self.options.processing_log {
+            self.processing_log.ensure_topic(self.log.as_ref())?;
+            let stmt = sluice_sql::parse_statement(processing_log::CREATE_STREAM)
+                .map_err(|e| EngineError(e.to_string()))?;
+            self.execute_unrecorded(&stmt)?;
+        }
+        if self.options.durable {
+            commands::ensure_topic(self.log.as_ref())?;
+            for command in commands::read_all(self.log.as_ref())? {
+                self.replay(command);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-executes one recorded command. A command that no longer applies (its topic was
+    /// deleted behind the engine's back) is skipped with a warning, as ksqlDB does.
+    fn replay(&mut self, command: Command) {
+        let saved = std::mem::replace(&mut self.properties, command.properties);
+        self.replay_offsets = Some(command.start_offsets);
+        self.current_text = command.statement.clone();
+        let result = sluice_sql::parse_statement(&command.statement)
+            .map_err(|e| EngineError(e.to_string()))
+            .and_then(|s| self.execute_unrecorded(&s));
+        if let Err(e) = result {
+            tracing::warn!(statement = %command.statement, error = %e, "a recorded statement no longer applies");
+        }
+        self.replay_offsets = None;
+        self.properties = saved;
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
     pub fn set_property(&mut self, name: &str, value: &str) {
         self.properties.insert(name.to_string(), value.to_string());
     }
 
-    /// Parses and executes a script; returns one message per statement.
-    pub fn execute_sql(&mut self, sql: &str) -> Result<Vec<String>, EngineError> {
-        let statements = sluice_sql::parse(sql).map_err(|e| EngineError(e.to_string()))?;
-        statements.iter().map(|s| self.execute(s)).collect()
+    pub fn properties(&self) -> &BTreeMap<String, String> {
+        &self.properties
     }
 
-    pub fn execute(&mut self, stmt: &Statement) -> Result<String, EngineError> {
+    /// Parses and executes a script; returns one result per statement, stopping at the
+    /// first statement that fails.
+    pub fn execute_sql(&mut self, sql: &str) -> Result<Vec<StatementResult>, EngineError> {
+        let statements =
+            sluice_sql::parse_with_text(sql).map_err(|e| EngineError(e.to_string()))?;
+        statements
+            .iter()
+            .map(|(s, text)| self.execute(s, text))
+            .collect()
+    }
+
+    /// Executes one statement; `text` is its source, recorded in the command topic when the
+    /// statement changes the catalog.
+    pub fn execute(
+        &mut self,
+        stmt: &Statement,
+        text: &str,
+    ) -> Result<StatementResult, EngineError> {
+        self.started_offsets = None;
+        self.current_text = text.to_string();
+        let result = self.execute_unrecorded(stmt)?;
+        if self.options.durable && is_recorded(stmt) {
+            let command = Command {
+                statement: text.to_string(),
+                properties: self.properties.clone(),
+                start_offsets: self.started_offsets.take(),
+            };
+            commands::append(self.log.as_ref(), &command)?;
+        }
+        Ok(result)
+    }
+
+    fn execute_unrecorded(&mut self, stmt: &Statement) -> Result<StatementResult, EngineError> {
+        use StatementResult::Message;
         match stmt {
-            Statement::CreateSource(c) => self.create_source(c),
-            Statement::CreateAsSelect(c) => self.create_as_select(c),
+            Statement::CreateSource(c) => self.create_source(c).map(Message),
+            Statement::CreateAsSelect(c) => self.create_as_select(c).map(Message),
+            Statement::InsertInto {
+                target,
+                properties,
+                query,
+            } => self.insert_into(target, properties, query).map(Message),
+            Statement::InsertValues {
+                target,
+                columns,
+                values,
+            } => self.insert_values(target, columns, values).map(Message),
+            Statement::Select(q) => self.select(q),
+            Statement::Drop {
+                kind,
+                name,
+                if_exists,
+                delete_topic,
+            } => self
+                .drop_source(*kind, name, *if_exists, *delete_topic)
+                .map(Message),
+            Statement::Terminate(id) => self.terminate(id.as_deref()).map(Message),
+            Statement::Show { what, extended } => self.show(what, *extended),
+            Statement::Describe { name, extended } => self.describe(name, *extended),
+            Statement::DescribeStreams { extended } => {
+                self.show(&sluice_sql::ast::ShowWhat::Streams, *extended)
+            }
+            Statement::DescribeFunction(name) => self.describe_function(name),
+            Statement::Print {
+                topic,
+                from_beginning,
+                interval,
+                limit,
+            } => self
+                .print(topic, *from_beginning, *interval, *limit)
+                .map(|p| StatementResult::Print(Box::new(p))),
             Statement::Set { name, value } => {
                 self.set_property(name, value);
-                Ok(format!(
+                Ok(Message(format!(
                     "Successfully changed local property '{name}' to '{value}'."
-                ))
+                )))
+            }
+            Statement::Unset(name) => {
+                self.properties.remove(name);
+                Ok(Message(format!(
+                    "Successfully unset local property '{name}'."
+                )))
             }
             other => err(format!("not supported yet: {}", statement_kind(other))),
         }
     }
 
-    fn formats(
-        &self,
-        props: &BTreeMap<String, Literal>,
-        value_required: bool,
-    ) -> Result<(Format, Option<Format>), EngineError> {
-        let both = prop_string(props, "FORMAT");
-        let key = prop_string(props, "KEY_FORMAT")
-            .or(both.clone())
-            .or_else(|| {
-                self.properties
-                    .get("ksql.persistence.default.format.key")
-                    .cloned()
-            })
-            .unwrap_or_else(|| "KAFKA".into());
-        let value = prop_string(props, "VALUE_FORMAT").or(both).or_else(|| {
-            self.properties
-                .get("ksql.persistence.default.format.value")
-                .cloned()
-        });
-        let parse =
-            |f: &str| Format::parse(f).ok_or_else(|| EngineError(format!("Unknown format: {f}")));
-        let value = match value {
-            Some(v) => Some(parse(&v)?),
-            None if value_required => {
-                return err(
-                    "Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a default via the 'ksql.persistence.default.format.value' config.",
-                );
-            }
-            None => None,
-        };
-        Ok((parse(&key)?, value))
+    /// Registers a new persistent query and, when queries run on threads, starts it.
+    pub(crate) fn add_query(&mut self, query: PersistentQuery, statement: String) {
+        let handle = Arc::new(QueryHandle::new(query, statement));
+        if self.threaded {
+            handle.spawn(self.log.clone(), self.processing_log, self.progress.clone());
+        }
+        self.queries.push(handle);
     }
 
-    fn create_source(&mut self, c: &CreateSource) -> Result<String, EngineError> {
-        if c.kind != SourceKind::Stream {
-            return err("CREATE TABLE is not supported yet");
-        }
-        if let Some(existing) = self.catalog.get(&c.name) {
-            if c.if_not_exists {
-                return Ok(format!("Stream {} already exists", existing.name));
-            }
-            return err(format!(
-                "Cannot add stream '{}': A stream with the same name already exists",
-                c.name
-            ));
-        }
-        let topic = prop_string(&c.properties, "KAFKA_TOPIC").ok_or_else(|| {
-            EngineError("Missing required property \"KAFKA_TOPIC\" in WITH clause".into())
-        })?;
-        let (key_format, value_format) = self.formats(&c.properties, true)?;
-        let value_format = value_format.unwrap_or(Format::Json);
-        let columns: Vec<Column> = c
-            .columns
-            .iter()
-            .map(|d| Column {
-                name: d.name.clone(),
-                ty: d.ty.clone(),
-                key: d.constraint == sluice_sql::ast::ColumnConstraint::Key,
-            })
-            .collect();
-        let source = self.new_source(
-            &c.name,
-            c.kind,
-            &topic,
-            columns,
-            (key_format, value_format),
-            &c.properties,
-            (',', ','),
-        )?;
-        if self.log.describe_topic(&topic).is_err() {
-            match prop_string(&c.properties, "PARTITIONS").and_then(|p| p.parse::<u32>().ok()) {
-                Some(n) => {
-                    self.log.create_topic(&topic, n, TopicConfig::default())?;
-                }
-                None => return err(format!("Kafka topic does not exist: {topic}")),
-            }
-        }
-        self.catalog.insert(source);
-        Ok("Stream created".into())
-    }
-
-    /// Builds a source with the delimiters and wrapping its WITH clause asks for (the
-    /// delimiters default to `default_delimiters`), and checks its formats can carry it.
-    #[allow(clippy::too_many_arguments)]
-    fn new_source(
-        &self,
-        name: &str,
-        kind: SourceKind,
-        topic: &str,
-        columns: Vec<Column>,
-        (key_format, value_format): (Format, Format),
-        props: &BTreeMap<String, Literal>,
-        default_delimiters: (char, char),
-    ) -> Result<Source, EngineError> {
-        let (key_delimiter, value_delimiter) = delimiters(
-            props,
-            key_format,
-            value_format,
-            default_delimiters.0,
-            default_delimiters.1,
-        )?;
-        let source = Source {
-            name: name.to_string(),
-            kind,
-            topic: topic.to_string(),
-            columns,
-            key_format,
-            value_format,
-            wrap_single_value: wrapping(props, value_format)?,
-            key_delimiter,
-            value_delimiter,
-        };
-        self.check_formats(&source)?;
-        Ok(source)
-    }
-
-    fn check_formats(&self, s: &Source) -> Result<(), EngineError> {
-        for k in s.key_columns() {
-            if contains_map(&k.ty) {
-                return err(format!(
-                    "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
-                    k.name, k.ty
-                ));
-            }
-        }
-        Serde::key(s).check()?;
-        Serde::value(s).check()?;
-        Ok(())
-    }
-
-    fn input_schema(source: &Source) -> Result<Arc<Schema>, EngineError> {
-        let mut fields: Vec<Field> = PSEUDO
-            .iter()
-            .map(|(n, t)| Field::new(*n, t.clone(), true))
-            .collect();
-        for c in source.key_columns().chain(source.value_columns()) {
-            let t =
-                arrow_type(&c.ty).ok_or_else(|| EngineError(format!("unknown type {}", c.ty)))?;
-            fields.push(Field::new(&c.name, t, true));
-        }
-        Ok(Arc::new(Schema::new(fields)))
-    }
-
-    fn plan_expr(
-        &self,
-        expr: &sqlast::Expr,
-        df_schema: &DFSchema,
-    ) -> Result<datafusion::logical_expr::Expr, EngineError> {
-        let mut e = expr.clone();
-        let _ = e.visit(&mut NormalizeIdents);
-        Ok(self.ctx.state().create_logical_expr_from_sql_expr(
-            sqlast::ExprWithAlias {
-                expr: e,
-                alias: None,
-            },
-            df_schema,
-        )?)
-    }
-
-    fn create_as_select(&mut self, c: &CreateAsSelect) -> Result<String, EngineError> {
-        if c.kind != SourceKind::Stream {
-            return err("CREATE TABLE AS SELECT is not supported yet");
-        }
-        if self.catalog.get(&c.name).is_some() {
-            return err(format!(
-                "Cannot add stream '{}': A stream with the same name already exists",
-                c.name
-            ));
-        }
-        let q: &Query = &c.query;
-        if q.window.is_some()
-            || !q.group_by.is_empty()
-            || q.having.is_some()
-            || !q.partition_by.is_empty()
-        {
-            return err("windows, GROUP BY, HAVING and PARTITION BY are not supported yet");
-        }
-        let Relation::Source { name, alias } = &q.from else {
-            return err("joins are not supported yet");
-        };
-        let source = self
-            .catalog
-            .get(name)
-            .cloned()
-            .ok_or_else(|| EngineError(format!("{name} does not exist.")))?;
-        let schema = Self::input_schema(&source)?;
-        let qualifier = alias.clone().unwrap_or_else(|| source.name.clone());
-        let df_schema = DFSchema::try_from_qualified_schema(qualifier.as_str(), &schema)?;
-        let filter = match &q.filter {
-            Some(f) => {
-                let e = self.plan_expr(f, &df_schema)?;
-                Some(self.ctx.create_physical_expr(e, &df_schema)?)
-            }
-            None => None,
-        };
-        // Output columns: keys first (ksqlDB keeps the source key), then values.
-        let mut items: Vec<(String, datafusion::logical_expr::Expr)> = Vec::new();
-        let mut generated = 0;
-        for item in &q.select {
-            match item {
-                SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
-                    for col in source.key_columns().chain(source.value_columns()) {
-                        items.push((
-                            col.name.clone(),
-                            datafusion::logical_expr::col(datafusion::common::Column::new(
-                                Some(qualifier.clone()),
-                                col.name.clone(),
-                            )),
-                        ));
-                    }
-                }
-                SelectItem::Expr { expr, alias } => {
-                    let e = self.plan_expr(expr, &df_schema)?;
-                    let name = match (alias, expr) {
-                        (Some(a), _) => a.clone(),
-                        (None, sqlast::Expr::Identifier(i)) => i.value.to_uppercase(),
-                        (None, sqlast::Expr::CompoundIdentifier(parts)) => parts
-                            .last()
-                            .map(|p| p.value.to_uppercase())
-                            .unwrap_or_default(),
-                        _ => {
-                            let n = format!("KSQL_COL_{generated}");
-                            generated += 1;
-                            n
-                        }
-                    };
-                    items.push((name, e));
-                }
-                SelectItem::StructWildcard(_) => {
-                    return err("struct wildcards are not supported yet");
-                }
-            }
-        }
-        // Each source key column must be projected (under any alias): that item is the key.
-        let mut key_items: Vec<usize> = Vec::new();
-        for k in source.key_columns() {
-            let found = items.iter().enumerate().position(|(i, (_, e))| {
-                !key_items.contains(&i)
-                    && matches!(e, datafusion::logical_expr::Expr::Column(col) if col.name == k.name)
-            });
-            match found {
-                Some(i) => key_items.push(i),
-                None => {
-                    return err(format!(
-                        "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{}` must include the key column {} in its projection (eg, SELECT {}...).",
-                        c.name, k.name, k.name
-                    ));
-                }
-            }
-        }
-        let mut columns = Vec::new();
-        let mut projection = Vec::new();
-        let ordered = key_items.iter().map(|&i| (true, &items[i])).chain(
-            items
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !key_items.contains(i))
-                .map(|(_, it)| (false, it)),
-        );
-        for (key, (name, e)) in ordered {
-            if columns.iter().any(|c: &Column| &c.name == name) {
-                return err(format!("Duplicate value columns found in schema: `{name}`"));
-            }
-            let dt = e.to_field(&df_schema)?.1.data_type().clone();
-            let ty = sql_type(&dt)
-                .ok_or_else(|| EngineError(format!("unsupported result type {dt}")))?;
-            columns.push(Column {
-                name: name.clone(),
-                ty,
-                key,
-            });
-            projection.push(self.ctx.create_physical_expr(e.clone(), &df_schema)?);
-        }
-        let topic = prop_string(&c.properties, "KAFKA_TOPIC").unwrap_or_else(|| c.name.clone());
-        let (key_format, value_format) = self.formats(&c.properties, false)?;
-        let key_format =
-            if c.properties.contains_key("KEY_FORMAT") || c.properties.contains_key("FORMAT") {
-                key_format
-            } else {
-                source.key_format
-            };
-        let value_format = value_format.unwrap_or(source.value_format);
-        let sink = self.new_source(
-            &c.name,
-            SourceKind::Stream,
-            &topic,
-            columns,
-            (key_format, value_format),
-            &c.properties,
-            (source.key_delimiter, source.value_delimiter),
-        )?;
-        let partitions = self.log.describe_topic(&source.topic)?.partitions.len() as u32;
-        let sink_partitions = match self.log.describe_topic(&topic) {
-            Ok(info) => info.partitions.len() as u32,
-            Err(_) => {
-                let n = prop_string(&c.properties, "PARTITIONS")
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(partitions);
-                self.log.create_topic(&topic, n, TopicConfig::default())?;
-                n
-            }
-        };
-        let id = format!("CSAS_{}_{}", c.name, self.query_counter);
+    /// The next query id for a sink: `CSAS_<SINK>_<n>` as ksqlDB names them.
+    pub(crate) fn next_query_id(&mut self, prefix: &str, sink: &str) -> String {
+        let id = format!("{prefix}_{sink}_{}", self.query_counter);
         self.query_counter += 1;
+        id
+    }
+
+    /// Where a new query starts reading each source partition: the offsets recorded for it
+    /// when replaying, its committed offsets if it ran before, else `auto.offset.reset` now.
+    pub(crate) fn start_positions(
+        &mut self,
+        query_id: &str,
+        topic: &str,
+    ) -> Result<Vec<u64>, EngineError> {
+        let partitions = self.log.describe_topic(topic)?.partitions.len() as u32;
+        let recorded = self.replay_offsets.clone().flatten();
         let earliest = self
             .properties
             .get("auto.offset.reset")
-            .is_some_and(|v| v == "earliest");
-        let positions = (0..partitions)
-            .map(|p| {
-                let (start, end) = self.log.offsets(&source.topic, p)?;
-                Ok(if earliest { start } else { end })
-            })
-            .collect::<Result<Vec<u64>, EngineError>>()?;
-        self.catalog.insert(sink.clone());
-        self.queries.push(PersistentQuery {
-            id: id.clone(),
-            source_key: Serde::key(&source),
-            source_value: Serde::value(&source),
-            sink_key: Serde::key(&sink),
-            sink_value: Serde::value(&sink),
-            sink_partitions,
-            source,
-            sink,
-            filter,
-            projection,
-            input_schema: schema,
-            positions,
-        });
-        Ok(format!("Created query with ID {id}"))
+            .is_some_and(|v| v.eq_ignore_ascii_case("earliest"));
+        let mut start = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            let (first, end) = self.log.offsets(topic, p)?;
+            let fixed = recorded.as_ref().and_then(|r| r.get(p as usize).copied());
+            start.push(fixed.unwrap_or(if earliest { first } else { end }));
+        }
+        self.started_offsets = Some(start.clone());
+        // A query that ran before goes on from what it committed.
+        let mut positions = start;
+        if self.replay_offsets.is_some() {
+            for c in self.log.committed_offsets(query_id)? {
+                if c.topic == topic
+                    && let Some(slot) = positions.get_mut(c.partition as usize)
+                {
+                    *slot = c.offset;
+                }
+            }
+        }
+        Ok(positions)
     }
 
-    /// Runs every persistent query until none has anything left to read.
+    /// Runs every persistent query until none has anything left to read — including what
+    /// queries on threads are in the middle of writing. This is how `sluice sql` waits for
+    /// lag 0 and how tests wait for a condition instead of sleeping.
     pub fn run_until_idle(&mut self) -> Result<(), EngineError> {
         loop {
+            let before = self.progress.completed.load(Ordering::SeqCst);
             let mut progressed = false;
-            for i in 0..self.queries.len() {
-                progressed |= self.step(i)?;
+            for q in &self.queries {
+                progressed |= q.step(self.log.as_ref(), &self.processing_log, &self.progress)?;
             }
-            if !progressed {
+            if !progressed && self.progress.completed.load(Ordering::SeqCst) == before {
                 return Ok(());
             }
         }
     }
 
-    /// One step of query `i`: everything readable now. Returns whether it read anything.
-    fn step(&mut self, i: usize) -> Result<bool, EngineError> {
-        let mut progressed = false;
-        let partitions = self.queries[i].positions.len();
-        for p in 0..partitions {
-            let (topic, from) = (
-                self.queries[i].source.topic.clone(),
-                self.queries[i].positions[p],
-            );
-            let r = self.log.read(&topic, p as u32, from, 1 << 20)?;
-            if r.data.is_empty() {
-                continue;
-            }
-            let mut records = Vec::new();
-            let mut next = from;
-            for b in Batches::new(&r.data) {
-                let h = BatchHeader::parse(b)?;
-                batch::for_each_record(b, |rec| {
-                    if rec.offset as u64 >= from {
-                        records.push(InputRecord {
-                            timestamp: rec.timestamp,
-                            offset: rec.offset,
-                            key: rec.key.map(<[u8]>::to_vec),
-                            value: rec.value.map(<[u8]>::to_vec),
-                        });
-                    }
-                    Ok(())
-                })?;
-                next = h.next_offset();
-            }
-            self.process(i, p as u32, &records)?;
-            let q = &mut self.queries[i];
-            q.positions[p] = next;
-            self.log.commit_offsets(
-                &q.id,
-                &[CommittedOffset {
-                    topic,
-                    partition: p as u32,
-                    offset: next,
-                    metadata: String::new(),
-                    commit_timestamp: 0,
-                }],
-            )?;
-            progressed = true;
+    /// Starts every persistent query on its own thread (a host: REPL, `sluice sql`, server).
+    pub fn start(&mut self) {
+        self.threaded = true;
+        for q in &self.queries {
+            q.spawn(self.log.clone(), self.processing_log, self.progress.clone());
         }
-        Ok(progressed)
     }
 
-    fn process(
-        &mut self,
-        i: usize,
-        partition: u32,
-        records: &[InputRecord],
-    ) -> Result<(), EngineError> {
-        if records.is_empty() {
-            return Ok(());
+    /// Stops every query thread cleanly (each finishes the step it is in); the queries stay in
+    /// the catalog and resume at the next start.
+    pub fn stop(&mut self) {
+        for q in &self.queries {
+            q.signal_stop();
         }
-        let q = &self.queries[i];
-        let keys: Vec<Option<&[u8]>> = records.iter().map(|r| r.key.as_deref()).collect();
-        let values: Vec<Option<&[u8]>> = records.iter().map(|r| r.value.as_deref()).collect();
-        let (key_arrays, key_errors) = q.source_key.decode(&keys)?;
-        let (value_arrays, value_errors) = q.source_value.decode(&values)?;
-        let bad: std::collections::HashSet<usize> = key_errors
-            .iter()
-            .chain(&value_errors)
-            .map(|(i, _)| *i)
-            .collect();
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(
-                records.iter().map(|r| r.timestamp),
-            )),
-            Arc::new(Int32Array::from_iter_values(
-                records.iter().map(|_| partition as i32),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                records.iter().map(|r| r.offset),
-            )),
-        ];
-        columns.extend(key_arrays);
-        columns.extend(value_arrays);
-        let mut batch = RecordBatch::try_new(q.input_schema.clone(), columns)?;
-        // Bad records are skipped (the processing log comes with the runtime).
-        let keep: BooleanArray = (0..records.len())
-            .map(|r| Some(!bad.contains(&r) && records[r].value.is_some()))
-            .collect();
-        let mut tombstones: Vec<(i64, Option<Vec<u8>>)> = Vec::new();
-        for (r, rec) in records.iter().enumerate() {
-            if rec.value.is_none() && !bad.contains(&r) {
-                tombstones.push((rec.timestamp, rec.key.clone()));
-            }
+        for q in &self.queries {
+            q.join();
         }
-        batch = filter_record_batch(&batch, &keep)?;
-        // A batch whose expressions fail is retried row by row, so only the rows that fail
-        // are dropped (logged; the processing log comes with the runtime).
-        let evaluated = match filter_and_project(q, &batch) {
-            Ok(x) => vec![x],
-            Err(e) => {
-                let mut rows = Vec::new();
-                for r in 0..batch.num_rows() {
-                    match filter_and_project(q, &batch.slice(r, 1)) {
-                        Ok(x) => rows.push(x),
-                        Err(e) => {
-                            tracing::warn!(query = %q.id, error = %e, "skipping a record whose expressions fail")
-                        }
-                    }
-                }
-                tracing::debug!(query = %q.id, error = %e, "batch evaluation failed; evaluated row by row");
-                rows
-            }
-        };
-        let nkeys = q.sink_key.columns.len();
-        let partitions = q.sink_partitions;
-        let mut builders: BTreeMap<u32, BatchBuilder> = BTreeMap::new();
-        // Keyed output goes where Kafka's partitioner puts the key; unkeyed stays in step
-        // with the input partition.
-        let mut emit = |ts: i64, key: Option<&[u8]>, value: Option<&[u8]>| {
-            let p = key.map_or(partition % partitions, |k| partition_for_key(k, partitions));
-            builders
-                .entry(p)
-                .or_insert_with(|| BatchBuilder::new(Compression::None))
-                .push(ts, key, value, &[]);
-        };
-        for (batch, outputs) in &evaluated {
-            let rowtime = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| EngineError("ROWTIME is not a BIGINT column".into()))?;
-            for row in 0..batch.num_rows() {
-                // A key whose columns are all null is a null key.
-                let key = if outputs[..nkeys].iter().all(|a| a.is_null(row)) {
-                    None
-                } else {
-                    q.sink_key.encode(&outputs[..nkeys], row)?
-                };
-                let value = q.sink_value.encode(&outputs[nkeys..], row)?;
-                emit(rowtime.value(row), key.as_deref(), value.as_deref());
-            }
-        }
-        // A null value passes through as a null value.
-        for (ts, key) in tombstones {
-            emit(ts, key.as_deref(), None);
-        }
-        let topic = q.sink.topic.clone();
-        for (p, b) in builders {
-            let mut bytes = b.finish()?;
-            self.log.append(&topic, p, &mut bytes)?;
-        }
-        Ok(())
+        self.threaded = false;
     }
 }
 
-/// Applies a query's WHERE and projection to a batch: the rows kept, and one output column
-/// per sink column.
-fn filter_and_project(
-    q: &PersistentQuery,
-    batch: &RecordBatch,
-) -> Result<(RecordBatch, Vec<ArrayRef>), EngineError> {
-    let mut batch = batch.clone();
-    if let Some(f) = &q.filter {
-        let mask = evaluate(f.as_ref(), &batch)?;
-        let mask = mask
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .ok_or_else(|| EngineError("WHERE must be a boolean expression".into()))?;
-        // NULL counts as false, as in SQL.
-        let mask: BooleanArray = mask.iter().map(|v| Some(v == Some(true))).collect();
-        batch = filter_record_batch(&batch, &mask)?;
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
     }
-    let outputs = q
-        .projection
-        .iter()
-        .map(|e| evaluate(e.as_ref(), &batch))
-        .collect::<Result<_, _>>()?;
-    Ok((batch, outputs))
 }
 
-/// Evaluates an expression over a batch. A function that panics on some input (a library
-/// bug) fails this batch with an error instead of taking the process down.
-fn evaluate(e: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<ArrayRef, EngineError> {
-    let run = || {
-        e.evaluate(batch)
-            .and_then(|v| v.into_array(batch.num_rows()))
-    };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(r) => Ok(r?),
-        Err(_) => err(format!("evaluating {e} failed")),
+/// Statements that change the catalog, recorded in the command topic.
+fn is_recorded(s: &Statement) -> bool {
+    matches!(
+        s,
+        Statement::CreateSource(_)
+            | Statement::CreateAsSelect(_)
+            | Statement::InsertInto { .. }
+            | Statement::Drop { .. }
+            | Statement::Terminate(_)
+            | Statement::CreateType { .. }
+            | Statement::DropType { .. }
+    )
+}
+
+pub(crate) fn kind_name(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Stream => "stream",
+        SourceKind::Table => "table",
     }
 }
 
@@ -777,6 +432,14 @@ fn statement_kind(s: &Statement) -> &'static str {
         Statement::InsertValues { .. } => "INSERT VALUES",
         Statement::Select(_) => "SELECT",
         Statement::Drop { .. } => "DROP",
+        Statement::CreateType { .. } => "CREATE TYPE",
+        Statement::DropType { .. } => "DROP TYPE",
+        Statement::AlterSource { .. } => "ALTER",
+        Statement::Pause(_) => "PAUSE",
+        Statement::Resume(_) => "RESUME",
+        Statement::Explain(_) => "EXPLAIN",
+        Statement::RunScript(_) => "RUN SCRIPT",
+        Statement::Define { .. } | Statement::Undefine(_) => "DEFINE",
         _ => "this statement",
     }
 }

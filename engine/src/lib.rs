@@ -1,14 +1,26 @@
-//! sluice-engine: where ksqlDB's SQL meets the log. So far it owns the mapping of ksqlDB's
-//! types onto Arrow, the serialization formats (bytes <-> Arrow columns) and the conformance
-//! runner's test model and output matching; the catalog, operators and query runtime grow
-//! here next (see docs/engine.md).
+//! sluice-engine: where ksqlDB's SQL meets the log. It owns the mapping of ksqlDB's types
+//! onto Arrow, the serialization formats (bytes <-> Arrow columns), the catalog made durable
+//! by the command topic, statement execution, persistent and push queries and the threads
+//! that run them, the processing log, and the conformance runner (see docs/engine.md).
 
 pub mod catalog;
 pub mod codec;
+pub mod commands;
 pub mod conformance;
+mod ddl;
 pub mod engine;
 pub mod format;
 pub mod functions;
+mod insert_values;
+mod planner;
+pub mod print;
+pub mod processing_log;
+pub mod query;
+pub mod runtime;
 pub mod schema;
+mod show;
 
+pub use engine::{Engine, EngineError, EngineOptions, StatementResult};
 pub use format::FormatError;
+pub use print::Printer;
+pub use query::PushQuery;

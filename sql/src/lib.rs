@@ -10,5 +10,5 @@ pub mod types;
 
 pub use ast::Statement;
 pub use error::ParseError;
-pub use parser::{parse, parse_statement};
+pub use parser::{is_complete, parse, parse_statement, parse_with_text};
 pub use types::SqlType;

@@ -13,6 +13,12 @@ use crate::types::SqlType;
 
 /// Parses a script of `;`-separated statements (comments allowed).
 pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
+    Ok(parse_with_text(sql)?.into_iter().map(|(s, _)| s).collect())
+}
+
+/// Parses a script and keeps each statement's own text (without its `;`), which is what the
+/// engine records in its command topic.
+pub fn parse_with_text(sql: &str) -> Result<Vec<(Statement, String)>, ParseError> {
     let dialect = KsqlDialect;
     let parser = Parser::new(&dialect)
         .try_with_sql(sql)
@@ -21,16 +27,81 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
         p: parser,
         pending_gt: 0,
     };
+    let lines = LineIndex::new(sql);
     let mut out = Vec::new();
     loop {
         while p.p.consume_token(&Token::SemiColon) {}
         if p.p.peek_token_ref().token == Token::EOF {
             return Ok(out);
         }
-        out.push(p.statement()?);
+        let start = p.p.peek_token_ref().span.start;
+        let statement = p.statement()?;
+        let end = p.p.get_current_token().span.end;
+        let text = sql
+            .get(lines.offset(start)..lines.offset(end))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        out.push((statement, text));
         if !p.p.consume_token(&Token::SemiColon) && p.p.peek_token_ref().token != Token::EOF {
             return Err(p.error("expected ';' or the end of the statement"));
         }
+    }
+}
+
+/// Whether `text` holds at least one whole statement ended by `;` and nothing but
+/// whitespace and comments after it: how the REPL decides that a multi-line entry is done.
+/// An unterminated string or comment is never complete.
+pub fn is_complete(text: &str) -> bool {
+    use datafusion::sql::sqlparser::tokenizer::{Tokenizer, Whitespace};
+    let dialect = KsqlDialect;
+    let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize() else {
+        return false;
+    };
+    tokens
+        .iter()
+        .rev()
+        .find(|t| {
+            !matches!(
+                t,
+                Token::Whitespace(
+                    Whitespace::Space
+                        | Whitespace::Newline
+                        | Whitespace::Tab
+                        | Whitespace::SingleLineComment { .. }
+                        | Whitespace::MultiLineComment(_)
+                )
+            )
+        })
+        .is_some_and(|t| *t == Token::SemiColon)
+}
+
+/// Byte offsets of line starts, to turn sqlparser's (line, column) locations into slices.
+struct LineIndex {
+    starts: Vec<usize>,
+    text: String,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex {
+            starts,
+            text: text.to_string(),
+        }
+    }
+
+    /// The byte offset of a 1-based (line, column-in-characters) location.
+    fn offset(&self, loc: datafusion::sql::sqlparser::tokenizer::Location) -> usize {
+        let Some(&start) = self.starts.get((loc.line as usize).saturating_sub(1)) else {
+            return self.text.len();
+        };
+        let column = (loc.column as usize).saturating_sub(1);
+        self.text[start..]
+            .char_indices()
+            .nth(column)
+            .map_or(self.text.len(), |(i, _)| start + i)
     }
 }
 

@@ -221,3 +221,30 @@ fn expression_shapes_follow_ksqldb() {
     );
     assert!(matches!(&q.select[5], SelectItem::Expr { alias: Some(a), .. } if a == "1R"));
 }
+
+#[test]
+fn statement_texts_are_kept_for_the_command_log() {
+    let sql = "CREATE STREAM s (id INT KEY, v STRING)\n  WITH (kafka_topic='t', value_format='JSON');\n-- a comment\nINSERT INTO s (id, v) VALUES (1, 'a;b');  ";
+    let parsed = sluice_sql::parse_with_text(sql).unwrap();
+    assert_eq!(parsed.len(), 2);
+    assert_eq!(
+        parsed[0].1,
+        "CREATE STREAM s (id INT KEY, v STRING)\n  WITH (kafka_topic='t', value_format='JSON')"
+    );
+    assert_eq!(parsed[1].1, "INSERT INTO s (id, v) VALUES (1, 'a;b')");
+    // Each text parses back to the same statement.
+    for (stmt, text) in &parsed {
+        assert_eq!(&sluice_sql::parse_statement(text).unwrap(), stmt);
+    }
+}
+
+#[test]
+fn completeness_of_repl_input() {
+    assert!(!sluice_sql::is_complete("SELECT * FROM s"));
+    assert!(!sluice_sql::is_complete("SELECT * FROM s\nWHERE x = 'a;"));
+    assert!(sluice_sql::is_complete(
+        "SELECT * FROM s\nEMIT CHANGES;  -- done"
+    ));
+    assert!(!sluice_sql::is_complete("SELECT 1; /* open"));
+    assert!(!sluice_sql::is_complete(""));
+}

@@ -1,0 +1,399 @@
+//! Statements that define and remove sources and persistent queries: CREATE STREAM over a
+//! topic, CREATE STREAM … AS SELECT, INSERT INTO … SELECT, DROP, TERMINATE, and the WITH
+//! clause properties they share (formats, delimiters, wrapping).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_sql::ast::{CreateAsSelect, CreateSource, Literal, Properties, Query, SourceKind};
+use sluice_storage::TopicConfig;
+
+use crate::catalog::{Column, Format, Source};
+use crate::codec::Serde;
+use crate::engine::{Engine, EngineError, err, kind_name};
+use crate::planner::QueryUse;
+use crate::query::{PersistentQuery, QueryStats};
+
+pub(crate) fn prop_string(props: &BTreeMap<String, Literal>, name: &str) -> Option<String> {
+    props.get(name).map(|l| match l {
+        Literal::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+fn contains_map(ty: &sluice_sql::SqlType) -> bool {
+    use sluice_sql::SqlType;
+    match ty {
+        SqlType::Map(..) => true,
+        SqlType::Array(t) => contains_map(t),
+        SqlType::Struct(fs) => fs.iter().any(|(_, t)| contains_map(t)),
+        _ => false,
+    }
+}
+
+/// `KEY_DELIMITER` / `VALUE_DELIMITER`, checked against the formats they go with.
+fn delimiters(
+    props: &BTreeMap<String, Literal>,
+    key_format: Format,
+    value_format: Format,
+    key_default: char,
+    value_default: char,
+) -> Result<(char, char), EngineError> {
+    let one = |name: &str, format: Format, default: char| -> Result<char, EngineError> {
+        match prop_string(props, name) {
+            None => Ok(default),
+            Some(_) if format != Format::Delimited => err(format!(
+                "{} does not support the following configs: [delimiter]",
+                format.name()
+            )),
+            Some(d) => crate::format::delimited::parse_delimiter(&d).map_err(|why| {
+                EngineError(format!(
+                    "Failed to prepare statement: Configuration {name} is invalid: {why}"
+                ))
+            }),
+        }
+    };
+    Ok((
+        one("KEY_DELIMITER", key_format, key_default)?,
+        one("VALUE_DELIMITER", value_format, value_default)?,
+    ))
+}
+
+/// `WRAP_SINGLE_VALUE`, which formats without wrapping reject when set to true.
+fn wrapping(props: &BTreeMap<String, Literal>, value_format: Format) -> Result<bool, EngineError> {
+    match props.get("WRAP_SINGLE_VALUE") {
+        Some(Literal::Boolean(true))
+            if matches!(value_format, Format::Delimited | Format::Kafka) =>
+        {
+            err(format!(
+                "Format '{}' does not support 'WRAP_SINGLE_VALUE' set to 'true'.",
+                value_format.name()
+            ))
+        }
+        Some(Literal::Boolean(false)) => Ok(false),
+        _ => Ok(true),
+    }
+}
+
+impl Engine {
+    pub(crate) fn formats(
+        &self,
+        props: &BTreeMap<String, Literal>,
+        value_required: bool,
+    ) -> Result<(Format, Option<Format>), EngineError> {
+        let both = prop_string(props, "FORMAT");
+        let key = prop_string(props, "KEY_FORMAT")
+            .or(both.clone())
+            .or_else(|| {
+                self.properties
+                    .get("ksql.persistence.default.format.key")
+                    .cloned()
+            })
+            .unwrap_or_else(|| "KAFKA".into());
+        let value = prop_string(props, "VALUE_FORMAT").or(both).or_else(|| {
+            self.properties
+                .get("ksql.persistence.default.format.value")
+                .cloned()
+        });
+        let parse =
+            |f: &str| Format::parse(f).ok_or_else(|| EngineError(format!("Unknown format: {f}")));
+        let value = match value {
+            Some(v) => Some(parse(&v)?),
+            None if value_required => {
+                return err(
+                    "Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a default via the 'ksql.persistence.default.format.value' config.",
+                );
+            }
+            None => None,
+        };
+        Ok((parse(&key)?, value))
+    }
+
+    pub(crate) fn create_source(&mut self, c: &CreateSource) -> Result<String, EngineError> {
+        if c.kind != SourceKind::Stream {
+            return err("CREATE TABLE is not supported yet");
+        }
+        if let Some(existing) = self.catalog.get(&c.name) {
+            if c.if_not_exists {
+                return Ok(format!("Stream {} already exists", existing.name));
+            }
+            return err(format!(
+                "Cannot add stream '{}': A stream with the same name already exists",
+                c.name
+            ));
+        }
+        let topic = prop_string(&c.properties, "KAFKA_TOPIC").ok_or_else(|| {
+            EngineError("Missing required property \"KAFKA_TOPIC\" in WITH clause".into())
+        })?;
+        let (key_format, value_format) = self.formats(&c.properties, true)?;
+        let value_format = value_format.unwrap_or(Format::Json);
+        let columns: Vec<Column> = c
+            .columns
+            .iter()
+            .map(|d| Column {
+                name: d.name.clone(),
+                ty: d.ty.clone(),
+                key: d.constraint == sluice_sql::ast::ColumnConstraint::Key,
+            })
+            .collect();
+        let source = self.new_source(
+            &c.name,
+            c.kind,
+            &topic,
+            columns,
+            (key_format, value_format),
+            &c.properties,
+            (',', ','),
+        )?;
+        if self.log.describe_topic(&topic).is_err() {
+            match prop_string(&c.properties, "PARTITIONS").and_then(|p| p.parse::<u32>().ok()) {
+                Some(n) => {
+                    self.log.create_topic(&topic, n, TopicConfig::default())?;
+                }
+                None => return err(format!("Kafka topic does not exist: {topic}")),
+            }
+        }
+        self.catalog.insert(source);
+        Ok("Stream created".into())
+    }
+
+    /// Builds a source with the delimiters and wrapping its WITH clause asks for (the
+    /// delimiters default to `default_delimiters`), and checks its formats can carry it.
+    #[allow(clippy::too_many_arguments)]
+    fn new_source(
+        &self,
+        name: &str,
+        kind: SourceKind,
+        topic: &str,
+        columns: Vec<Column>,
+        (key_format, value_format): (Format, Format),
+        props: &BTreeMap<String, Literal>,
+        default_delimiters: (char, char),
+    ) -> Result<Source, EngineError> {
+        let (key_delimiter, value_delimiter) = delimiters(
+            props,
+            key_format,
+            value_format,
+            default_delimiters.0,
+            default_delimiters.1,
+        )?;
+        let source = Source {
+            name: name.to_string(),
+            kind,
+            topic: topic.to_string(),
+            columns,
+            key_format,
+            value_format,
+            wrap_single_value: wrapping(props, value_format)?,
+            key_delimiter,
+            value_delimiter,
+        };
+        self.check_formats(&source)?;
+        Ok(source)
+    }
+
+    fn check_formats(&self, s: &Source) -> Result<(), EngineError> {
+        for k in s.key_columns() {
+            if contains_map(&k.ty) {
+                return err(format!(
+                    "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
+                    k.name, k.ty
+                ));
+            }
+        }
+        Serde::key(s).check()?;
+        Serde::value(s).check()?;
+        Ok(())
+    }
+
+    pub(crate) fn create_as_select(&mut self, c: &CreateAsSelect) -> Result<String, EngineError> {
+        if c.kind != SourceKind::Stream {
+            return err("CREATE TABLE AS SELECT is not supported yet");
+        }
+        if let Some(existing) = self.catalog.get(&c.name) {
+            if c.if_not_exists {
+                return Ok(format!("Stream {} already exists", existing.name));
+            }
+            return err(format!(
+                "Cannot add stream '{}': A stream with the same name already exists",
+                c.name
+            ));
+        }
+        let planned = self.plan_query(&c.query, &c.name, QueryUse::Persistent)?;
+        let source = &planned.source;
+        let topic = prop_string(&c.properties, "KAFKA_TOPIC").unwrap_or_else(|| c.name.clone());
+        let (key_format, value_format) = self.formats(&c.properties, false)?;
+        let key_format =
+            if c.properties.contains_key("KEY_FORMAT") || c.properties.contains_key("FORMAT") {
+                key_format
+            } else {
+                source.key_format
+            };
+        let value_format = value_format.unwrap_or(source.value_format);
+        let sink = self.new_source(
+            &c.name,
+            SourceKind::Stream,
+            &topic,
+            planned.pipeline.output.clone(),
+            (key_format, value_format),
+            &c.properties,
+            (source.key_delimiter, source.value_delimiter),
+        )?;
+        let source_partitions = self.log.describe_topic(&source.topic)?.partitions.len() as u32;
+        let partitions = prop_string(&c.properties, "PARTITIONS")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(source_partitions);
+        let id = self.next_query_id("CSAS", &c.name);
+        self.start_query(id.clone(), planned, sink.clone(), partitions)?;
+        self.catalog.insert(sink);
+        Ok(format!("Created query with ID {id}"))
+    }
+
+    /// `INSERT INTO target SELECT …`: a persistent query writing into an existing stream
+    /// whose columns the query's result must match.
+    pub(crate) fn insert_into(
+        &mut self,
+        target: &str,
+        _properties: &Properties,
+        q: &Query,
+    ) -> Result<String, EngineError> {
+        let Some(sink) = self.catalog.get(target).cloned() else {
+            return err(format!("{target} does not exist."));
+        };
+        if sink.kind != SourceKind::Stream {
+            return err(format!(
+                "INSERT INTO can only be used to insert into a stream. {target} is a table."
+            ));
+        }
+        let planned = self.plan_query(q, target, QueryUse::Persistent)?;
+        let result = &planned.pipeline.output;
+        let same = result.len() == sink.columns.len()
+            && result
+                .iter()
+                .zip(&sink.columns)
+                .all(|(a, b)| a.name == b.name && a.ty == b.ty && a.key == b.key);
+        if !same {
+            return err(format!(
+                "Incompatible schema between results and sink.\nResult schema is {}\nSink schema is {}",
+                describe_columns(result),
+                describe_columns(&sink.columns)
+            ));
+        }
+        let id = self.next_query_id("INSERTQUERY", target);
+        let partitions = self.log.describe_topic(&sink.topic)?.partitions.len() as u32;
+        self.start_query(id.clone(), planned, sink, partitions)?;
+        Ok(format!("Created query with ID {id}"))
+    }
+
+    /// Creates the sink topic if needed, fixes the start positions and registers the query.
+    fn start_query(
+        &mut self,
+        id: String,
+        planned: crate::planner::Planned,
+        sink: Source,
+        partitions: u32,
+    ) -> Result<(), EngineError> {
+        let sink_partitions = match self.log.describe_topic(&sink.topic) {
+            Ok(info) => info.partitions.len() as u32,
+            Err(_) => {
+                self.log
+                    .create_topic(&sink.topic, partitions, TopicConfig::default())?;
+                partitions
+            }
+        };
+        let mut pipeline = planned.pipeline;
+        pipeline.positions = self.start_positions(&id, &planned.source.topic)?;
+        self.add_query(
+            PersistentQuery {
+                id,
+                sink_key: Serde::key(&sink),
+                sink_value: Serde::value(&sink),
+                sink_partitions,
+                sink,
+                pipeline,
+                stats: Arc::new(QueryStats::default()),
+            },
+            self.current_text.clone(),
+        );
+        Ok(())
+    }
+
+    pub(crate) fn drop_source(
+        &mut self,
+        kind: SourceKind,
+        name: &str,
+        if_exists: bool,
+        delete_topic: bool,
+    ) -> Result<String, EngineError> {
+        let kind_word = kind_name(kind);
+        let Some(source) = self.catalog.get(name).cloned() else {
+            if if_exists {
+                return Ok(format!("Source `{name}` does not exist."));
+            }
+            return err(format!("{kind_word} {name} does not exist."));
+        };
+        if source.kind != kind {
+            return err(format!(
+                "Incompatible data source type is {}, but statement was DROP {}",
+                source.kind, kind
+            ));
+        }
+        let readers: Vec<&str> = self
+            .queries
+            .iter()
+            .filter(|q| q.source_name == name)
+            .map(|q| q.id.as_str())
+            .collect();
+        let writers: Vec<&str> = self
+            .queries
+            .iter()
+            .filter(|q| q.sink_name == name)
+            .map(|q| q.id.as_str())
+            .collect();
+        if !readers.is_empty() || !writers.is_empty() {
+            return err(format!(
+                "Cannot drop {name}.\nThe following queries read from this source: [{}].\nThe following queries write into this source: [{}].\nYou need to terminate them before dropping {name}.",
+                readers.join(", "),
+                writers.join(", ")
+            ));
+        }
+        self.catalog.remove(name);
+        if delete_topic {
+            self.log.delete_topic(&source.topic)?;
+        }
+        Ok(format!(
+            "Source `{name}` (topic: {}) was dropped.",
+            source.topic
+        ))
+    }
+
+    pub(crate) fn terminate(&mut self, id: Option<&str>) -> Result<String, EngineError> {
+        let doomed: Vec<usize> = match id {
+            None => (0..self.queries.len()).collect(),
+            Some(id) => match self
+                .queries
+                .iter()
+                .position(|q| q.id.eq_ignore_ascii_case(id))
+            {
+                Some(i) => vec![i],
+                None => return err(format!("Unknown queryId: {id}")),
+            },
+        };
+        for &i in doomed.iter().rev() {
+            let q = self.queries.remove(i);
+            q.stop();
+        }
+        Ok(match id {
+            Some(id) => format!("Query terminated: {}", id.to_uppercase()),
+            None => "All queries terminated.".to_string(),
+        })
+    }
+}
+
+fn describe_columns(columns: &[Column]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("`{}` {}{}", c.name, c.ty, if c.key { " KEY" } else { "" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

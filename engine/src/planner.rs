@@ -1,0 +1,283 @@
+//! Planning a SELECT over one source into a `Pipeline`: the input batch schema
+//! (`ROWTIME, ROWPARTITION, ROWOFFSET`, key columns, value columns), ksqlDB's expressions
+//! planned by DataFusion, the output columns with their key flags (the source key, or the
+//! `PARTITION BY` expressions), and ksqlDB's rules about what a projection must contain.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::{Expr as DfExpr, ExprSchemable};
+use datafusion::sql::sqlparser::ast::{self as sqlast, Ident, VisitMut, VisitorMut};
+use sluice_sql::ast::{Query, Relation, SelectItem};
+
+use crate::catalog::{Column, Source};
+use crate::codec::Serde;
+use crate::engine::{Engine, EngineError, err};
+use crate::query::Pipeline;
+use crate::schema::{arrow_type, sql_type};
+
+const PSEUDO: [(&str, DataType); 3] = [
+    ("ROWTIME", DataType::Int64),
+    ("ROWPARTITION", DataType::Int32),
+    ("ROWOFFSET", DataType::Int64),
+];
+
+/// Upper-cases unquoted identifiers (ksqlDB's rule) and marks them quoted so DataFusion keeps
+/// them as they are.
+struct NormalizeIdents;
+
+impl VisitorMut for NormalizeIdents {
+    type Break = ();
+    fn pre_visit_expr(&mut self, expr: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+        let fix = |i: &mut Ident| {
+            if i.quote_style.is_none() {
+                i.value = i.value.to_uppercase();
+                i.quote_style = Some('"');
+            }
+        };
+        match expr {
+            sqlast::Expr::Identifier(i) => fix(i),
+            sqlast::Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(fix),
+            _ => {}
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// What kind of query is planned: persistent ones must project the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueryUse {
+    Persistent,
+    Push,
+}
+
+/// A planned query: the pipeline (positions still empty) and its source.
+pub(crate) struct Planned {
+    pub pipeline: Pipeline,
+    pub source: Source,
+}
+
+impl Engine {
+    pub(crate) fn input_schema(source: &Source) -> Result<Arc<Schema>, EngineError> {
+        let mut fields: Vec<Field> = PSEUDO
+            .iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
+            .collect();
+        for c in source.key_columns().chain(source.value_columns()) {
+            let t =
+                arrow_type(&c.ty).ok_or_else(|| EngineError(format!("unknown type {}", c.ty)))?;
+            fields.push(Field::new(&c.name, t, true));
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    pub(crate) fn plan_expr(
+        &self,
+        expr: &sqlast::Expr,
+        df_schema: &DFSchema,
+    ) -> Result<DfExpr, EngineError> {
+        let mut e = expr.clone();
+        let _ = e.visit(&mut NormalizeIdents);
+        Ok(self.ctx.state().create_logical_expr_from_sql_expr(
+            sqlast::ExprWithAlias {
+                expr: e,
+                alias: None,
+            },
+            df_schema,
+        )?)
+    }
+
+    /// Plans `q` over its single source. `sink` names the result in ksqlDB's errors.
+    pub(crate) fn plan_query(
+        &self,
+        q: &Query,
+        sink: &str,
+        usage: QueryUse,
+    ) -> Result<Planned, EngineError> {
+        if q.window.is_some() || !q.group_by.is_empty() || q.having.is_some() {
+            return err("windows, GROUP BY and HAVING are not supported yet");
+        }
+        let Relation::Source { name, alias } = &q.from else {
+            return err("joins are not supported yet");
+        };
+        let source = self
+            .catalog
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError(format!("{name} does not exist.")))?;
+        let schema = Self::input_schema(&source)?;
+        let qualifier = alias.clone().unwrap_or_else(|| source.name.clone());
+        let df_schema = DFSchema::try_from_qualified_schema(qualifier.as_str(), &schema)?;
+        let filter = match &q.filter {
+            Some(f) => {
+                let e = self.plan_expr(f, &df_schema)?;
+                Some(self.ctx.create_physical_expr(e, &df_schema)?)
+            }
+            None => None,
+        };
+        let items = self.select_items(q, &source, &qualifier, &df_schema)?;
+        let key_items = key_items(self, q, &source, sink, &items, &df_schema, usage)?;
+        let mut output = Vec::new();
+        let mut projection = Vec::new();
+        let ordered = key_items.iter().map(|&i| (true, &items[i])).chain(
+            items
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !key_items.contains(i))
+                .map(|(_, it)| (false, it)),
+        );
+        for (key, (name, e)) in ordered {
+            if output.iter().any(|c: &Column| &c.name == name) {
+                return err(format!("Duplicate value columns found in schema: `{name}`"));
+            }
+            let dt = e.to_field(&df_schema)?.1.data_type().clone();
+            let ty = sql_type(&dt)
+                .ok_or_else(|| EngineError(format!("unsupported result type {dt}")))?;
+            output.push(Column {
+                name: name.clone(),
+                ty,
+                key,
+            });
+            projection.push(self.ctx.create_physical_expr(e.clone(), &df_schema)?);
+        }
+        Ok(Planned {
+            pipeline: Pipeline {
+                source_key: Serde::key(&source),
+                source_value: Serde::value(&source),
+                source: source.clone(),
+                filter,
+                projection,
+                input_schema: schema,
+                output,
+                positions: Vec::new(),
+            },
+            source,
+        })
+    }
+
+    /// The projection as (name, expression), wildcards expanded to key then value columns.
+    fn select_items(
+        &self,
+        q: &Query,
+        source: &Source,
+        qualifier: &str,
+        df_schema: &DFSchema,
+    ) -> Result<Vec<(String, DfExpr)>, EngineError> {
+        let mut items: Vec<(String, DfExpr)> = Vec::new();
+        let mut generated = 0;
+        for item in &q.select {
+            match item {
+                SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
+                    for col in source.key_columns().chain(source.value_columns()) {
+                        items.push((
+                            col.name.clone(),
+                            datafusion::logical_expr::col(datafusion::common::Column::new(
+                                Some(qualifier.to_string()),
+                                col.name.clone(),
+                            )),
+                        ));
+                    }
+                }
+                SelectItem::Expr { expr, alias } => {
+                    let e = self.plan_expr(expr, df_schema)?;
+                    let name = match alias {
+                        Some(a) => a.clone(),
+                        None => column_name(expr).unwrap_or_else(|| {
+                            let n = format!("KSQL_COL_{generated}");
+                            generated += 1;
+                            n
+                        }),
+                    };
+                    items.push((name, e));
+                }
+                SelectItem::StructWildcard(_) => {
+                    return err("struct wildcards are not supported yet");
+                }
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// The name ksqlDB gives an unaliased column reference.
+fn column_name(expr: &sqlast::Expr) -> Option<String> {
+    match expr {
+        sqlast::Expr::Identifier(i) => Some(i.value.to_uppercase()),
+        sqlast::Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_uppercase()),
+        _ => None,
+    }
+}
+
+/// Which projection items are the output key: those matching the source's key columns, or
+/// the `PARTITION BY` expressions. A persistent query must project every one of them.
+fn key_items(
+    engine: &Engine,
+    q: &Query,
+    source: &Source,
+    sink: &str,
+    items: &[(String, DfExpr)],
+    df_schema: &DFSchema,
+    usage: QueryUse,
+) -> Result<Vec<usize>, EngineError> {
+    let mut wanted: Vec<(String, DfExpr)> = Vec::new();
+    if q.partition_by.is_empty() {
+        for k in source.key_columns() {
+            wanted.push((
+                k.name.clone(),
+                datafusion::logical_expr::col(datafusion::common::Column::new_unqualified(
+                    k.name.clone(),
+                )),
+            ));
+        }
+    } else {
+        for e in &q.partition_by {
+            if matches!(e, sqlast::Expr::Value(v) if matches!(v.value, sqlast::Value::Null)) {
+                continue;
+            }
+            let planned = engine.plan_expr(e, df_schema)?;
+            let name = column_name(e).unwrap_or_else(|| e.to_string());
+            wanted.push((name, planned));
+        }
+    }
+    let mut chosen: Vec<usize> = Vec::new();
+    for (name, want) in &wanted {
+        let found = items
+            .iter()
+            .enumerate()
+            .position(|(i, (_, e))| !chosen.contains(&i) && same_expr(e, want));
+        match found {
+            Some(i) => chosen.push(i),
+            None if usage == QueryUse::Push => {}
+            None => {
+                return err(format!(
+                    "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the key column {name} in its projection (eg, SELECT {name}...)."
+                ));
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// Whether two planned expressions are the same, ignoring column qualifiers.
+fn same_expr(a: &DfExpr, b: &DfExpr) -> bool {
+    match (a, b) {
+        (DfExpr::Column(x), DfExpr::Column(y)) => x.name == y.name,
+        _ => strip_qualifiers(a) == strip_qualifiers(b),
+    }
+}
+
+fn strip_qualifiers(e: &DfExpr) -> DfExpr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    e.clone()
+        .transform(|e| {
+            Ok(match e {
+                DfExpr::Column(c) => Transformed::yes(DfExpr::Column(
+                    datafusion::common::Column::new_unqualified(c.name),
+                )),
+                other => Transformed::no(other),
+            })
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
+}

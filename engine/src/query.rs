@@ -1,0 +1,563 @@
+//! Query execution over the log: a `Pipeline` reads what a source's partitions hold past its
+//! positions, decodes it into an Arrow batch (`ROWTIME, ROWPARTITION, ROWOFFSET`, key
+//! columns, value columns), filters and projects it with DataFusion physical expressions. A
+//! `PersistentQuery` writes a pipeline's rows to a sink topic and commits its positions; a
+//! `PushQuery` hands them to its caller. Records that fail are skipped and reported as
+//! processing-log entries, never the end of a query.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch,
+};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::physical_expr::PhysicalExpr;
+use sluice_storage::batch::{self, BatchHeader, Batches};
+use sluice_storage::partitioner::partition_for_key;
+use sluice_storage::{BatchBuilder, CommittedOffset, Compression, EventLog};
+
+use crate::catalog::{Column, Source};
+use crate::codec::Serde;
+use crate::engine::EngineError;
+use crate::processing_log::{ProcessingError, ProcessingLog};
+use crate::schema::arrow_type;
+
+/// Bytes read from one partition per step: large enough to amortize, small enough that
+/// queries sharing a thread take turns.
+const READ_BYTES: usize = 1 << 20;
+
+/// The planned part of a query: its source, how to decode it, WHERE and the projection.
+pub(crate) struct Pipeline {
+    pub source: Source,
+    pub source_key: Serde,
+    pub source_value: Serde,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// One expression per output column, in `output` order.
+    pub projection: Vec<Arc<dyn PhysicalExpr>>,
+    pub input_schema: Arc<Schema>,
+    /// The output columns (key columns first).
+    pub output: Vec<Column>,
+    /// Next offset to read per source partition.
+    pub positions: Vec<u64>,
+}
+
+/// What one read of one partition produced.
+pub(crate) struct Evaluated {
+    pub partition: u32,
+    /// Offset to read next.
+    pub next: u64,
+    /// Records read (including skipped ones).
+    pub read: usize,
+    /// Kept rows (their input columns, for ROWTIME) and one output array per output column.
+    pub rows: Vec<(RecordBatch, Vec<ArrayRef>)>,
+    /// Records with a null value, passed through as null values: (timestamp, key bytes).
+    pub tombstones: Vec<(i64, Option<Vec<u8>>)>,
+    pub errors: Vec<ProcessingError>,
+}
+
+/// Records of one read, copied into one buffer (one allocation per read, not per record).
+#[derive(Default)]
+struct ReadRecords {
+    bytes: Vec<u8>,
+    timestamps: Vec<i64>,
+    offsets: Vec<i64>,
+    keys: Vec<Option<Range<usize>>>,
+    values: Vec<Option<Range<usize>>>,
+}
+
+impl ReadRecords {
+    fn push_bytes(&mut self, b: Option<&[u8]>) -> Option<Range<usize>> {
+        b.map(|b| {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(b);
+            start..self.bytes.len()
+        })
+    }
+
+    fn slices<'a>(&'a self, ranges: &'a [Option<Range<usize>>]) -> Vec<Option<&'a [u8]>> {
+        ranges
+            .iter()
+            .map(|r| r.clone().map(|r| &self.bytes[r]))
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len()
+    }
+}
+
+impl Pipeline {
+    /// Reads and evaluates what partition `p` holds past the pipeline's position, without
+    /// moving the position (the caller does once the rows are safely delivered).
+    pub fn poll_partition(
+        &self,
+        log: &dyn EventLog,
+        p: u32,
+        query_id: &str,
+    ) -> Result<Option<Evaluated>, EngineError> {
+        let topic = &self.source.topic;
+        let mut from = self.positions[p as usize];
+        let (start, end) = log.offsets(topic, p)?;
+        if from >= end {
+            return Ok(None);
+        }
+        // Retention may have removed what the query had not read yet: go on from the start.
+        from = from.max(start);
+        let r = log.read(topic, p, from, READ_BYTES)?;
+        let mut recs = ReadRecords::default();
+        let mut next = from;
+        for b in Batches::new(&r.data) {
+            let h = BatchHeader::parse(b)?;
+            if !h.is_control() {
+                batch::for_each_record(b, |rec| {
+                    if rec.offset as u64 >= from {
+                        recs.timestamps.push(rec.timestamp);
+                        recs.offsets.push(rec.offset);
+                        let k = recs.push_bytes(rec.key);
+                        recs.keys.push(k);
+                        let v = recs.push_bytes(rec.value);
+                        recs.values.push(v);
+                    }
+                    Ok(())
+                })?;
+            }
+            next = h.next_offset();
+        }
+        if next <= from {
+            return Ok(None);
+        }
+        let mut out = Evaluated {
+            partition: p,
+            next,
+            read: recs.len(),
+            rows: Vec::new(),
+            tombstones: Vec::new(),
+            errors: Vec::new(),
+        };
+        if recs.len() > 0 {
+            self.evaluate_records(&recs, p, query_id, &mut out)?;
+        }
+        Ok(Some(out))
+    }
+
+    fn evaluate_records(
+        &self,
+        recs: &ReadRecords,
+        partition: u32,
+        query_id: &str,
+        out: &mut Evaluated,
+    ) -> Result<(), EngineError> {
+        let keys = recs.slices(&recs.keys);
+        let values = recs.slices(&recs.values);
+        let (key_arrays, key_errors) = self.source_key.decode(&keys)?;
+        let (value_arrays, value_errors) = self.source_value.decode(&values)?;
+        let mut bad: HashSet<usize> = HashSet::new();
+        for (target, errors, payloads) in [
+            ("key", &key_errors, &keys),
+            ("value", &value_errors, &values),
+        ] {
+            for (row, message) in errors {
+                bad.insert(*row);
+                out.errors.push(ProcessingError::Deserialization {
+                    query_id: query_id.to_string(),
+                    target,
+                    message: message.to_string(),
+                    record: payloads[*row].map(<[u8]>::to_vec),
+                    topic: self.source.topic.clone(),
+                });
+            }
+        }
+        let n = recs.len();
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(recs.timestamps.clone())),
+            Arc::new(Int32Array::from(vec![partition as i32; n])),
+            Arc::new(Int64Array::from(recs.offsets.clone())),
+        ];
+        columns.extend(key_arrays);
+        columns.extend(value_arrays);
+        let batch = RecordBatch::try_new(self.input_schema.clone(), columns)?;
+        for (r, v) in values.iter().enumerate() {
+            if v.is_none() && !bad.contains(&r) {
+                out.tombstones
+                    .push((recs.timestamps[r], keys[r].map(<[u8]>::to_vec)));
+            }
+        }
+        let batch = if bad.is_empty() && values.iter().all(Option::is_some) {
+            batch
+        } else {
+            let keep: BooleanArray = (0..n)
+                .map(|r| Some(!bad.contains(&r) && values[r].is_some()))
+                .collect();
+            filter_record_batch(&batch, &keep)?
+        };
+        // A batch whose expressions fail is retried row by row, so only the rows that fail
+        // are dropped, each into the processing log.
+        match self.filter_and_project(&batch) {
+            Ok(x) => out.rows.push(x),
+            Err(_) => {
+                for r in 0..batch.num_rows() {
+                    let row = batch.slice(r, 1);
+                    match self.filter_and_project(&row) {
+                        Ok(x) => out.rows.push(x),
+                        Err(e) => out.errors.push(ProcessingError::RecordProcessing {
+                            query_id: query_id.to_string(),
+                            message: e.to_string(),
+                            record: describe_row(&row),
+                        }),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies WHERE and the projection to a batch: the rows kept, and one output column
+    /// per output column.
+    fn filter_and_project(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<(RecordBatch, Vec<ArrayRef>), EngineError> {
+        let mut batch = batch.clone();
+        if let Some(f) = &self.filter {
+            let mask = evaluate(f.as_ref(), &batch)?;
+            let mask = mask
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| EngineError("WHERE must be a boolean expression".into()))?;
+            // NULL counts as false, as in SQL.
+            let mask: BooleanArray = mask.iter().map(|v| Some(v == Some(true))).collect();
+            batch = filter_record_batch(&batch, &mask)?;
+        }
+        let outputs = self
+            .projection
+            .iter()
+            .map(|e| evaluate(e.as_ref(), &batch))
+            .collect::<Result<_, _>>()?;
+        Ok((batch, outputs))
+    }
+
+    /// The Arrow schema of the output columns.
+    pub fn output_schema(&self) -> Result<Arc<Schema>, EngineError> {
+        let fields = self
+            .output
+            .iter()
+            .map(|c| {
+                arrow_type(&c.ty)
+                    .map(|t| Field::new(&c.name, t, true))
+                    .ok_or_else(|| EngineError(format!("unsupported type {}", c.ty)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    /// Whether every partition has been read up to its high watermark.
+    pub fn lag(&self, log: &dyn EventLog) -> Result<u64, EngineError> {
+        let mut lag = 0;
+        for (p, &pos) in self.positions.iter().enumerate() {
+            let (_, end) = log.offsets(&self.source.topic, p as u32)?;
+            lag += end.saturating_sub(pos);
+        }
+        Ok(lag)
+    }
+}
+
+/// A row's input values as text, for the processing log.
+fn describe_row(row: &RecordBatch) -> String {
+    let schema = row.schema();
+    let mut parts = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let v = datafusion::arrow::util::display::array_value_to_string(row.column(i), 0)
+            .unwrap_or_default();
+        parts.push(format!("{}={}", f.name(), v));
+    }
+    parts.join(", ")
+}
+
+/// Evaluates an expression over a batch. A function that panics on some input (a library
+/// bug) fails this batch with an error instead of taking the process down.
+pub(crate) fn evaluate(e: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<ArrayRef, EngineError> {
+    let run = || {
+        e.evaluate(batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(EngineError(format!("evaluating {e} failed"))),
+    }
+}
+
+/// Counters a running query updates and `SHOW QUERIES` reads.
+#[derive(Debug, Default)]
+pub struct QueryStats {
+    pub records_in: AtomicU64,
+    pub records_out: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// A persistent query: a pipeline writing to a sink topic.
+pub(crate) struct PersistentQuery {
+    pub id: String,
+    pub pipeline: Pipeline,
+    pub sink: Source,
+    pub sink_key: Serde,
+    pub sink_value: Serde,
+    /// Partitions of the sink topic (fixed once the topic exists).
+    pub sink_partitions: u32,
+    pub stats: Arc<QueryStats>,
+}
+
+impl PersistentQuery {
+    /// One step: everything each partition holds now, written to the sink, positions
+    /// committed (after the sink append: at-least-once). Returns whether it read anything.
+    pub fn step(
+        &mut self,
+        log: &dyn EventLog,
+        processing_log: &ProcessingLog,
+    ) -> Result<bool, EngineError> {
+        let mut progressed = false;
+        for p in 0..self.pipeline.positions.len() as u32 {
+            let Some(ev) = self.pipeline.poll_partition(log, p, &self.id)? else {
+                continue;
+            };
+            self.write(log, &ev, processing_log)?;
+            self.pipeline.positions[p as usize] = ev.next;
+            log.commit_offsets(
+                &self.id,
+                &[CommittedOffset {
+                    topic: self.pipeline.source.topic.clone(),
+                    partition: p,
+                    offset: ev.next,
+                    metadata: String::new(),
+                    commit_timestamp: now_ms(),
+                }],
+            )?;
+            self.stats
+                .records_in
+                .fetch_add(ev.read as u64, Ordering::Relaxed);
+            progressed = true;
+        }
+        Ok(progressed)
+    }
+
+    fn write(
+        &self,
+        log: &dyn EventLog,
+        ev: &Evaluated,
+        processing_log: &ProcessingLog,
+    ) -> Result<(), EngineError> {
+        let mut errors = ev.errors.clone();
+        let nkeys = self.sink_key.columns.len();
+        let partitions = self.sink_partitions;
+        let mut builders: BTreeMap<u32, BatchBuilder> = BTreeMap::new();
+        // Keyed output goes where Kafka's partitioner puts the key; unkeyed stays in step
+        // with the input partition.
+        let mut emit = |ts: i64, key: Option<&[u8]>, value: Option<&[u8]>| {
+            let p = key.map_or(ev.partition % partitions, |k| {
+                partition_for_key(k, partitions)
+            });
+            builders
+                .entry(p)
+                .or_insert_with(|| BatchBuilder::new(Compression::None))
+                .push(ts, key, value, &[]);
+        };
+        let mut written = 0u64;
+        for (batch, outputs) in &ev.rows {
+            let rowtime = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| EngineError("ROWTIME is not a BIGINT column".into()))?;
+            for row in 0..batch.num_rows() {
+                // A key whose columns are all null is a null key.
+                let key = if outputs[..nkeys].iter().all(|a| a.is_null(row)) {
+                    Ok(None)
+                } else {
+                    self.sink_key.encode(&outputs[..nkeys], row)
+                };
+                let value = self.sink_value.encode(&outputs[nkeys..], row);
+                match (key, value) {
+                    (Ok(k), Ok(v)) => {
+                        emit(rowtime.value(row), k.as_deref(), v.as_deref());
+                        written += 1;
+                    }
+                    (Err(e), _) | (_, Err(e)) => errors.push(ProcessingError::Serialization {
+                        query_id: self.id.clone(),
+                        message: e.to_string(),
+                        record: describe_row(&batch.slice(row, 1)),
+                        topic: self.sink.topic.clone(),
+                    }),
+                }
+            }
+        }
+        for (ts, key) in &ev.tombstones {
+            emit(*ts, key.as_deref(), None);
+            written += 1;
+        }
+        for (p, b) in builders {
+            let mut bytes = b.finish()?;
+            log.append(&self.sink.topic, p, &mut bytes)?;
+        }
+        self.stats.records_out.fetch_add(written, Ordering::Relaxed);
+        if !errors.is_empty() {
+            self.stats
+                .errors
+                .fetch_add(errors.len() as u64, Ordering::Relaxed);
+            processing_log.write(log, &errors);
+        }
+        Ok(())
+    }
+}
+
+/// A push query (`SELECT … EMIT CHANGES`): a pipeline whose rows go to the caller.
+pub struct PushQuery {
+    pub(crate) pipeline: Pipeline,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) processing_log: ProcessingLog,
+    pub(crate) id: String,
+    /// Rows still to deliver before the query ends (`LIMIT`).
+    pub(crate) remaining: Option<u64>,
+    /// Stop at these offsets (a query over a stream without `EMIT CHANGES`).
+    pub(crate) until: Option<Vec<u64>>,
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) waiter: Waiter,
+}
+
+impl PushQuery {
+    /// The output columns' names and types.
+    pub fn columns(&self) -> Vec<(String, String)> {
+        self.pipeline
+            .output
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.to_string()))
+            .collect()
+    }
+
+    pub fn schema(&self) -> Arc<Schema> {
+        self.schema.clone()
+    }
+
+    /// Whether the query has delivered all it will (its LIMIT, or the end it was bound to).
+    pub fn is_done(&self) -> bool {
+        if self.remaining == Some(0) {
+            return true;
+        }
+        match &self.until {
+            Some(until) => self
+                .pipeline
+                .positions
+                .iter()
+                .zip(until)
+                .all(|(pos, end)| pos >= end),
+            None => false,
+        }
+    }
+
+    /// Rows available now, as batches of the output columns (empty when none).
+    pub fn poll(&mut self) -> Result<Vec<RecordBatch>, EngineError> {
+        let mut out = Vec::new();
+        for p in 0..self.pipeline.positions.len() as u32 {
+            if self.is_done() {
+                break;
+            }
+            if let Some(until) = &self.until
+                && self.pipeline.positions[p as usize] >= until[p as usize]
+            {
+                continue;
+            }
+            let Some(ev) = self
+                .pipeline
+                .poll_partition(self.log.as_ref(), p, &self.id)?
+            else {
+                continue;
+            };
+            self.pipeline.positions[p as usize] = ev.next;
+            if !ev.errors.is_empty() {
+                self.processing_log.write(self.log.as_ref(), &ev.errors);
+            }
+            for (_, arrays) in ev.rows {
+                let mut b = RecordBatch::try_new(self.schema.clone(), arrays)?;
+                if let Some(rem) = self.remaining.as_mut() {
+                    let take = (*rem).min(b.num_rows() as u64);
+                    b = b.slice(0, take as usize);
+                    *rem -= take;
+                }
+                if b.num_rows() > 0 {
+                    out.push(b);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits until a source partition has data past the query's position, or `deadline`.
+    pub fn wait(&self, deadline: std::time::Instant) -> bool {
+        self.waiter.wait_any(
+            self.log.as_ref(),
+            &self.pipeline.source.topic,
+            &self.pipeline.positions,
+            deadline,
+        )
+    }
+}
+
+/// Waits for new data without polling: a small single-threaded tokio runtime driving the
+/// log's async tail waits. One per waiting thread.
+pub(crate) struct Waiter {
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Waiter {
+    pub fn new() -> Self {
+        Waiter {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .ok(),
+        }
+    }
+
+    /// Blocks until any partition of `topic` has data past its position, or the deadline.
+    /// Returns whether data arrived.
+    pub fn wait_any(
+        &self,
+        log: &dyn EventLog,
+        topic: &str,
+        positions: &[u64],
+        deadline: std::time::Instant,
+    ) -> bool {
+        let Some(rt) = &self.rt else {
+            // No runtime (could not be built): fall back to a short pause.
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            return true;
+        };
+        let tokio_deadline = tokio::time::Instant::from_std(deadline);
+        let mut waits = tokio::task::JoinSet::new();
+        for (p, &pos) in positions.iter().enumerate() {
+            match log.wait_for_data(topic, p as u32, pos, tokio_deadline) {
+                Ok(f) => {
+                    waits.spawn_on(f, rt.handle());
+                }
+                // The topic went away: nothing to wait for; the caller's next read says why.
+                Err(_) => return true,
+            }
+        }
+        rt.block_on(async {
+            while let Some(r) = waits.join_next().await {
+                if r.unwrap_or(true) {
+                    return true;
+                }
+            }
+            false
+        })
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
