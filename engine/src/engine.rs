@@ -215,6 +215,11 @@ impl Engine {
         &self.log
     }
 
+    /// Ids of the persistent queries, in creation order.
+    pub fn query_ids(&self) -> Vec<String> {
+        self.queries.iter().map(|q| q.id.clone()).collect()
+    }
+
     pub fn set_property(&mut self, name: &str, value: &str) {
         self.properties.insert(name.to_string(), value.to_string());
     }

@@ -24,3 +24,6 @@ pub use engine::{Engine, EngineError, EngineOptions, StatementResult};
 pub use format::FormatError;
 pub use print::Printer;
 pub use query::PushQuery;
+
+/// The Arrow crate the engine's results are made of (DataFusion's, so versions never skew).
+pub use datafusion::arrow;

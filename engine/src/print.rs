@@ -44,6 +44,7 @@ impl Engine {
             processing_log: self.processing_log,
             id,
             remaining: q.limit,
+            limit: q.limit,
             until: if push { None } else { Some(ends) },
             schema,
             waiter: Waiter::new(),
@@ -162,13 +163,23 @@ pub fn format_rowtime(ms: i64) -> String {
     }
 }
 
-/// A key or value as text: UTF-8 as is, other bytes escaped, a null as `<null>`.
+/// A key or value as text, guessing its format as ksqlDB's PRINT does: printable UTF-8 as
+/// is, 4 and 8 bytes as Kafka's big-endian INT and BIGINT, other bytes escaped, a null as
+/// `<null>`.
 fn show_bytes(b: Option<&[u8]>) -> String {
-    match b {
-        None => "<null>".into(),
-        Some(b) => match std::str::from_utf8(b) {
-            Ok(s) => s.to_string(),
-            Err(_) => b.iter().map(|x| format!("\\x{x:02X}")).collect(),
-        },
+    let Some(b) = b else {
+        return "<null>".into();
+    };
+    if let Ok(s) = std::str::from_utf8(b)
+        && s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t')
+    {
+        return s.to_string();
     }
+    if let Ok(four) = <[u8; 4]>::try_from(b) {
+        return i32::from_be_bytes(four).to_string();
+    }
+    if let Ok(eight) = <[u8; 8]>::try_from(b) {
+        return i64::from_be_bytes(eight).to_string();
+    }
+    b.iter().map(|x| format!("\\x{x:02X}")).collect()
 }

@@ -420,6 +420,8 @@ pub struct PushQuery {
     pub(crate) id: String,
     /// Rows still to deliver before the query ends (`LIMIT`).
     pub(crate) remaining: Option<u64>,
+    /// The query's LIMIT.
+    pub(crate) limit: Option<u64>,
     /// Stop at these offsets (a query over a stream without `EMIT CHANGES`).
     pub(crate) until: Option<Vec<u64>>,
     pub(crate) schema: Arc<Schema>,
@@ -434,6 +436,10 @@ impl PushQuery {
             .iter()
             .map(|c| (c.name.clone(), c.ty.to_string()))
             .collect()
+    }
+
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
     }
 
     pub fn schema(&self) -> Arc<Schema> {

@@ -42,6 +42,23 @@ pub enum Command {
     Perf(PerfCommand),
     /// Run ksqlDB query-validation test files (a file or a folder of them).
     Test(TestArgs),
+    /// Run SQL without the REPL: statements from --execute or --file.
+    Sql(SqlArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["execute", "file"])))]
+pub struct SqlArgs {
+    /// Statements to run, separated by `;`.
+    #[arg(long, short = 'e')]
+    pub execute: Option<String>,
+    /// A file of statements to run.
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+    /// Exit as soon as the statements ran, without waiting for persistent queries to
+    /// consume their inputs.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Args, Debug)]

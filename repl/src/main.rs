@@ -5,16 +5,22 @@ mod cli;
 mod consume;
 mod cpu;
 mod groups;
+mod interrupt;
 mod perf;
 mod produce;
+mod render;
+mod session;
+mod shell;
 mod test_cmd;
 mod text;
 mod topics;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use sluice_engine::{Engine, EngineOptions};
 use sluice_storage::LogStore;
 
 use cli::{Cli, Command};
@@ -47,9 +53,10 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(Command::Test(args)) = &cli.command {
         return test_cmd::run(args);
     }
-    let store = open(&cli)?;
+    let store = Arc::new(open(&cli)?);
     let result = match cli.command {
-        None => welcome(&store),
+        None => repl(&store, &cli.data_dir),
+        Some(Command::Sql(a)) => sql(&store, &a),
         Some(Command::Topics(c)) => topics::run(&store, c),
         Some(Command::Produce(a)) => produce::run(&store, a),
         Some(Command::Consume(a)) => consume::run(&store, a),
@@ -61,35 +68,34 @@ fn run(cli: Cli) -> Result<()> {
     result.and(closed)
 }
 
-/// `sluice` without a command: until the SQL REPL lands, a short status and what to run.
-fn welcome(store: &LogStore) -> Result<()> {
-    let topics = store.describe_topics();
-    println!(
-        "Sluice {} — data directory {}",
-        env!("CARGO_PKG_VERSION"),
-        store.data_dir().display()
-    );
-    let user: Vec<_> = topics.iter().filter(|t| !t.internal).collect();
-    println!(
-        "{} topic(s), {} consumer group(s)",
-        user.len(),
-        store.group_names().len()
-    );
-    for t in user {
-        let records: u64 = t
-            .partitions
-            .iter()
-            .map(|p| p.high_watermark - p.log_start_offset)
-            .sum();
-        println!(
-            "  {:<30} {} partition(s), {} record(s)",
-            t.name,
-            t.partitions.len(),
-            records
-        );
-    }
-    println!();
-    println!("The SQL REPL is not here yet. Commands: topics, produce, consume, groups, perf");
-    println!("(`sluice --help`, `sluice <command> --help`).");
-    Ok(())
+/// An engine over the data directory: its catalog and queries come back from the command
+/// topic.
+fn engine(store: &Arc<LogStore>) -> Result<Engine> {
+    Engine::open(store.clone(), EngineOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("opening the SQL engine")
+}
+
+/// `sluice` without a command: the REPL.
+fn repl(store: &Arc<LogStore>, data_dir: &std::path::Path) -> Result<()> {
+    let mut engine = engine(store)?;
+    shell::run(&mut engine, data_dir)
+}
+
+/// `sluice sql --execute … | --file …`.
+fn sql(store: &Arc<LogStore>, args: &cli::SqlArgs) -> Result<()> {
+    let text = match (&args.execute, &args.file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        (None, None) => anyhow::bail!("give --execute or --file"),
+    };
+    session::fail_if_empty(&text)?;
+    let mut engine = engine(store)?;
+    interrupt::install();
+    engine.start();
+    let result = session::run_sql(&mut engine, &text, args.no_wait);
+    engine.stop();
+    result
 }
