@@ -58,6 +58,8 @@ fn stream_query(mut q: PushQuery, out: &mut impl Write) -> Result<()> {
     let widths = render::widths(&names);
     render::stream_header(out, &names, &widths)?;
     out.flush()?;
+    // (Re)installed each time: the line editor may have put its own handler in place.
+    interrupt::install();
     interrupt::clear();
     let mut interrupted = false;
     loop {
@@ -85,6 +87,7 @@ fn stream_query(mut q: PushQuery, out: &mut impl Write) -> Result<()> {
 }
 
 fn stream_print(mut p: Printer, out: &mut impl Write) -> Result<()> {
+    interrupt::install();
     interrupt::clear();
     loop {
         for line in p.poll().map_err(|e| anyhow::anyhow!("{e}"))? {
