@@ -150,7 +150,7 @@ impl Engine {
                     records.to_string(),
                     format!("{:.0}", records as f64 / secs),
                     q.lag(self.log.as_ref()).to_string(),
-                    q.statement.clone(),
+                    q.statement.split_whitespace().collect::<Vec<_>>().join(" "),
                 ]
             })
             .collect();
