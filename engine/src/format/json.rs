@@ -45,7 +45,7 @@ pub fn check_type(ty: &SqlType) -> Result<(), FormatError> {
 
 /// A JSON value already converted to a column's type.
 #[derive(Debug, Clone, PartialEq)]
-enum Typed {
+pub(super) enum Typed {
     Null,
     Bool(bool),
     I32(i32),
@@ -71,7 +71,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn cannot(v: &Value, target: &str) -> String {
+pub(super) fn cannot(v: &Value, target: &str) -> String {
     format!(
         "Can't convert type. sourceType: {}, requiredType: {target}",
         kind(v)
@@ -141,7 +141,7 @@ fn parse_decimal(text: &str, precision: u8, scale: u8) -> Option<i128> {
 }
 
 /// Finds a field: the exact name first, then ignoring case.
-fn field<'v>(obj: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v Value> {
+pub(super) fn field<'v>(obj: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v Value> {
     obj.get(name).or_else(|| {
         obj.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -149,7 +149,7 @@ fn field<'v>(obj: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v 
     })
 }
 
-fn convert(ty: &SqlType, v: &Value) -> Result<Typed, String> {
+pub(super) fn convert(ty: &SqlType, v: &Value) -> Result<Typed, String> {
     if v.is_null() {
         return Ok(Typed::Null);
     }
@@ -222,7 +222,7 @@ fn convert(ty: &SqlType, v: &Value) -> Result<Typed, String> {
 }
 
 /// Appends an already-converted value; the builder was made for the column's Arrow type.
-fn append(b: &mut dyn ArrayBuilder, ty: &SqlType, v: Typed) {
+pub(super) fn append(b: &mut dyn ArrayBuilder, ty: &SqlType, v: Typed) {
     macro_rules! prim {
         ($builder:ty, $val:expr) => {{
             let b = b
@@ -339,7 +339,7 @@ fn append(b: &mut dyn ArrayBuilder, ty: &SqlType, v: Typed) {
     }
 }
 
-fn builder(ty: &SqlType, capacity: usize) -> Result<Box<dyn ArrayBuilder>, FormatError> {
+pub(super) fn builder(ty: &SqlType, capacity: usize) -> Result<Box<dyn ArrayBuilder>, FormatError> {
     let dt: DataType = arrow_type(ty).ok_or_else(|| FormatError::unsupported("JSON", ty))?;
     Ok(make_builder(&dt, capacity))
 }
@@ -361,6 +361,18 @@ pub fn decode_columns(
     for c in columns {
         check_type(&c.ty)?;
     }
+    if wrapped && columns.iter().all(|c| super::json_fast::supports(&c.ty)) {
+        return super::json_fast::decode_objects(columns, payloads);
+    }
+    decode_general(columns, wrapped, payloads)
+}
+
+/// The general path: each record parsed into a `serde_json::Value` tree, then converted.
+pub(super) fn decode_general(
+    columns: &[Column],
+    wrapped: bool,
+    payloads: &[Option<&[u8]>],
+) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
     let parsed: Vec<Result<Option<Value>, String>> = payloads
         .iter()
         .map(|p| match p {

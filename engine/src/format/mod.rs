@@ -4,6 +4,7 @@
 
 pub mod delimited;
 pub mod json;
+mod json_fast;
 pub mod kafka;
 
 use sluice_sql::SqlType;
