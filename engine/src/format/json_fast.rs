@@ -107,17 +107,17 @@ fn general(columns: &[Column], bytes: &[u8]) -> Result<Vec<Typed>, String> {
 
 /// Whether a slot is a value of the column's type without any coercion.
 fn fits(ty: &SqlType, s: &Slot<'_>) -> bool {
-    match (ty, s) {
-        (_, Slot::Missing | Slot::Null) => true,
-        (SqlType::Boolean, Slot::Bool(_)) => true,
-        (
-            SqlType::Int | SqlType::Bigint | SqlType::Date | SqlType::Time | SqlType::Timestamp,
-            Slot::Int(_),
-        ) => true,
-        (SqlType::Double, Slot::Int(_) | Slot::Float(_)) => true,
-        (SqlType::String, Slot::Str(_)) => true,
-        _ => false,
-    }
+    matches!(
+        (ty, s),
+        (_, Slot::Missing | Slot::Null)
+            | (SqlType::Boolean, Slot::Bool(_))
+            | (
+                SqlType::Int | SqlType::Bigint | SqlType::Date | SqlType::Time | SqlType::Timestamp,
+                Slot::Int(_)
+            )
+            | (SqlType::Double, Slot::Int(_) | Slot::Float(_))
+            | (SqlType::String, Slot::Str(_))
+    )
 }
 
 fn append_slot(b: &mut dyn ArrayBuilder, ty: &SqlType, s: Slot<'_>) {
