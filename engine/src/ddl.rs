@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sluice_sql::ast::{CreateAsSelect, CreateSource, Literal, Properties, Query, SourceKind};
+use sluice_sql::ast::{
+    ColumnConstraint, CreateAsSelect, CreateSource, Literal, Properties, Query, SourceKind,
+};
 use sluice_storage::TopicConfig;
 
 use crate::catalog::{Column, Format, Source};
@@ -110,18 +112,10 @@ impl Engine {
     }
 
     pub(crate) fn create_source(&mut self, c: &CreateSource) -> Result<String, EngineError> {
-        if c.kind != SourceKind::Stream {
-            return err("CREATE TABLE is not supported yet");
+        if let Some(done) = self.check_new_name(&c.name, c.kind, c.if_not_exists)? {
+            return Ok(done);
         }
-        if let Some(existing) = self.catalog.get(&c.name) {
-            if c.if_not_exists {
-                return Ok(format!("Stream {} already exists", existing.name));
-            }
-            return err(format!(
-                "Cannot add stream '{}': A stream with the same name already exists",
-                c.name
-            ));
-        }
+        check_key_constraints(c)?;
         let topic = prop_string(&c.properties, "KAFKA_TOPIC").ok_or_else(|| {
             EngineError("Missing required property \"KAFKA_TOPIC\" in WITH clause".into())
         })?;
@@ -133,7 +127,10 @@ impl Engine {
             .map(|d| Column {
                 name: d.name.clone(),
                 ty: d.ty.clone(),
-                key: d.constraint == sluice_sql::ast::ColumnConstraint::Key,
+                key: matches!(
+                    d.constraint,
+                    ColumnConstraint::Key | ColumnConstraint::PrimaryKey
+                ),
             })
             .collect();
         let source = self.new_source(
@@ -154,7 +151,10 @@ impl Engine {
             }
         }
         self.catalog.insert(source);
-        Ok("Stream created".into())
+        Ok(match c.kind {
+            SourceKind::Stream => "Stream created".into(),
+            SourceKind::Table => "Table created".into(),
+        })
     }
 
     /// Builds a source with the delimiters and wrapping its WITH clause asks for (the
@@ -207,20 +207,23 @@ impl Engine {
     }
 
     pub(crate) fn create_as_select(&mut self, c: &CreateAsSelect) -> Result<String, EngineError> {
-        if c.kind != SourceKind::Stream {
-            return err("CREATE TABLE AS SELECT is not supported yet");
-        }
-        if let Some(existing) = self.catalog.get(&c.name) {
-            if c.if_not_exists {
-                return Ok(format!("Stream {} already exists", existing.name));
-            }
-            return err(format!(
-                "Cannot add stream '{}': A stream with the same name already exists",
-                c.name
-            ));
+        if let Some(done) = self.check_new_name(&c.name, c.kind, c.if_not_exists)? {
+            return Ok(done);
         }
         let planned = self.plan_query(&c.query, &c.name, QueryUse::Persistent)?;
         let source = &planned.source;
+        if source.kind != c.kind {
+            let (produces, wanted) = match source.kind {
+                SourceKind::Table => ("TABLE", "CREATE TABLE AS SELECT"),
+                SourceKind::Stream => ("STREAM", "CREATE STREAM AS SELECT"),
+            };
+            return err(format!(
+                "Invalid result type. Your SELECT query produces a {produces}. Please use {wanted} statement instead."
+            ));
+        }
+        if source.kind == SourceKind::Table && !c.query.partition_by.is_empty() {
+            return err("ksqlDB does not support PARTITION BY on a TABLE.");
+        }
         let topic = prop_string(&c.properties, "KAFKA_TOPIC").unwrap_or_else(|| c.name.clone());
         let (key_format, value_format) = self.formats(&c.properties, false)?;
         let key_format =
@@ -232,7 +235,7 @@ impl Engine {
         let value_format = value_format.unwrap_or(source.value_format);
         let sink = self.new_source(
             &c.name,
-            SourceKind::Stream,
+            c.kind,
             &topic,
             planned.pipeline.output.clone(),
             (key_format, value_format),
@@ -243,10 +246,39 @@ impl Engine {
         let partitions = prop_string(&c.properties, "PARTITIONS")
             .and_then(|p| p.parse().ok())
             .unwrap_or(source_partitions);
-        let id = self.next_query_id("CSAS", &c.name);
+        let prefix = match c.kind {
+            SourceKind::Stream => "CSAS",
+            SourceKind::Table => "CTAS",
+        };
+        let id = self.next_query_id(prefix, &c.name);
         self.start_query(id.clone(), planned, sink.clone(), partitions)?;
         self.catalog.insert(sink);
         Ok(format!("Created query with ID {id}"))
+    }
+
+    /// Whether `name` is free for a new source. `Some(message)` when it exists and the
+    /// statement said IF NOT EXISTS (nothing to do).
+    fn check_new_name(
+        &self,
+        name: &str,
+        kind: SourceKind,
+        if_not_exists: bool,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(existing) = self.catalog.get(name) else {
+            return Ok(None);
+        };
+        if if_not_exists {
+            return Ok(Some(format!(
+                "{} {} already exists",
+                capitalized(existing.kind),
+                existing.name
+            )));
+        }
+        err(format!(
+            "Cannot add {} '{name}': A {} with the same name already exists",
+            kind_name(kind),
+            kind_name(existing.kind)
+        ))
     }
 
     /// `INSERT INTO target SELECT …`: a persistent query writing into an existing stream
@@ -388,6 +420,44 @@ impl Engine {
             None => "All queries terminated.".to_string(),
         })
     }
+}
+
+fn capitalized(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Stream => "Stream",
+        SourceKind::Table => "Table",
+    }
+}
+
+/// Streams have KEY columns, tables one or more PRIMARY KEY columns.
+fn check_key_constraints(c: &CreateSource) -> Result<(), EngineError> {
+    for d in &c.columns {
+        match (c.kind, &d.constraint) {
+            (SourceKind::Table, ColumnConstraint::Key) => {
+                return err(format!(
+                    "Column `{}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints.",
+                    d.name
+                ));
+            }
+            (SourceKind::Stream, ColumnConstraint::PrimaryKey) => {
+                return err(format!(
+                    "Column `{}` is a 'PRIMARY KEY' column: please use 'KEY' for streams.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints.",
+                    d.name
+                ));
+            }
+            _ => {}
+        }
+    }
+    if c.kind == SourceKind::Table
+        && !c.columns.is_empty()
+        && !c
+            .columns
+            .iter()
+            .any(|d| d.constraint == ColumnConstraint::PrimaryKey)
+    {
+        return err("Tables require a PRIMARY KEY. Please define the PRIMARY KEY.");
+    }
+    Ok(())
 }
 
 fn describe_columns(columns: &[Column]) -> String {

@@ -17,8 +17,10 @@ impl Engine {
     /// stream reads what the stream holds now and ends (ksqlDB's pull query on a stream).
     pub(crate) fn select(&mut self, q: &Query) -> Result<StatementResult, EngineError> {
         let planned = self.plan_query(q, "", QueryUse::Push)?;
-        if planned.source.kind == SourceKind::Table {
-            return err("queries over tables are not supported yet");
+        if planned.source.kind == SourceKind::Table && q.emit != Some(Emit::Changes) {
+            return err(
+                "pull queries over tables are not supported yet (add EMIT CHANGES for the changelog)",
+            );
         }
         let topic = planned.source.topic.clone();
         let partitions = self.log.describe_topic(&topic)?.partitions.len() as u32;

@@ -20,6 +20,8 @@ use sluice_storage::batch::{self, BatchHeader, Batches};
 use sluice_storage::partitioner::partition_for_key;
 use sluice_storage::{BatchBuilder, CommittedOffset, Compression, EventLog};
 
+use sluice_sql::ast::SourceKind;
+
 use crate::catalog::{Column, Source};
 use crate::codec::Serde;
 use crate::engine::EngineError;
@@ -54,8 +56,12 @@ pub(crate) struct Evaluated {
     pub read: usize,
     /// Kept rows (their input columns, for ROWTIME) and one output array per output column.
     pub rows: Vec<(RecordBatch, Vec<ArrayRef>)>,
-    /// Records with a null value, passed through as null values: (timestamp, key bytes).
-    pub tombstones: Vec<(i64, Option<Vec<u8>>)>,
+    /// Records with a null value, passed through as null values: (offset, timestamp, key
+    /// bytes).
+    pub tombstones: Vec<(i64, i64, Option<Vec<u8>>)>,
+    /// Table rows the WHERE rejected (their input columns and output key columns): each
+    /// becomes a tombstone, since an earlier version of the row may have passed.
+    pub rejected: Vec<(RecordBatch, Vec<ArrayRef>)>,
     pub errors: Vec<ProcessingError>,
 }
 
@@ -136,6 +142,7 @@ impl Pipeline {
             read: recs.len(),
             rows: Vec::new(),
             tombstones: Vec::new(),
+            rejected: Vec::new(),
             errors: Vec::new(),
         };
         if recs.len() > 0 {
@@ -180,28 +187,34 @@ impl Pipeline {
         columns.extend(key_arrays);
         columns.extend(value_arrays);
         let batch = RecordBatch::try_new(self.input_schema.clone(), columns)?;
+        // A table's rows need a key: records without one are dropped, as ksqlDB does.
+        let table = self.source.kind == SourceKind::Table;
+        let keyless = |r: usize| table && keys[r].is_none();
         for (r, v) in values.iter().enumerate() {
-            if v.is_none() && !bad.contains(&r) {
-                out.tombstones
-                    .push((recs.timestamps[r], keys[r].map(<[u8]>::to_vec)));
+            if v.is_none() && !bad.contains(&r) && !keyless(r) {
+                out.tombstones.push((
+                    recs.offsets[r],
+                    recs.timestamps[r],
+                    keys[r].map(<[u8]>::to_vec),
+                ));
             }
         }
-        let batch = if bad.is_empty() && values.iter().all(Option::is_some) {
+        let batch = if bad.is_empty() && values.iter().all(Option::is_some) && !table {
             batch
         } else {
             let keep: BooleanArray = (0..n)
-                .map(|r| Some(!bad.contains(&r) && values[r].is_some()))
+                .map(|r| Some(!bad.contains(&r) && values[r].is_some() && !keyless(r)))
                 .collect();
             filter_record_batch(&batch, &keep)?
         };
         // A batch whose expressions fail is retried row by row, so only the rows that fail
         // are dropped, each into the processing log.
-        match self.filter_and_project(&batch) {
+        match self.filter_and_project(&batch, &mut out.rejected) {
             Ok(x) => out.rows.push(x),
             Err(_) => {
                 for r in 0..batch.num_rows() {
                     let row = batch.slice(r, 1);
-                    match self.filter_and_project(&row) {
+                    match self.filter_and_project(&row, &mut out.rejected) {
                         Ok(x) => out.rows.push(x),
                         Err(e) => out.errors.push(ProcessingError::RecordProcessing {
                             query_id: query_id.to_string(),
@@ -220,6 +233,7 @@ impl Pipeline {
     fn filter_and_project(
         &self,
         batch: &RecordBatch,
+        rejected: &mut Vec<(RecordBatch, Vec<ArrayRef>)>,
     ) -> Result<(RecordBatch, Vec<ArrayRef>), EngineError> {
         let mut batch = batch.clone();
         if let Some(f) = &self.filter {
@@ -230,6 +244,18 @@ impl Pipeline {
                 .ok_or_else(|| EngineError("WHERE must be a boolean expression".into()))?;
             // NULL counts as false, as in SQL.
             let mask: BooleanArray = mask.iter().map(|v| Some(v == Some(true))).collect();
+            if self.source.kind == SourceKind::Table {
+                let not: BooleanArray = mask.iter().map(|v| v.map(|b| !b)).collect();
+                let out = filter_record_batch(&batch, &not)?;
+                if out.num_rows() > 0 {
+                    let nkeys = self.output.iter().filter(|c| c.key).count();
+                    let keys = self.projection[..nkeys]
+                        .iter()
+                        .map(|e| evaluate(e.as_ref(), &out))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    rejected.push((out, keys));
+                }
+            }
             batch = filter_record_batch(&batch, &mask)?;
         }
         let outputs = self
@@ -263,6 +289,18 @@ impl Pipeline {
         }
         Ok(lag)
     }
+}
+
+/// The ROWTIME and ROWOFFSET columns of an input batch.
+fn times_and_offsets(batch: &RecordBatch) -> Result<(&Int64Array, &Int64Array), EngineError> {
+    let column = |i: usize| {
+        batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| EngineError("pseudo-columns are not BIGINT columns".into()))
+    };
+    Ok((column(0)?, column(2)?))
 }
 
 /// A row's input values as text, for the processing log.
@@ -352,25 +390,10 @@ impl PersistentQuery {
         let mut errors = ev.errors.clone();
         let nkeys = self.sink_key.columns.len();
         let partitions = self.sink_partitions;
-        let mut builders: BTreeMap<u32, BatchBuilder> = BTreeMap::new();
-        // Keyed output goes where Kafka's partitioner puts the key; unkeyed stays in step
-        // with the input partition.
-        let mut emit = |ts: i64, key: Option<&[u8]>, value: Option<&[u8]>| {
-            let p = key.map_or(ev.partition % partitions, |k| {
-                partition_for_key(k, partitions)
-            });
-            builders
-                .entry(p)
-                .or_insert_with(|| BatchBuilder::new(Compression::None))
-                .push(ts, key, value, &[]);
-        };
-        let mut written = 0u64;
+        // (input offset, timestamp, key, value), so output keeps the input's order.
+        let mut out: Vec<(i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
         for (batch, outputs) in &ev.rows {
-            let rowtime = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| EngineError("ROWTIME is not a BIGINT column".into()))?;
+            let (rowtime, offsets) = times_and_offsets(batch)?;
             for row in 0..batch.num_rows() {
                 // A key whose columns are all null is a null key.
                 let key = if outputs[..nkeys].iter().all(|a| a.is_null(row)) {
@@ -380,10 +403,7 @@ impl PersistentQuery {
                 };
                 let value = self.sink_value.encode(&outputs[nkeys..], row);
                 match (key, value) {
-                    (Ok(k), Ok(v)) => {
-                        emit(rowtime.value(row), k.as_deref(), v.as_deref());
-                        written += 1;
-                    }
+                    (Ok(k), Ok(v)) => out.push((offsets.value(row), rowtime.value(row), k, v)),
                     (Err(e), _) | (_, Err(e)) => errors.push(ProcessingError::Serialization {
                         query_id: self.id.clone(),
                         message: e.to_string(),
@@ -393,10 +413,34 @@ impl PersistentQuery {
                 }
             }
         }
-        for (ts, key) in &ev.tombstones {
-            emit(*ts, key.as_deref(), None);
-            written += 1;
+        let interleaved = !ev.tombstones.is_empty() || !ev.rejected.is_empty();
+        for (offset, ts, key) in &ev.tombstones {
+            out.push((*offset, *ts, key.clone(), None));
         }
+        for (batch, keys) in &ev.rejected {
+            let (rowtime, offsets) = times_and_offsets(batch)?;
+            for row in 0..batch.num_rows() {
+                if let Ok(Some(k)) = self.sink_key.encode(keys, row) {
+                    out.push((offsets.value(row), rowtime.value(row), Some(k), None));
+                }
+            }
+        }
+        if interleaved {
+            out.sort_by_key(|o| o.0);
+        }
+        // Keyed output goes where Kafka's partitioner puts the key; unkeyed stays in step
+        // with the input partition.
+        let mut builders: BTreeMap<u32, BatchBuilder> = BTreeMap::new();
+        for (_, ts, key, value) in &out {
+            let p = key.as_deref().map_or(ev.partition % partitions, |k| {
+                partition_for_key(k, partitions)
+            });
+            builders
+                .entry(p)
+                .or_insert_with(|| BatchBuilder::new(Compression::None))
+                .push(*ts, key.as_deref(), value.as_deref(), &[]);
+        }
+        let written = out.len() as u64;
         for (p, b) in builders {
             let mut bytes = b.finish()?;
             log.append(&self.sink.topic, p, &mut bytes)?;
