@@ -291,6 +291,9 @@ impl Pipeline {
     }
 }
 
+/// An output record before it is placed: (input offset, timestamp, key, value).
+type OutRecord = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The ROWTIME and ROWOFFSET columns of an input batch.
 fn times_and_offsets(batch: &RecordBatch) -> Result<(&Int64Array, &Int64Array), EngineError> {
     let column = |i: usize| {
@@ -391,7 +394,7 @@ impl PersistentQuery {
         let nkeys = self.sink_key.columns.len();
         let partitions = self.sink_partitions;
         // (input offset, timestamp, key, value), so output keeps the input's order.
-        let mut out: Vec<(i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
+        let mut out: Vec<OutRecord> = Vec::new();
         for (batch, outputs) in &ev.rows {
             let (rowtime, offsets) = times_and_offsets(batch)?;
             for row in 0..batch.num_rows() {
