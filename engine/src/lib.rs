@@ -9,6 +9,7 @@ pub mod commands;
 pub mod conformance;
 mod ddl;
 pub mod engine;
+mod explode;
 pub mod format;
 pub mod functions;
 mod insert_values;

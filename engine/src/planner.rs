@@ -116,22 +116,33 @@ impl Engine {
             }
             None => None,
         };
-        let items = self.select_items(q, &source, &qualifier, &df_schema)?;
+        let (items, table_functions) = self.select_items(q, &source, &qualifier, &df_schema)?;
         let key_items = key_items(self, q, &source, sink, &items, &df_schema, usage)?;
         let mut output = Vec::new();
         let mut projection = Vec::new();
-        let ordered = key_items.iter().map(|&i| (true, &items[i])).chain(
-            items
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !key_items.contains(i))
-                .map(|(_, it)| (false, it)),
+        let mut exploded = Vec::new();
+        let ordered = key_items.iter().map(|&i| (true, i)).chain(
+            (0..items.len())
+                .filter(|i| !key_items.contains(i))
+                .map(|i| (false, i)),
         );
-        for (key, (name, e)) in ordered {
+        for (key, i) in ordered {
+            let (name, e) = &items[i];
             if output.iter().any(|c: &Column| &c.name == name) {
                 return err(format!("Duplicate value columns found in schema: `{name}`"));
             }
-            let dt = e.to_field(&df_schema)?.1.data_type().clone();
+            let mut dt = e.to_field(&df_schema)?.1.data_type().clone();
+            if table_functions[i] {
+                dt = match dt {
+                    DataType::List(f) => f.data_type().clone(),
+                    other => {
+                        return err(format!(
+                            "Function 'EXPLODE' does not accept parameters ({other})."
+                        ));
+                    }
+                };
+            }
+            exploded.push(table_functions[i]);
             let ty = sql_type(&dt)
                 .ok_or_else(|| EngineError(format!("unsupported result type {dt}")))?;
             output.push(Column {
@@ -150,6 +161,11 @@ impl Engine {
                 projection,
                 input_schema: schema,
                 output,
+                exploded: if exploded.iter().any(|e| *e) {
+                    exploded
+                } else {
+                    Vec::new()
+                },
                 positions: Vec::new(),
             },
             source,
@@ -163,8 +179,9 @@ impl Engine {
         source: &Source,
         qualifier: &str,
         df_schema: &DFSchema,
-    ) -> Result<Vec<(String, DfExpr)>, EngineError> {
+    ) -> Result<(Vec<(String, DfExpr)>, Vec<bool>), EngineError> {
         let mut items: Vec<(String, DfExpr)> = Vec::new();
+        let mut table_functions = Vec::new();
         let mut generated = 0;
         for item in &q.select {
             match item {
@@ -177,10 +194,16 @@ impl Engine {
                                 col.name.clone(),
                             )),
                         ));
+                        table_functions.push(false);
                     }
                 }
                 SelectItem::Expr { expr, alias } => {
-                    let e = self.plan_expr(expr, df_schema)?;
+                    let exploded = explode_argument(expr);
+                    if exploded.is_some() && !q.group_by.is_empty() {
+                        return err("Table functions cannot be used with aggregations.");
+                    }
+                    let e = self.plan_expr(exploded.unwrap_or(expr), df_schema)?;
+                    table_functions.push(exploded.is_some());
                     let name = match alias {
                         Some(a) => a.clone(),
                         None => column_name(expr).unwrap_or_else(|| {
@@ -196,7 +219,24 @@ impl Engine {
                 }
             }
         }
-        Ok(items)
+        Ok((items, table_functions))
+    }
+}
+
+/// The argument of a top-level `EXPLODE(x)`, the table function.
+fn explode_argument(expr: &sqlast::Expr) -> Option<&sqlast::Expr> {
+    let sqlast::Expr::Function(f) = expr else {
+        return None;
+    };
+    if !f.name.to_string().eq_ignore_ascii_case("EXPLODE") {
+        return None;
+    }
+    let sqlast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(e))] => Some(e),
+        _ => None,
     }
 }
 

@@ -43,6 +43,9 @@ pub(crate) struct Pipeline {
     pub input_schema: Arc<Schema>,
     /// The output columns (key columns first).
     pub output: Vec<Column>,
+    /// Per output column, whether it is a table function's arrays to explode (empty when
+    /// the projection has no table function).
+    pub exploded: Vec<bool>,
     /// Next offset to read per source partition.
     pub positions: Vec<u64>,
 }
@@ -263,7 +266,10 @@ impl Pipeline {
             .iter()
             .map(|e| evaluate(e.as_ref(), &batch))
             .collect::<Result<_, _>>()?;
-        Ok((batch, outputs))
+        if self.exploded.is_empty() {
+            return Ok((batch, outputs));
+        }
+        crate::explode::explode(&batch, outputs, &self.exploded)
     }
 
     /// The Arrow schema of the output columns.
