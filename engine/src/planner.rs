@@ -45,6 +45,9 @@ impl VisitorMut for NormalizeIdents {
     }
 }
 
+/// The projection as (name, expression) items, and per item whether it is a table function.
+type SelectItems = (Vec<(String, DfExpr)>, Vec<bool>);
+
 /// What kind of query is planned: persistent ones must project the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QueryUse {
@@ -179,7 +182,7 @@ impl Engine {
         source: &Source,
         qualifier: &str,
         df_schema: &DFSchema,
-    ) -> Result<(Vec<(String, DfExpr)>, Vec<bool>), EngineError> {
+    ) -> Result<SelectItems, EngineError> {
         let mut items: Vec<(String, DfExpr)> = Vec::new();
         let mut table_functions = Vec::new();
         let mut generated = 0;
