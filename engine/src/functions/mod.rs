@@ -3,6 +3,7 @@
 //! functions whose semantics already match.
 
 mod as_value;
+mod to_json_string;
 
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
@@ -19,6 +20,7 @@ const ALIASES: &[(&str, &str)] = &[
 /// Registers Sluice's ksqlDB functions in `ctx`.
 pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(ScalarUDF::from(as_value::AsValue::new()));
+    ctx.register_udf(ScalarUDF::from(to_json_string::ToJsonString::new()));
     for (ksql, df) in ALIASES {
         let f = ctx.udf(df)?;
         ctx.register_udf(f.as_ref().clone().with_aliases([*ksql]));
