@@ -25,6 +25,7 @@ for r in $(seq "$ROUNDS"); do
   $S topics create bids --config flush.policy=on-roll >/dev/null
   timed $S produce bids --partition 0 < "$BIDS"
   echo "load (sluice produce, JSON lines from a file): $(python3 -c "print(f'{$N/($user+$sys)/1e6:.2f} M rec/s per core, {$N/$wall/1e6:.2f} M rec/s wall')")"
+  $S topics create perf --config flush.policy=on-roll >/dev/null
   $S perf produce perf --records 2000000 --record-size 150 --batch-size 1000 | head -1 | sed 's/^/storage append 150B: /'
   $S perf consume bids --records "$N" | sed 's/^/storage read bids: /'
   timed $S sql --execute "

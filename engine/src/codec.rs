@@ -18,6 +18,10 @@ pub struct Serde {
     pub wrapped: bool,
     /// The DELIMITED field delimiter.
     pub delimiter: char,
+    /// Columns a query never reads, which decoding may skip when skipping cannot change
+    /// whether a record decodes (JSON STRING columns: any JSON value is a valid STRING).
+    /// Empty: decode everything.
+    pub unread: Vec<bool>,
 }
 
 fn fields<'a>(columns: impl Iterator<Item = &'a Column>) -> Vec<json::Column> {
@@ -38,6 +42,7 @@ impl Serde {
             wrapped: columns.len() != 1,
             columns,
             delimiter: source.key_delimiter,
+            unread: Vec::new(),
         }
     }
 
@@ -47,7 +52,22 @@ impl Serde {
             columns: fields(source.value_columns()),
             wrapped: source.value_wrapped(),
             delimiter: source.value_delimiter,
+            unread: Vec::new(),
         }
+    }
+
+    /// Marks the columns not in `read` (by name) that decoding may skip: for JSON, STRING
+    /// columns (any JSON value is a valid STRING, so skipping one never changes whether a
+    /// record decodes). Other formats and types are always decoded.
+    pub fn skip_unread(&mut self, read: &std::collections::HashSet<String>) {
+        if self.format != Format::Json || !self.wrapped {
+            return;
+        }
+        self.unread = self
+            .columns
+            .iter()
+            .map(|c| c.ty == sluice_sql::SqlType::String && !read.contains(&c.name))
+            .collect();
     }
 
     /// Checks at planning time that the format can carry the columns.
@@ -90,6 +110,9 @@ impl Serde {
             Format::Kafka => {
                 let (a, e) = kafka::decode_column(&self.columns[0].ty, payloads)?;
                 Ok((vec![a], e))
+            }
+            Format::Json if self.wrapped && self.unread.iter().any(|u| *u) => {
+                json::decode_columns_skipping(&self.columns, &self.unread, payloads)
             }
             Format::Json => json::decode_columns(&self.columns, self.wrapped, payloads),
             Format::Delimited => delimited::decode_columns(&self.columns, self.delimiter, payloads),

@@ -155,10 +155,20 @@ impl Engine {
             });
             projection.push(self.ctx.create_physical_expr(e.clone(), &df_schema)?);
         }
+        // Columns the query reads: decoding may skip the others where that cannot change
+        // which records decode.
+        let mut read: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for e in projection.iter().chain(filter.iter()) {
+            for c in datafusion::physical_expr::utils::collect_columns(e) {
+                read.insert(c.name().to_string());
+            }
+        }
+        let mut source_value = Serde::value(&source);
+        source_value.skip_unread(&read);
         Ok(Planned {
             pipeline: Pipeline {
                 source_key: Serde::key(&source),
-                source_value: Serde::value(&source),
+                source_value,
                 source: source.clone(),
                 filter,
                 projection,

@@ -30,7 +30,7 @@ use crate::schema::arrow_type;
 
 /// Bytes read from one partition per step: large enough to amortize, small enough that
 /// queries sharing a thread take turns.
-const READ_BYTES: usize = 1 << 20;
+const READ_BYTES: usize = 4 << 20;
 
 /// The planned part of a query: its source, how to decode it, WHERE and the projection.
 pub(crate) struct Pipeline {
@@ -68,29 +68,50 @@ pub(crate) struct Evaluated {
     pub errors: Vec<ProcessingError>,
 }
 
-/// Records of one read, copied into one buffer (one allocation per read, not per record).
+/// Where a record's key or value lies: in the read buffer itself (uncompressed batches:
+/// no copy) or in the buffer of decompressed payloads.
+#[derive(Clone)]
+enum Span {
+    Read(Range<usize>),
+    Copied(Range<usize>),
+}
+
+/// The records of one read: timestamps, offsets, and spans of their keys and values.
 #[derive(Default)]
 struct ReadRecords {
-    bytes: Vec<u8>,
+    /// Payloads of compressed batches, copied out of their decompression buffers.
+    copied: Vec<u8>,
     timestamps: Vec<i64>,
     offsets: Vec<i64>,
-    keys: Vec<Option<Range<usize>>>,
-    values: Vec<Option<Range<usize>>>,
+    keys: Vec<Option<Span>>,
+    values: Vec<Option<Span>>,
 }
 
 impl ReadRecords {
-    fn push_bytes(&mut self, b: Option<&[u8]>) -> Option<Range<usize>> {
+    /// Notes where `b` is: a slice of `read` is kept as a span of it, anything else (a
+    /// decompressed payload) is copied.
+    fn span(&mut self, read: &[u8], b: Option<&[u8]>) -> Option<Span> {
         b.map(|b| {
-            let start = self.bytes.len();
-            self.bytes.extend_from_slice(b);
-            start..self.bytes.len()
+            let off = (b.as_ptr() as usize).wrapping_sub(read.as_ptr() as usize);
+            if off <= read.len() && b.len() <= read.len() - off {
+                Span::Read(off..off + b.len())
+            } else {
+                let start = self.copied.len();
+                self.copied.extend_from_slice(b);
+                Span::Copied(start..self.copied.len())
+            }
         })
     }
 
-    fn slices<'a>(&'a self, ranges: &'a [Option<Range<usize>>]) -> Vec<Option<&'a [u8]>> {
-        ranges
+    fn slices<'a>(&'a self, read: &'a [u8], spans: &'a [Option<Span>]) -> Vec<Option<&'a [u8]>> {
+        spans
             .iter()
-            .map(|r| r.clone().map(|r| &self.bytes[r]))
+            .map(|s| {
+                s.as_ref().map(|s| match s {
+                    Span::Read(r) => &read[r.clone()],
+                    Span::Copied(r) => &self.copied[r.clone()],
+                })
+            })
             .collect()
     }
 
@@ -126,9 +147,9 @@ impl Pipeline {
                     if rec.offset as u64 >= from {
                         recs.timestamps.push(rec.timestamp);
                         recs.offsets.push(rec.offset);
-                        let k = recs.push_bytes(rec.key);
+                        let k = recs.span(&r.data, rec.key);
                         recs.keys.push(k);
-                        let v = recs.push_bytes(rec.value);
+                        let v = recs.span(&r.data, rec.value);
                         recs.values.push(v);
                     }
                     Ok(())
@@ -149,7 +170,7 @@ impl Pipeline {
             errors: Vec::new(),
         };
         if recs.len() > 0 {
-            self.evaluate_records(&recs, p, query_id, &mut out)?;
+            self.evaluate_records(&recs, &r.data, p, query_id, &mut out)?;
         }
         Ok(Some(out))
     }
@@ -157,12 +178,13 @@ impl Pipeline {
     fn evaluate_records(
         &self,
         recs: &ReadRecords,
+        read: &[u8],
         partition: u32,
         query_id: &str,
         out: &mut Evaluated,
     ) -> Result<(), EngineError> {
-        let keys = recs.slices(&recs.keys);
-        let values = recs.slices(&recs.values);
+        let keys = recs.slices(read, &recs.keys);
+        let values = recs.slices(read, &recs.values);
         let (key_arrays, key_errors) = self.source_key.decode(&keys)?;
         let (value_arrays, value_errors) = self.source_value.decode(&values)?;
         let mut bad: HashSet<usize> = HashSet::new();

@@ -199,3 +199,28 @@ fn kill_dash_nine_mid_query_loses_no_output() {
     assert_eq!(distinct.len(), expected, "every expected row is there");
     assert!(out.len() >= expected);
 }
+
+#[test]
+fn queries_read_compressed_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sql(d, SOURCE);
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        ok(
+            d,
+            &[
+                "produce",
+                "orders",
+                "--partition",
+                "0",
+                "--compression",
+                codec,
+            ],
+            Some(&format!("{{\"ITEM\":\"{codec}\",\"QTY\":1}}\n")),
+        );
+    }
+    let rows = sql(d, "SELECT item FROM orders;");
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        assert!(rows.contains(codec), "{rows}");
+    }
+}

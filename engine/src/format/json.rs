@@ -367,6 +367,22 @@ pub fn decode_columns(
     decode_general(columns, wrapped, payloads)
 }
 
+/// Like `decode_columns` for wrapped values, but columns marked in `unread` are not read
+/// (they come back all null); only STRING columns may be marked (see `Serde::skip_unread`).
+pub fn decode_columns_skipping(
+    columns: &[Column],
+    unread: &[bool],
+    payloads: &[Option<&[u8]>],
+) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
+    for c in columns {
+        check_type(&c.ty)?;
+    }
+    if columns.iter().all(|c| super::json_fast::supports(&c.ty)) {
+        return super::json_fast::decode_objects_skipping(columns, unread, payloads);
+    }
+    decode_general(columns, true, payloads)
+}
+
 /// The general path: each record parsed into a `serde_json::Value` tree, then converted.
 pub(super) fn decode_general(
     columns: &[Column],

@@ -51,12 +51,30 @@ pub(super) fn decode_objects(
     columns: &[Column],
     payloads: &[Option<&[u8]>],
 ) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
+    decode_objects_skipping(columns, &[], payloads)
+}
+
+/// `decode_objects`, leaving the columns marked in `unread` unread (all null).
+pub(super) fn decode_objects_skipping(
+    columns: &[Column],
+    unread: &[bool],
+    payloads: &[Option<&[u8]>],
+) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
     let mut builders = columns
         .iter()
         .map(|c| builder(&c.ty, payloads.len()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut errors = Vec::new();
     let mut slots: Vec<Slot<'_>> = Vec::with_capacity(columns.len());
+    // Records of a topic usually list their fields in the same order: remember which column
+    // the n-th key matched last time and try that first. Only safe when no two column names
+    // differ by case alone (then a case-insensitive match is the only match).
+    let ambiguous = columns.iter().enumerate().any(|(i, a)| {
+        columns[i + 1..]
+            .iter()
+            .any(|b| a.name.eq_ignore_ascii_case(&b.name))
+    });
+    let mut hints: Vec<Option<usize>> = Vec::new();
     for (i, p) in payloads.iter().enumerate() {
         let Some(bytes) = p else {
             for (b, c) in builders.iter_mut().zip(columns) {
@@ -66,7 +84,8 @@ pub(super) fn decode_objects(
         };
         slots.clear();
         slots.resize(columns.len(), Slot::Missing);
-        let fast = read_object(bytes, columns, &mut slots).and_then(|()| {
+        let hints = (!ambiguous).then_some(&mut hints);
+        let fast = read_object(bytes, columns, unread, hints, &mut slots).and_then(|()| {
             // Check every slot converts before appending any, so a row is all or nothing.
             let ok = columns.iter().zip(&slots).all(|(c, s)| fits(&c.ty, s));
             if ok { Ok(()) } else { Err(Fallback) }
@@ -151,16 +170,25 @@ fn append_slot(b: &mut dyn ArrayBuilder, ty: &SqlType, s: Slot<'_>) {
 fn read_object<'a>(
     bytes: &'a [u8],
     columns: &[Column],
+    unread: &[bool],
+    hints: Option<&mut Vec<Option<usize>>>,
     slots: &mut [Slot<'a>],
 ) -> Result<(), Fallback> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.deserialize_map(ObjectVisitor { columns, slots })
-        .map_err(|_| Fallback)?;
+    de.deserialize_map(ObjectVisitor {
+        columns,
+        unread,
+        hints,
+        slots,
+    })
+    .map_err(|_| Fallback)?;
     de.end().map_err(|_| Fallback)
 }
 
 struct ObjectVisitor<'s, 'a> {
     columns: &'s [Column],
+    unread: &'s [bool],
+    hints: Option<&'s mut Vec<Option<usize>>>,
     slots: &'s mut [Slot<'a>],
 }
 
@@ -171,11 +199,31 @@ impl<'de: 'a, 'a> Visitor<'de> for ObjectVisitor<'_, 'a> {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(column) = map.next_key_seed(KeySeed {
-            columns: self.columns,
-        })? {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mut ordinal = 0;
+        loop {
+            let hint = self
+                .hints
+                .as_ref()
+                .and_then(|h| h.get(ordinal).copied().flatten());
+            let Some(column) = map.next_key_seed(KeySeed {
+                columns: self.columns,
+                hint,
+            })?
+            else {
+                break;
+            };
+            if let Some(h) = self.hints.as_mut() {
+                if h.len() <= ordinal {
+                    h.resize(ordinal + 1, None);
+                }
+                h[ordinal] = column;
+            }
+            ordinal += 1;
             match column {
+                Some(i) if self.unread.get(i).copied().unwrap_or(false) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
                 Some(i) => {
                     if self.slots[i] != Slot::Missing {
                         // Two fields for one column: the general path knows which wins.
@@ -192,9 +240,11 @@ impl<'de: 'a, 'a> Visitor<'de> for ObjectVisitor<'_, 'a> {
     }
 }
 
-/// Matches a key to a column (exactly or ignoring case) without allocating.
+/// Matches a key to a column (exactly or ignoring case) without allocating; `hint` is the
+/// column to try first.
 struct KeySeed<'s> {
     columns: &'s [Column],
+    hint: Option<usize>,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -212,6 +262,14 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        if let Some(h) = self.hint
+            && self
+                .columns
+                .get(h)
+                .is_some_and(|c| c.name.eq_ignore_ascii_case(key))
+        {
+            return Ok(Some(h));
+        }
         Ok(self.columns.iter().position(|c| c.name == key).or_else(|| {
             self.columns
                 .iter()
@@ -313,5 +371,17 @@ mod tests {
             assert_eq!(a.to_data(), b.to_data());
         }
         assert!(!fast.1.is_empty());
+
+        // Skipping the unread STRING column changes nothing else: the same records fail
+        // and every other column is the same (the skipped one is null where the fast path
+        // read the record, and whatever the general path made of it elsewhere).
+        let unread = [false, true, false, false, false, false];
+        let skipping = decode_objects_skipping(&columns, &unread, &inputs).unwrap();
+        assert_eq!(skipping.1, general.1);
+        for (i, (a, b)) in skipping.0.iter().zip(&general.0).enumerate() {
+            if !unread[i] {
+                assert_eq!(a.to_data(), b.to_data());
+            }
+        }
     }
 }
