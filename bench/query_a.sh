@@ -3,7 +3,9 @@
 # persistent CREATE STREAM … AS SELECT over the peers' 2 million bids, log -> log, beside
 # the storage append and read rates of the same run and (optionally) DuckDB and Flink on
 # the same bids. Per core = records / CPU-seconds (user + sys) of the sluice process.
-#   bench/query_a.sh [ROUNDS] [PEERS=1]   (needs target/release/sluice: cargo build --release)
+#   bench/query_a.sh [ROUNDS] [PEERS]   (needs target/release/sluice: cargo build --release)
+# PEERS=1 also runs DuckDB (queries A and B) on the same bids via ../shared/peers; FLINK=1 adds
+# Flink (its first run installs PyFlink). BIDS=file reuses a generated bids file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=$PWD/target/release/sluice
@@ -42,6 +44,7 @@ if [ "$PEERS" = 1 ]; then
   export PEERS_WORK=${PEERS_WORK:-$HOME/.cache/sluice/peers-work}
   mkdir -p "$PEERS_WORK/data"
   ln -sf "$BIDS" "$PEERS_WORK/data/bids.jsonl"
-  (cd "$PEERS_WORK" && REPS=1 bash "$SHARED/peers/run_duckdb.sh" A && REPS=1 bash "$SHARED/peers/run_flink.sh" A) || true
+  (cd "$PEERS_WORK" && REPS=${PEER_REPS:-1} bash "$SHARED/peers/run_duckdb.sh") || true
+  [ "${FLINK:-0}" = 1 ] && (cd "$PEERS_WORK" && REPS=${PEER_REPS:-1} bash "$SHARED/peers/run_flink.sh") || true
   python3 "$SHARED/peers/summarize.py" "$PEERS_WORK/results/results.tsv" || true
 fi
