@@ -43,6 +43,64 @@ impl VisitorMut for NormalizeIdents {
         }
         std::ops::ControlFlow::Continue(())
     }
+
+    /// ksqlDB's constructors `STRUCT(name := value, …)` and `MAP(key := value, …)` become
+    /// DataFusion's `named_struct('NAME', value, …)` and `make_map(key, value, …)`.
+    fn post_visit_expr(&mut self, expr: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+        if let Some(rewritten) = constructor(expr) {
+            *expr = rewritten;
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// The DataFusion call for a ksqlDB `STRUCT(…)` or `MAP(…)` constructor, if `expr` is one.
+fn constructor(expr: &sqlast::Expr) -> Option<sqlast::Expr> {
+    let sqlast::Expr::Function(f) = expr else {
+        return None;
+    };
+    let name = f.name.to_string().to_uppercase();
+    if name != "STRUCT" && name != "MAP" {
+        return None;
+    }
+    let sqlast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let mut pairs = Vec::new();
+    for a in &list.args {
+        let sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(sqlast::Expr::BinaryOp {
+            left,
+            op: sqlast::BinaryOperator::Assignment,
+            right,
+        })) = a
+        else {
+            return None;
+        };
+        pairs.push((left.as_ref().clone(), right.as_ref().clone()));
+    }
+    let mut args = Vec::new();
+    for (k, v) in pairs {
+        let key = if name == "STRUCT" {
+            let field = match k {
+                sqlast::Expr::Identifier(i) => i.value,
+                other => other.to_string(),
+            };
+            sqlast::Expr::value(sqlast::Value::SingleQuotedString(field))
+        } else {
+            k
+        };
+        args.push(sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(key)));
+        args.push(sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(v)));
+    }
+    let target = if name == "STRUCT" { "named_struct" } else { "make_map" };
+    let mut call = f.clone();
+    call.name = sqlast::ObjectName::from(vec![Ident::new(target)]);
+    call.args = sqlast::FunctionArguments::List(sqlast::FunctionArgumentList {
+        duplicate_treatment: None,
+        args,
+        clauses: Vec::new(),
+    });
+    Some(sqlast::Expr::Function(call))
 }
 
 /// The projection as (name, expression) items, and per item whether it is a table function.
