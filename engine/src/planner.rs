@@ -47,11 +47,46 @@ impl VisitorMut for NormalizeIdents {
     /// ksqlDB's constructors `STRUCT(name := value, …)` and `MAP(key := value, …)` become
     /// DataFusion's `named_struct('NAME', value, …)` and `make_map(key, value, …)`.
     fn post_visit_expr(&mut self, expr: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
-        if let Some(rewritten) = constructor(expr) {
+        if let Some(rewritten) = constructor(expr).or_else(|| ksql_cast(expr)) {
             *expr = rewritten;
         }
         std::ops::ControlFlow::Continue(())
     }
+}
+
+/// `CAST(x AS <ksqlDB type>)` (the dialect carries the type as its text) as DataFusion's
+/// `arrow_cast(x, '<Arrow type>')`, with the Arrow type each ksqlDB type maps to.
+fn ksql_cast(expr: &sqlast::Expr) -> Option<sqlast::Expr> {
+    let sqlast::Expr::Cast {
+        expr: inner,
+        data_type: sqlast::DataType::Custom(name, _),
+        ..
+    } = expr
+    else {
+        return None;
+    };
+    let text = name.0.first()?.as_ident()?.value.clone();
+    let ty = sluice_sql::types::parse_type_text(&text).ok()?;
+    let arrow = arrow_type(&ty)?;
+    Some(sqlast::Expr::Function(sqlast::Function {
+        name: sqlast::ObjectName::from(vec![Ident::new("arrow_cast")]),
+        uses_odbc_syntax: false,
+        parameters: sqlast::FunctionArguments::None,
+        args: sqlast::FunctionArguments::List(sqlast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![
+                sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(inner.as_ref().clone())),
+                sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(sqlast::Expr::value(
+                    sqlast::Value::SingleQuotedString(arrow.to_string()),
+                ))),
+            ],
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    }))
 }
 
 /// The DataFusion call for a ksqlDB `STRUCT(…)` or `MAP(…)` constructor, if `expr` is one.
@@ -89,10 +124,18 @@ fn constructor(expr: &sqlast::Expr) -> Option<sqlast::Expr> {
         } else {
             k
         };
-        args.push(sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(key)));
-        args.push(sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(v)));
+        args.push(sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(
+            key,
+        )));
+        args.push(sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(
+            v,
+        )));
     }
-    let target = if name == "STRUCT" { "named_struct" } else { "make_map" };
+    let target = if name == "STRUCT" {
+        "named_struct"
+    } else {
+        "make_map"
+    };
     let mut call = f.clone();
     call.name = sqlast::ObjectName::from(vec![Ident::new(target)]);
     call.args = sqlast::FunctionArguments::List(sqlast::FunctionArgumentList {
@@ -140,13 +183,20 @@ impl Engine {
     ) -> Result<DfExpr, EngineError> {
         let mut e = expr.clone();
         let _ = e.visit(&mut NormalizeIdents);
-        Ok(self.ctx.state().create_logical_expr_from_sql_expr(
+        let logical = self.ctx.state().create_logical_expr_from_sql_expr(
             sqlast::ExprWithAlias {
                 expr: e,
                 alias: None,
             },
             df_schema,
-        )?)
+        )?;
+        // Some functions (arrow_cast, coalesce, …) only exist in simplified form at run
+        // time; where the simplifier itself trips, the expression as planned still runs.
+        let info = datafusion::logical_expr::simplify::SimplifyContext::builder()
+            .with_schema(Arc::new(df_schema.clone()))
+            .build();
+        let simplifier = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(info);
+        Ok(simplifier.simplify(logical.clone()).unwrap_or(logical))
     }
 
     /// Plans `q` over its single source. `sink` names the result in ksqlDB's errors.

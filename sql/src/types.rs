@@ -188,3 +188,16 @@ fn close_angle(p: &mut Parser, pending_gt: &mut usize) -> Result<(), ParserError
     }
     Err(type_error(p, "expected '>'"))
 }
+
+/// Parses a type from its text (`INT`, `ARRAY<STRUCT<\`A\` STRING>>`), as `SqlType`'s
+/// `Display` writes it inside a `CAST`.
+pub fn parse_type_text(text: &str) -> Result<SqlType, crate::ParseError> {
+    let dialect = crate::dialect::KsqlDialect;
+    let mut p = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| crate::ParseError::from_sqlparser(&e, None))?;
+    let mut pending = 0;
+    let ty = parse_type(&mut p, &mut pending)
+        .map_err(|e| crate::ParseError::from_sqlparser(&e, None))?;
+    Ok(ty)
+}
