@@ -227,7 +227,12 @@ impl Engine {
             }
             None => None,
         };
-        let (items, table_functions) = self.select_items(q, &source, &qualifier, &df_schema)?;
+        let (items, table_functions) =
+            if !q.partition_by.is_empty() && q.select == [SelectItem::Wildcard] {
+                self.repartitioned_wildcard(q, &source, &qualifier, &df_schema)?
+            } else {
+                self.select_items(q, &source, &qualifier, &df_schema)?
+            };
         let key_items = key_items(self, q, &source, sink, &items, &df_schema, usage)?;
         let mut output = Vec::new();
         let mut projection = Vec::new();
@@ -291,6 +296,53 @@ impl Engine {
             },
             source,
         })
+    }
+
+    /// `SELECT * … PARTITION BY e, …`: the new key columns first (a column keeps its name,
+    /// other expressions are `KSQL_COL_n`), then the source's value columns and its old key
+    /// columns, less those that became the key.
+    fn repartitioned_wildcard(
+        &self,
+        q: &Query,
+        source: &Source,
+        qualifier: &str,
+        df_schema: &DFSchema,
+    ) -> Result<SelectItems, EngineError> {
+        let mut items: Vec<(String, DfExpr)> = Vec::new();
+        let mut used: Vec<String> = Vec::new();
+        let mut generated = 0;
+        for e in &q.partition_by {
+            if matches!(e, sqlast::Expr::Value(v) if matches!(v.value, sqlast::Value::Null)) {
+                continue;
+            }
+            let planned = self.plan_expr(e, df_schema)?;
+            let name = match column_name(e) {
+                Some(n) => {
+                    used.push(n.clone());
+                    n
+                }
+                None => {
+                    let n = format!("KSQL_COL_{generated}");
+                    generated += 1;
+                    n
+                }
+            };
+            items.push((name, planned));
+        }
+        for col in source.value_columns().chain(source.key_columns()) {
+            if used.contains(&col.name) {
+                continue;
+            }
+            items.push((
+                col.name.clone(),
+                datafusion::logical_expr::col(datafusion::common::Column::new(
+                    Some(qualifier.to_string()),
+                    col.name.clone(),
+                )),
+            ));
+        }
+        let n = items.len();
+        Ok((items, vec![false; n]))
     }
 
     /// The projection as (name, expression), wildcards expanded to key then value columns.
@@ -363,9 +415,14 @@ fn explode_argument(expr: &sqlast::Expr) -> Option<&sqlast::Expr> {
 
 /// The name ksqlDB gives an unaliased column reference.
 fn column_name(expr: &sqlast::Expr) -> Option<String> {
+    // Quoted identifiers keep their case; unquoted ones are upper-cased.
+    let name = |i: &Ident| match i.quote_style {
+        Some(_) => i.value.clone(),
+        None => i.value.to_uppercase(),
+    };
     match expr {
-        sqlast::Expr::Identifier(i) => Some(i.value.to_uppercase()),
-        sqlast::Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_uppercase()),
+        sqlast::Expr::Identifier(i) => Some(name(i)),
+        sqlast::Expr::CompoundIdentifier(parts) => parts.last().map(name),
         _ => None,
     }
 }
