@@ -287,6 +287,7 @@ impl Engine {
                 projection,
                 input_schema: schema,
                 output,
+                rekeyed: !q.partition_by.is_empty(),
                 exploded: if exploded.iter().any(|e| *e) {
                     exploded
                 } else {

@@ -46,6 +46,8 @@ pub(crate) struct Pipeline {
     /// Per output column, whether it is a table function's arrays to explode (empty when
     /// the projection has no table function).
     pub exploded: Vec<bool>,
+    /// Whether the key is new (`PARTITION BY`) rather than the source's, passed through.
+    pub rekeyed: bool,
     /// Next offset to read per source partition.
     pub positions: Vec<u64>,
 }
@@ -62,6 +64,9 @@ pub(crate) struct Evaluated {
     /// Records with a null value, passed through as null values: (offset, timestamp, key
     /// bytes).
     pub tombstones: Vec<(i64, i64, Option<Vec<u8>>)>,
+    /// Offsets of stream records with a null value: they go through the query like any
+    /// row (their value columns null) and come out with a null value.
+    pub null_values: HashSet<i64>,
     /// Table rows the WHERE rejected (their input columns and output key columns): each
     /// becomes a tombstone, since an earlier version of the row may have passed.
     pub rejected: Vec<(RecordBatch, Vec<ArrayRef>)>,
@@ -166,6 +171,7 @@ impl Pipeline {
             read: recs.len(),
             rows: Vec::new(),
             tombstones: Vec::new(),
+            null_values: HashSet::new(),
             rejected: Vec::new(),
             errors: Vec::new(),
         };
@@ -215,20 +221,26 @@ impl Pipeline {
         // A table's rows need a key: records without one are dropped, as ksqlDB does.
         let table = self.source.kind == SourceKind::Table;
         let keyless = |r: usize| table && keys[r].is_none();
+        // A table's null value deletes its key: forwarded as is. A stream's goes through the
+        // query with null value columns and comes out with a null value.
         for (r, v) in values.iter().enumerate() {
             if v.is_none() && !bad.contains(&r) && !keyless(r) {
-                out.tombstones.push((
-                    recs.offsets[r],
-                    recs.timestamps[r],
-                    keys[r].map(<[u8]>::to_vec),
-                ));
+                if table {
+                    out.tombstones.push((
+                        recs.offsets[r],
+                        recs.timestamps[r],
+                        keys[r].map(<[u8]>::to_vec),
+                    ));
+                } else {
+                    out.null_values.insert(recs.offsets[r]);
+                }
             }
         }
         let batch = if bad.is_empty() && values.iter().all(Option::is_some) && !table {
             batch
         } else {
             let keep: BooleanArray = (0..n)
-                .map(|r| Some(!bad.contains(&r) && values[r].is_some() && !keyless(r)))
+                .map(|r| Some(!bad.contains(&r) && (values[r].is_some() || !table) && !keyless(r)))
                 .collect();
             filter_record_batch(&batch, &keep)?
         };
@@ -426,13 +438,19 @@ impl PersistentQuery {
         for (batch, outputs) in &ev.rows {
             let (rowtime, offsets) = times_and_offsets(batch)?;
             for row in 0..batch.num_rows() {
-                // A key whose columns are all null is a null key.
-                let key = if outputs[..nkeys].iter().all(|a| a.is_null(row)) {
+                // A null key stays null; a new key (PARTITION BY) of several columns is an
+                // object even when they are all null.
+                let all_null = outputs[..nkeys].iter().all(|a| a.is_null(row));
+                let key = if all_null && (nkeys == 1 || !self.pipeline.rekeyed) {
                     Ok(None)
                 } else {
                     self.sink_key.encode(&outputs[..nkeys], row)
                 };
-                let value = self.sink_value.encode(&outputs[nkeys..], row);
+                let value = if ev.null_values.contains(&offsets.value(row)) {
+                    Ok(None)
+                } else {
+                    self.sink_value.encode(&outputs[nkeys..], row)
+                };
                 match (key, value) {
                     (Ok(k), Ok(v)) => out.push((offsets.value(row), rowtime.value(row), k, v)),
                     (Err(e), _) | (_, Err(e)) => errors.push(ProcessingError::Serialization {

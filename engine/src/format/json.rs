@@ -444,8 +444,15 @@ pub(crate) fn build_columns<'v>(
 /// Writes a double as Java's `Double.toString` would for the usual range (`1.0`, `0.5`),
 /// which is how ksqlDB's JSON output prints them.
 fn write_double(out: &mut String, f: f64) {
-    if !f.is_finite() {
-        out.push_str("null");
+    if f.is_nan() {
+        // Jackson (ksqlDB's JSON writer) writes non-finite doubles as strings.
+        out.push_str("\"NaN\"");
+    } else if f.is_infinite() {
+        out.push_str(if f > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
     } else if f == f.trunc() && f.abs() < 1e7 {
         out.push_str(&format!("{f:.1}"));
     } else {
