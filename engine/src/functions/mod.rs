@@ -3,6 +3,7 @@
 //! functions whose semantics already match.
 
 mod as_value;
+mod round;
 mod to_json_string;
 
 use datafusion::error::Result;
@@ -21,6 +22,7 @@ const ALIASES: &[(&str, &str)] = &[
 pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(ScalarUDF::from(as_value::AsValue::new()));
     ctx.register_udf(ScalarUDF::from(to_json_string::ToJsonString::new()));
+    ctx.register_udf(ScalarUDF::from(round::Round::new()));
     for (ksql, df) in ALIASES {
         let f = ctx.udf(df)?;
         ctx.register_udf(f.as_ref().clone().with_aliases([*ksql]));
