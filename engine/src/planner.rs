@@ -334,13 +334,7 @@ impl Engine {
             if used.contains(&col.name) {
                 continue;
             }
-            items.push((
-                col.name.clone(),
-                datafusion::logical_expr::col(datafusion::common::Column::new(
-                    Some(qualifier.to_string()),
-                    col.name.clone(),
-                )),
-            ));
+            items.push((col.name.clone(), source_column(qualifier, &col.name)));
         }
         let n = items.len();
         Ok((items, vec![false; n]))
@@ -361,13 +355,7 @@ impl Engine {
             match item {
                 SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
                     for col in source.key_columns().chain(source.value_columns()) {
-                        items.push((
-                            col.name.clone(),
-                            datafusion::logical_expr::col(datafusion::common::Column::new(
-                                Some(qualifier.to_string()),
-                                col.name.clone(),
-                            )),
-                        ));
+                        items.push((col.name.clone(), source_column(qualifier, &col.name)));
                         table_functions.push(false);
                     }
                 }
@@ -412,6 +400,14 @@ fn explode_argument(expr: &sqlast::Expr) -> Option<&sqlast::Expr> {
         [sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(e))] => Some(e),
         _ => None,
     }
+}
+
+/// A reference to a source column.
+fn source_column(qualifier: &str, name: &str) -> DfExpr {
+    datafusion::logical_expr::col(datafusion::common::Column::new(
+        Some(qualifier.to_string()),
+        name.to_string(),
+    ))
 }
 
 /// The name ksqlDB gives an unaliased column reference.

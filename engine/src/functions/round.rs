@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, Float64Array, Int32Array, Int64Array,
+    Array, ArrayRef, AsArray, Decimal128Array, Float64Array, Int64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int32Type, Int64Type};
 use datafusion::error::{DataFusionError, Result};
@@ -99,34 +99,23 @@ impl ScalarUDFImpl for Round {
                     )
                 }
             }
-            DataType::Int32 | DataType::Int8 | DataType::Int16 => {
-                let x = datafusion::arrow::compute::cast(&x, &DataType::Int32)?;
-                let x = x.as_primitive::<Int32Type>();
-                Arc::new(
-                    (0..rows)
-                        .map(|r| match (x.is_null(r), place(r)) {
-                            (true, _) | (false, Some(None)) => None,
-                            (false, p) => {
-                                Some(round_integer(x.value(r) as i128, p.flatten().unwrap_or(0))
-                                    as i32)
-                            }
-                        })
-                        .collect::<Int32Array>(),
-                )
-            }
-            DataType::Int64 => {
+            t @ (DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64) => {
+                let out_type = if *t == DataType::Int64 {
+                    DataType::Int64
+                } else {
+                    DataType::Int32
+                };
+                let x = datafusion::arrow::compute::cast(&x, &DataType::Int64)?;
                 let x = x.as_primitive::<Int64Type>();
-                Arc::new(
-                    (0..rows)
-                        .map(|r| match (x.is_null(r), place(r)) {
-                            (true, _) | (false, Some(None)) => None,
-                            (false, p) => {
-                                Some(round_integer(x.value(r) as i128, p.flatten().unwrap_or(0))
-                                    as i64)
-                            }
-                        })
-                        .collect::<Int64Array>(),
-                )
+                let rounded: Int64Array = (0..rows)
+                    .map(|r| match (x.is_null(r), place(r)) {
+                        (true, _) | (false, Some(None)) => None,
+                        (false, p) => {
+                            Some(round_integer(x.value(r) as i128, p.flatten().unwrap_or(0)) as i64)
+                        }
+                    })
+                    .collect();
+                datafusion::arrow::compute::cast(&rounded, &out_type)?
             }
             DataType::Decimal128(precision, scale) => {
                 let x = x.as_primitive::<Decimal128Type>();
@@ -169,24 +158,12 @@ fn java_math_round(x: f64) -> i64 {
 /// `v` (an unscaled integer) rounded half away from zero to `places` digits after the
 /// point, kept at its own scale: `places` >= 0 leaves it; -1 rounds to tens, and so on.
 fn round_integer(v: i128, places: i32) -> i128 {
-    if places >= 0 {
-        return v;
-    }
-    let Some(unit) = 10i128.checked_pow((-places) as u32) else {
-        return 0;
-    };
-    let q = v / unit;
-    let r = v % unit;
-    let q = if r.abs() * 2 >= unit {
-        q + r.signum()
-    } else {
-        q
-    };
-    q.saturating_mul(unit)
+    round_to(v, places, true)
 }
 
-/// `round_integer` with halves towards zero (for non-negative `v`).
-fn round_integer_half_down(v: i128, places: i32) -> i128 {
+/// `v` rounded to `places` digits after the point, kept at its own scale; a half goes away
+/// from zero when `halves_away`, else towards zero.
+fn round_to(v: i128, places: i32, halves_away: bool) -> i128 {
     if places >= 0 {
         return v;
     }
@@ -194,8 +171,9 @@ fn round_integer_half_down(v: i128, places: i32) -> i128 {
         return 0;
     };
     let q = v / unit;
-    let r = v % unit;
-    let q = if r * 2 > unit { q + 1 } else { q };
+    let r = (v % unit).abs() * 2;
+    let up = if halves_away { r >= unit } else { r > unit };
+    let q = if up { q + v.signum() } else { q };
     q.saturating_mul(unit)
 }
 
@@ -218,11 +196,7 @@ fn round_double(x: f64, places: i32) -> f64 {
     };
     let scale = frac_part.len() as i32;
     // The digits are unsigned here: a negative number's halves go towards zero.
-    let rounded = if neg {
-        round_integer_half_down(unscaled, places - scale)
-    } else {
-        round_integer(unscaled, places - scale)
-    };
+    let rounded = round_to(unscaled, places - scale, !neg);
     let value = rounded as f64 / 10f64.powi(scale);
     let value = format!("{value:.prec$}", prec = places.max(0) as usize)
         .parse::<f64>()
