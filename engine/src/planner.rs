@@ -219,7 +219,11 @@ impl Engine {
             .ok_or_else(|| EngineError(format!("{name} does not exist.")))?;
         let schema = Self::input_schema(&source)?;
         let qualifier = alias.clone().unwrap_or_else(|| source.name.clone());
-        let df_schema = DFSchema::try_from_qualified_schema(qualifier.as_str(), &schema)?;
+        // A bare reference keeps the name's case (a parsed one would lower-case it).
+        let df_schema = DFSchema::try_from_qualified_schema(
+            datafusion::common::TableReference::bare(qualifier.as_str()),
+            &schema,
+        )?;
         let filter = match &q.filter {
             Some(f) => {
                 let e = self.plan_expr(f, &df_schema)?;
@@ -376,8 +380,25 @@ impl Engine {
                     };
                     items.push((name, e));
                 }
-                SelectItem::StructWildcard(_) => {
-                    return err("struct wildcards are not supported yet");
+                SelectItem::StructWildcard(expr) => {
+                    // `s->*`: one column per field of the struct, named after the field.
+                    let e = self.plan_expr(expr, df_schema)?;
+                    let dt = e.to_field(df_schema)?.1.data_type().clone();
+                    let DataType::Struct(fields) = dt else {
+                        return err(format!(
+                            "{expr} is not a STRUCT: it has no fields to select"
+                        ));
+                    };
+                    for f in fields.iter() {
+                        items.push((
+                            f.name().clone(),
+                            datafusion::functions::core::expr_fn::get_field(
+                                e.clone(),
+                                f.name().as_str(),
+                            ),
+                        ));
+                        table_functions.push(false);
+                    }
                 }
             }
         }
@@ -405,7 +426,7 @@ fn explode_argument(expr: &sqlast::Expr) -> Option<&sqlast::Expr> {
 /// A reference to a source column.
 fn source_column(qualifier: &str, name: &str) -> DfExpr {
     datafusion::logical_expr::col(datafusion::common::Column::new(
-        Some(qualifier.to_string()),
+        Some(datafusion::common::TableReference::bare(qualifier)),
         name.to_string(),
     ))
 }
