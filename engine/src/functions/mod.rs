@@ -16,6 +16,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("len", "character_length"),
     ("ucase", "upper"),
     ("lcase", "lower"),
+    ("slice", "array_slice"),
 ];
 
 /// Registers Sluice's ksqlDB functions in `ctx`.
@@ -24,8 +25,13 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(ScalarUDF::from(to_json_string::ToJsonString::new()));
     ctx.register_udf(ScalarUDF::from(round::Round::new()));
     for (ksql, df) in ALIASES {
-        let f = ctx.udf(df)?;
-        ctx.register_udf(f.as_ref().clone().with_aliases([*ksql]));
+        // One missing DataFusion function must not cost the others their names.
+        match ctx.udf(df) {
+            Ok(f) => ctx.register_udf(f.as_ref().clone().with_aliases([*ksql])),
+            Err(e) => {
+                tracing::error!(function = %ksql, error = %e, "no DataFusion function for this ksqlDB name")
+            }
+        }
     }
     Ok(())
 }
@@ -38,7 +44,9 @@ mod tests {
     fn registered_names_resolve() {
         let ctx = SessionContext::new();
         register(&ctx).unwrap();
-        for name in ["as_value", "len", "ucase", "lcase", "upper"] {
+        for name in [
+            "as_value", "len", "ucase", "lcase", "upper", "slice", "round",
+        ] {
             assert!(ctx.udf(name).is_ok(), "{name}");
         }
     }
