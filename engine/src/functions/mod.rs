@@ -3,6 +3,7 @@
 //! functions whose semantics already match.
 
 mod as_value;
+mod elt_field;
 mod round;
 mod to_json_string;
 
@@ -24,6 +25,8 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(ScalarUDF::from(as_value::AsValue::new()));
     ctx.register_udf(ScalarUDF::from(to_json_string::ToJsonString::new()));
     ctx.register_udf(ScalarUDF::from(round::Round::new()));
+    ctx.register_udf(ScalarUDF::from(elt_field::Elt::new()));
+    ctx.register_udf(ScalarUDF::from(elt_field::Field::new()));
     for (ksql, df) in ALIASES {
         // One missing DataFusion function must not cost the others their names.
         match ctx.udf(df) {
