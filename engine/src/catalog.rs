@@ -77,9 +77,45 @@ impl Source {
 #[derive(Debug, Default)]
 pub struct Catalog {
     sources: BTreeMap<String, Source>,
+    /// Custom types (`CREATE TYPE name AS …`), by upper-cased name.
+    types: BTreeMap<String, SqlType>,
 }
 
 impl Catalog {
+    pub fn add_type(&mut self, name: &str, ty: SqlType) {
+        self.types.insert(name.to_uppercase(), ty);
+    }
+
+    pub fn remove_type(&mut self, name: &str) -> Option<SqlType> {
+        self.types.remove(&name.to_uppercase())
+    }
+
+    pub fn types(&self) -> impl Iterator<Item = (&String, &SqlType)> {
+        self.types.iter()
+    }
+
+    /// `ty` with every custom type name replaced by its definition; `Err(name)` for a name
+    /// that is not defined.
+    pub fn resolve(&self, ty: &SqlType) -> Result<SqlType, String> {
+        Ok(match ty {
+            SqlType::Custom(name) => match self.types.get(&name.to_uppercase()) {
+                Some(t) => self.resolve(t)?,
+                None => return Err(name.clone()),
+            },
+            SqlType::Array(t) => SqlType::Array(Box::new(self.resolve(t)?)),
+            SqlType::Map(k, v) => {
+                SqlType::Map(Box::new(self.resolve(k)?), Box::new(self.resolve(v)?))
+            }
+            SqlType::Struct(fields) => SqlType::Struct(
+                fields
+                    .iter()
+                    .map(|(n, t)| Ok((n.clone(), self.resolve(t)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
     pub fn get(&self, name: &str) -> Option<&Source> {
         self.sources.get(name)
     }

@@ -124,15 +124,20 @@ impl Engine {
         let columns: Vec<Column> = c
             .columns
             .iter()
-            .map(|d| Column {
-                name: d.name.clone(),
-                ty: d.ty.clone(),
-                key: matches!(
-                    d.constraint,
-                    ColumnConstraint::Key | ColumnConstraint::PrimaryKey
-                ),
+            .map(|d| {
+                Ok(Column {
+                    name: d.name.clone(),
+                    ty: self
+                        .catalog
+                        .resolve(&d.ty)
+                        .map_err(|name| EngineError(format!("Unknown type: {name}")))?,
+                    key: matches!(
+                        d.constraint,
+                        ColumnConstraint::Key | ColumnConstraint::PrimaryKey
+                    ),
+                })
             })
-            .collect();
+            .collect::<Result<_, EngineError>>()?;
         let source = self.new_source(
             &c.name,
             c.kind,
@@ -279,6 +284,48 @@ impl Engine {
             kind_name(kind),
             kind_name(existing.kind)
         ))
+    }
+
+    /// `CREATE TYPE name AS type`: a name for a type, usable in column definitions.
+    pub(crate) fn create_type(
+        &mut self,
+        name: &str,
+        if_not_exists: bool,
+        ty: &sluice_sql::SqlType,
+    ) -> Result<String, EngineError> {
+        if self
+            .catalog
+            .types()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            if if_not_exists {
+                return Ok(format!("Type {name} already exists"));
+            }
+            return err(format!(
+                "Cannot register custom type '{name}' since it is already registered with type: {}",
+                self.catalog
+                    .types()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, t)| t.to_string())
+                    .unwrap_or_default()
+            ));
+        }
+        let resolved = self
+            .catalog
+            .resolve(ty)
+            .map_err(|n| EngineError(format!("Unknown type: {n}")))?;
+        self.catalog.add_type(name, resolved);
+        Ok(format!(
+            "Registered custom type with name '{name}' and SQL type {ty}"
+        ))
+    }
+
+    pub(crate) fn drop_type(&mut self, name: &str, if_exists: bool) -> Result<String, EngineError> {
+        match self.catalog.remove_type(name) {
+            Some(_) => Ok(format!("Dropped type '{name}'")),
+            None if if_exists => Ok(format!("Type '{name}' does not exist")),
+            None => err(format!("Type {name} does not exist.")),
+        }
     }
 
     /// `INSERT INTO target SELECT …`: a persistent query writing into an existing stream

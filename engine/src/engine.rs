@@ -285,6 +285,14 @@ impl Engine {
                 .drop_source(*kind, name, *if_exists, *delete_topic)
                 .map(Message),
             Statement::Terminate(id) => self.terminate(id.as_deref()).map(Message),
+            Statement::CreateType {
+                name,
+                if_not_exists,
+                ty,
+            } => self.create_type(name, *if_not_exists, ty).map(Message),
+            Statement::DropType { name, if_exists } => {
+                self.drop_type(name, *if_exists).map(Message)
+            }
             Statement::Show { what, extended } => self.show(what, *extended),
             Statement::Describe { name, extended } => self.describe(name, *extended),
             Statement::DescribeStreams { extended } => {

@@ -87,7 +87,13 @@ impl Engine {
                 rows.dedup();
                 table(&["Function Name", "Type"], rows)
             }
-            ShowWhat::Types => table(&["Type Name", "Schema"], Vec::new()),
+            ShowWhat::Types => table(
+                &["Type Name", "Schema"],
+                self.catalog
+                    .types()
+                    .map(|(n, t)| vec![n.clone(), t.to_string()])
+                    .collect(),
+            ),
             ShowWhat::Variables => table(&["Variable Name", "Value"], Vec::new()),
             ShowWhat::Connectors => return err("connectors are not supported yet"),
         })

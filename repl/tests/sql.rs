@@ -224,3 +224,32 @@ fn queries_read_compressed_batches() {
         assert!(rows.contains(codec), "{rows}");
     }
 }
+
+#[test]
+fn custom_types_are_durable_and_usable_in_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sql(
+        d,
+        "CREATE TYPE address AS STRUCT<city STRING, zip INT>;
+         CREATE STREAM people (id INT KEY, home ADDRESS)
+           WITH (KAFKA_TOPIC='people', VALUE_FORMAT='JSON', PARTITIONS=1);",
+    );
+    // A new process: the type and the stream using it come back from the command topic.
+    let shown = sql(d, "SHOW TYPES; DESCRIBE people;");
+    assert!(shown.contains("ADDRESS"), "{shown}");
+    assert!(
+        shown.contains("STRUCT<`CITY` STRING, `ZIP` INTEGER>"),
+        "{shown}"
+    );
+    let e = err(
+        d,
+        &[
+            "sql",
+            "--execute",
+            "CREATE STREAM x (a NOPE) WITH (KAFKA_TOPIC='people', VALUE_FORMAT='JSON');",
+        ],
+        None,
+    );
+    assert!(e.contains("Unknown type: NOPE"), "{e}");
+}
