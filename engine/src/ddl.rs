@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sluice_sql::ast::{
-    ColumnConstraint, CreateAsSelect, CreateSource, Literal, Properties, Query, SourceKind,
-};
+use sluice_sql::ast::{ColumnConstraint, CreateAsSelect, CreateSource, Literal, Query, SourceKind};
 use sluice_storage::TopicConfig;
 
 use crate::catalog::{Column, Format, Source};
@@ -330,12 +328,7 @@ impl Engine {
 
     /// `INSERT INTO target SELECT …`: a persistent query writing into an existing stream
     /// whose columns the query's result must match.
-    pub(crate) fn insert_into(
-        &mut self,
-        target: &str,
-        _properties: &Properties,
-        q: &Query,
-    ) -> Result<String, EngineError> {
+    pub(crate) fn insert_into(&mut self, target: &str, q: &Query) -> Result<String, EngineError> {
         let Some(sink) = self.catalog.get(target).cloned() else {
             return err(format!("{target} does not exist."));
         };

@@ -265,11 +265,10 @@ impl Engine {
         match stmt {
             Statement::CreateSource(c) => self.create_source(c).map(Message),
             Statement::CreateAsSelect(c) => self.create_as_select(c).map(Message),
-            Statement::InsertInto {
-                target,
-                properties,
-                query,
-            } => self.insert_into(target, properties, query).map(Message),
+            // WITH properties of INSERT INTO (QUERY_ID) are not used yet.
+            Statement::InsertInto { target, query, .. } => {
+                self.insert_into(target, query).map(Message)
+            }
             Statement::InsertValues {
                 target,
                 columns,

@@ -303,6 +303,21 @@ impl Engine {
         })
     }
 
+    /// The `PARTITION BY` expressions with their plans; `PARTITION BY NULL` means no key.
+    fn partition_keys<'q>(
+        &self,
+        q: &'q Query,
+        df_schema: &DFSchema,
+    ) -> Result<Vec<(&'q sqlast::Expr, DfExpr)>, EngineError> {
+        q.partition_by
+            .iter()
+            .filter(
+                |e| !matches!(e, sqlast::Expr::Value(v) if matches!(v.value, sqlast::Value::Null)),
+            )
+            .map(|e| Ok((e, self.plan_expr(e, df_schema)?)))
+            .collect()
+    }
+
     /// `SELECT * … PARTITION BY e, …`: the new key columns first (a column keeps its name,
     /// other expressions are `KSQL_COL_n`), then the source's value columns and its old key
     /// columns, less those that became the key.
@@ -316,11 +331,7 @@ impl Engine {
         let mut items: Vec<(String, DfExpr)> = Vec::new();
         let mut used: Vec<String> = Vec::new();
         let mut generated = 0;
-        for e in &q.partition_by {
-            if matches!(e, sqlast::Expr::Value(v) if matches!(v.value, sqlast::Value::Null)) {
-                continue;
-            }
-            let planned = self.plan_expr(e, df_schema)?;
+        for (e, planned) in self.partition_keys(q, df_schema)? {
             let name = match column_name(e) {
                 Some(n) => {
                     used.push(n.clone());
@@ -467,11 +478,7 @@ fn key_items(
             ));
         }
     } else {
-        for e in &q.partition_by {
-            if matches!(e, sqlast::Expr::Value(v) if matches!(v.value, sqlast::Value::Null)) {
-                continue;
-            }
-            let planned = engine.plan_expr(e, df_schema)?;
+        for (e, planned) in engine.partition_keys(q, df_schema)? {
             let name = column_name(e).unwrap_or_else(|| e.to_string());
             wanted.push((name, planned));
         }

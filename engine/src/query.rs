@@ -176,19 +176,22 @@ impl Pipeline {
             errors: Vec::new(),
         };
         if recs.len() > 0 {
-            self.evaluate_records(&recs, &r.data, p, query_id, &mut out)?;
+            self.evaluate_records(recs, &r.data, p, query_id, &mut out)?;
         }
         Ok(Some(out))
     }
 
     fn evaluate_records(
         &self,
-        recs: &ReadRecords,
+        mut recs: ReadRecords,
         read: &[u8],
         partition: u32,
         query_id: &str,
         out: &mut Evaluated,
     ) -> Result<(), EngineError> {
+        // The pseudo-columns take the read's vectors as they are (no copy).
+        let timestamps = Int64Array::from(std::mem::take(&mut recs.timestamps));
+        let offsets = Int64Array::from(std::mem::take(&mut recs.offsets));
         let keys = recs.slices(read, &recs.keys);
         let values = recs.slices(read, &recs.values);
         let (key_arrays, key_errors) = self.source_key.decode(&keys)?;
@@ -209,11 +212,11 @@ impl Pipeline {
                 });
             }
         }
-        let n = recs.len();
+        let n = offsets.len();
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(recs.timestamps.clone())),
+            Arc::new(timestamps.clone()),
             Arc::new(Int32Array::from(vec![partition as i32; n])),
-            Arc::new(Int64Array::from(recs.offsets.clone())),
+            Arc::new(offsets.clone()),
         ];
         columns.extend(key_arrays);
         columns.extend(value_arrays);
@@ -227,12 +230,12 @@ impl Pipeline {
             if v.is_none() && !bad.contains(&r) && !keyless(r) {
                 if table {
                     out.tombstones.push((
-                        recs.offsets[r],
-                        recs.timestamps[r],
+                        offsets.value(r),
+                        timestamps.value(r),
                         keys[r].map(<[u8]>::to_vec),
                     ));
                 } else {
-                    out.null_values.insert(recs.offsets[r]);
+                    out.null_values.insert(offsets.value(r));
                 }
             }
         }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 /// A `sluice` REPL on the slave side of a pty; everything it prints collects in `output`.
 struct Repl {
-    child: Child,
+    /// `None` once `exit` has waited for it.
+    child: Option<Child>,
     master: File,
     output: Arc<(Mutex<String>, Condvar)>,
     /// Where the next `expect` starts looking.
@@ -76,7 +77,7 @@ impl Repl {
             }
         });
         Repl {
-            child,
+            child: Some(child),
             master,
             output,
             seen: 0,
@@ -122,23 +123,29 @@ impl Repl {
     fn exit(mut self) {
         self.send("exit\r");
         self.expect("Exiting Sluice.");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "the REPL exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "the REPL did not exit");
-            // Waiting for a process to end has no condition to block on here but its exit.
-            std::thread::park_timeout(Duration::from_millis(20));
-        }
+        // Wait for the process on a thread, and for that thread's answer with a deadline.
+        let mut child = self.child.take().expect("the REPL is running");
+        let pid = child.id() as libc::pid_t;
+        let (done, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait());
+        });
+        let Ok(status) = exited.recv_timeout(Duration::from_secs(30)) else {
+            // SAFETY: kill(2) on the pid of our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the REPL did not exit");
+        };
+        let status = status.unwrap();
+        assert!(status.success(), "the REPL exited with {status}");
     }
 }
 
 impl Drop for Repl {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -224,16 +224,9 @@ pub(super) fn convert(ty: &SqlType, v: &Value) -> Result<Typed, String> {
 /// Appends an already-converted value; the builder was made for the column's Arrow type.
 pub(super) fn append(b: &mut dyn ArrayBuilder, ty: &SqlType, v: Typed) {
     macro_rules! prim {
-        ($builder:ty, $val:expr) => {{
-            let b = b
-                .as_any_mut()
-                .downcast_mut::<$builder>()
-                .expect("builder made for this type");
-            match $val {
-                Some(x) => b.append_value(x),
-                None => b.append_null(),
-            }
-        }};
+        ($builder:ty, $val:expr) => {
+            super::append_to!(b, $builder, $val)
+        };
     }
     match ty {
         SqlType::Boolean => prim!(

@@ -141,16 +141,9 @@ fn fits(ty: &SqlType, s: &Slot<'_>) -> bool {
 
 fn append_slot(b: &mut dyn ArrayBuilder, ty: &SqlType, s: Slot<'_>) {
     macro_rules! push {
-        ($builder:ty, $val:expr) => {{
-            let b = b
-                .as_any_mut()
-                .downcast_mut::<$builder>()
-                .expect("builder made for this type");
-            match $val {
-                Some(x) => b.append_value(x),
-                None => b.append_null(),
-            }
-        }};
+        ($builder:ty, $val:expr) => {
+            super::append_to!(b, $builder, $val)
+        };
     }
     match (ty, s) {
         (SqlType::Boolean, Slot::Bool(x)) => push!(BooleanBuilder, Some(x)),

@@ -2,6 +2,22 @@
 //! format. A value that does not decode is an error for that record only; the caller skips
 //! the record into the processing log.
 
+/// Appends `Some(value)` or a null to a `&mut dyn ArrayBuilder` known to be `$builder`
+/// (the builder was made for the column's Arrow type, so the downcast cannot fail).
+macro_rules! append_to {
+    ($b:expr, $builder:ty, $val:expr) => {{
+        let b = $b
+            .as_any_mut()
+            .downcast_mut::<$builder>()
+            .expect("builder made for this type");
+        match $val {
+            Some(x) => b.append_value(x),
+            None => b.append_null(),
+        }
+    }};
+}
+pub(crate) use append_to;
+
 pub mod delimited;
 pub mod json;
 mod json_fast;
