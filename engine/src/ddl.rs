@@ -114,6 +114,16 @@ impl Engine {
             return Ok(done);
         }
         check_key_constraints(c)?;
+        if let Some(d) = c
+            .columns
+            .iter()
+            .find(|d| crate::planner::RESERVED_COLUMNS.contains(&d.name.as_str()))
+        {
+            return err(format!(
+                "'{}' is a reserved column name. You cannot use it as a name for a column.",
+                d.name
+            ));
+        }
         let topic = prop_string(&c.properties, "KAFKA_TOPIC").ok_or_else(|| {
             EngineError("Missing required property \"KAFKA_TOPIC\" in WITH clause".into())
         })?;

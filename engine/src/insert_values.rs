@@ -60,7 +60,7 @@ impl Engine {
         let mut timestamp = None;
         let mut given: Vec<(String, ArrayRef)> = Vec::new();
         for (name, expr) in names.iter().zip(values) {
-            let logical = self.plan_expr(expr, &empty)?;
+            let logical = self.plan_expr(expr, &empty, "VALUES")?;
             let physical = self.ctx.create_physical_expr(logical, &empty)?;
             let value = evaluate(physical.as_ref(), &one_row)?;
             if name == "ROWTIME" {

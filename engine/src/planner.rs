@@ -46,12 +46,92 @@ impl VisitorMut for NormalizeIdents {
 
     /// ksqlDB's constructors `STRUCT(name := value, …)` and `MAP(key := value, …)` become
     /// DataFusion's `named_struct('NAME', value, …)` and `make_map(key, value, …)`.
+    /// `s->f` is always a struct field, never a qualified column: each `->f` becomes a
+    /// by-name field access, which DataFusion also allows after a subscript (`a[1]->f`).
     fn post_visit_expr(&mut self, expr: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
-        if let Some(rewritten) = constructor(expr).or_else(|| ksql_cast(expr)) {
+        if let sqlast::Expr::CompoundFieldAccess { access_chain, .. } = expr {
+            for access in access_chain.iter_mut() {
+                if let sqlast::AccessExpr::Dot(sqlast::Expr::Identifier(field)) = access {
+                    *access = sqlast::AccessExpr::Dot(sqlast::Expr::value(
+                        sqlast::Value::SingleQuotedString(field.value.clone()),
+                    ));
+                }
+            }
+        }
+        unit_argument(expr);
+        if let Some(rewritten) = constructor(expr)
+            .or_else(|| ksql_cast(expr))
+            .or_else(|| false_on_null(expr))
+        {
             *expr = rewritten;
         }
         std::ops::ControlFlow::Continue(())
     }
+}
+
+/// `DATEADD(DAYS, …)` and its kin name their unit with a bare word: it becomes the string
+/// the function reads (only where the word is a unit, so a column there still fails).
+fn unit_argument(expr: &mut sqlast::Expr) {
+    let sqlast::Expr::Function(f) = expr else {
+        return;
+    };
+    let name = f.name.to_string().to_uppercase();
+    if !crate::functions::dates::UNIT_FIRST.contains(&name.as_str()) {
+        return;
+    }
+    let sqlast::FunctionArguments::List(list) = &mut f.args else {
+        return;
+    };
+    if let Some(sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(first))) =
+        list.args.first_mut()
+        && let sqlast::Expr::Identifier(unit) = first
+        && crate::functions::dates::unit_millis(&unit.value).is_some()
+    {
+        *first = sqlast::Expr::value(sqlast::Value::SingleQuotedString(unit.value.to_uppercase()));
+    }
+}
+
+/// A call of the function `name` with `args`.
+fn call(name: &str, args: Vec<sqlast::Expr>) -> sqlast::Expr {
+    sqlast::Expr::Function(sqlast::Function {
+        name: sqlast::ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: sqlast::FunctionArguments::None,
+        args: sqlast::FunctionArguments::List(sqlast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+/// In ksqlDB a comparison with a null operand is false, not null (so `NOT (a = b)` is true
+/// when `a` is null): `a op b` becomes `coalesce(a op b, false)`.
+fn false_on_null(expr: &sqlast::Expr) -> Option<sqlast::Expr> {
+    use sqlast::BinaryOperator as Op;
+    let sqlast::Expr::BinaryOp { op, .. } = expr else {
+        return None;
+    };
+    if !matches!(
+        op,
+        Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq
+    ) {
+        return None;
+    }
+    Some(call(
+        "coalesce",
+        vec![
+            sqlast::Expr::Nested(Box::new(expr.clone())),
+            sqlast::Expr::value(sqlast::Value::Boolean(false)),
+        ],
+    ))
 }
 
 /// `CAST(x AS <ksqlDB type>)` (the dialect carries the type as its text) as DataFusion's
@@ -176,20 +256,41 @@ impl Engine {
         Ok(Arc::new(Schema::new(fields)))
     }
 
+    /// Plans one expression of `clause` (`SELECT`, `WHERE`, …: named in ksqlDB's errors).
     pub(crate) fn plan_expr(
         &self,
         expr: &sqlast::Expr,
         df_schema: &DFSchema,
+        clause: &str,
     ) -> Result<DfExpr, EngineError> {
         let mut e = expr.clone();
         let _ = e.visit(&mut NormalizeIdents);
-        let logical = self.ctx.state().create_logical_expr_from_sql_expr(
-            sqlast::ExprWithAlias {
-                expr: e,
-                alias: None,
-            },
-            df_schema,
-        )?;
+        let logical = self
+            .ctx
+            .state()
+            .create_logical_expr_from_sql_expr(
+                sqlast::ExprWithAlias {
+                    expr: e,
+                    alias: None,
+                },
+                df_schema,
+            )
+            .map_err(|e| match unresolved_column(&e) {
+                Some(column) => {
+                    EngineError(format!("{clause} column '{column}' cannot be resolved."))
+                }
+                None => EngineError::from(e),
+            })?;
+        // Arguments coerced to what each function and operator takes, so the type the plan
+        // reports is the type evaluation produces.
+        let logical = {
+            use datafusion::common::tree_node::TreeNode;
+            let mut coercion =
+                datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter::new(
+                    df_schema,
+                );
+            logical.rewrite(&mut coercion)?.data
+        };
         // Some functions (arrow_cast, coalesce, …) only exist in simplified form at run
         // time; where the simplifier itself trips, the expression as planned still runs.
         let info = datafusion::logical_expr::simplify::SimplifyContext::builder()
@@ -212,6 +313,9 @@ impl Engine {
         let Relation::Source { name, alias } = &q.from else {
             return err("joins are not supported yet");
         };
+        if usage == QueryUse::Persistent {
+            check_reserved_names(q)?;
+        }
         let source = self
             .catalog
             .get(name)
@@ -226,7 +330,7 @@ impl Engine {
         )?;
         let filter = match &q.filter {
             Some(f) => {
-                let e = self.plan_expr(f, &df_schema)?;
+                let e = self.plan_expr(f, &df_schema, "WHERE")?;
                 Some(self.ctx.create_physical_expr(e, &df_schema)?)
             }
             None => None,
@@ -263,8 +367,22 @@ impl Engine {
                 };
             }
             exploded.push(table_functions[i]);
+            if dt == DataType::Null {
+                return err(
+                    "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
+                );
+            }
             let ty = sql_type(&dt)
                 .ok_or_else(|| EngineError(format!("unsupported result type {dt}")))?;
+            // Evaluation yields exactly the Arrow type of the column's ksqlDB type (a
+            // function may answer in a wider or differently laid out type).
+            let e = match arrow_type(&ty) {
+                Some(wanted) if wanted != dt && !table_functions[i] => DfExpr::Cast(
+                    datafusion::logical_expr::Cast::new(Box::new(e.clone()), wanted),
+                ),
+                _ => e.clone(),
+            };
+            let e = &e;
             output.push(Column {
                 name: name.clone(),
                 ty,
@@ -314,7 +432,10 @@ impl Engine {
             .filter(
                 |e| !matches!(e, sqlast::Expr::Value(v) if matches!(v.value, sqlast::Value::Null)),
             )
-            .map(|e| Ok((e, self.plan_expr(e, df_schema)?)))
+            .map(|e| match self.plan_expr(e, df_schema, "PARTITION BY") {
+                Ok(planned) => Ok((e, planned)),
+                Err(error) => Err(explain_partition_by_alias(error, e, q)),
+            })
             .collect()
     }
 
@@ -365,7 +486,7 @@ impl Engine {
     ) -> Result<SelectItems, EngineError> {
         let mut items: Vec<(String, DfExpr)> = Vec::new();
         let mut table_functions = Vec::new();
-        let mut generated = 0;
+        let mut names = AliasGenerator::new(source);
         for item in &q.select {
             match item {
                 SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
@@ -379,21 +500,20 @@ impl Engine {
                     if exploded.is_some() && !q.group_by.is_empty() {
                         return err("Table functions cannot be used with aggregations.");
                     }
-                    let e = self.plan_expr(exploded.unwrap_or(expr), df_schema)?;
+                    let e = self.plan_expr(exploded.unwrap_or(expr), df_schema, "SELECT")?;
                     table_functions.push(exploded.is_some());
                     let name = match alias {
                         Some(a) => a.clone(),
-                        None => column_name(expr).unwrap_or_else(|| {
-                            let n = format!("KSQL_COL_{generated}");
-                            generated += 1;
-                            n
-                        }),
+                        None => match column_name(expr) {
+                            Some(n) => n,
+                            None => names.unique_for(expr),
+                        },
                     };
                     items.push((name, e));
                 }
                 SelectItem::StructWildcard(expr) => {
                     // `s->*`: one column per field of the struct, named after the field.
-                    let e = self.plan_expr(expr, df_schema)?;
+                    let e = self.plan_expr(expr, df_schema, "SELECT")?;
                     let dt = e.to_field(df_schema)?.1.data_type().clone();
                     let DataType::Struct(fields) = dt else {
                         return err(format!(
@@ -443,6 +563,128 @@ fn source_column(qualifier: &str, name: &str) -> DfExpr {
 }
 
 /// The name ksqlDB gives an unaliased column reference.
+/// Names ksqlDB keeps for its system columns: a persistent query's result may not use them.
+pub(crate) const RESERVED_COLUMNS: &[&str] = &[
+    "ROWTIME",
+    "ROWPARTITION",
+    "ROWOFFSET",
+    "WINDOWSTART",
+    "WINDOWEND",
+];
+
+/// A persistent query neither aliases a column to a system column's name nor selects a system
+/// column under its own name (a sink cannot hold a column the engine sets itself).
+fn check_reserved_names(q: &Query) -> Result<(), EngineError> {
+    for item in &q.select {
+        let SelectItem::Expr { expr, alias } = item else {
+            continue;
+        };
+        match alias {
+            Some(a) if RESERVED_COLUMNS.contains(&a.as_str()) => {
+                return err(format!(
+                    "`{a}` is a reserved column name. You cannot use it as an alias for a column."
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if let Some(n) =
+                    column_name(expr).filter(|n| RESERVED_COLUMNS.contains(&n.as_str()))
+                {
+                    return err(format!(
+                        "Reserved column name in select: `{n}`. Please remove or alias the column."
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The column a planning error could not find, as the user wrote it (`BOB`, `I.BOB`).
+fn unresolved_column(e: &datafusion::error::DataFusionError) -> Option<String> {
+    use datafusion::common::SchemaError;
+    use datafusion::error::DataFusionError;
+    match e.find_root() {
+        DataFusionError::SchemaError(inner, _) => match inner.as_ref() {
+            SchemaError::FieldNotFound { field, .. } => Some(match &field.relation {
+                Some(r) => format!("{r}.{}", field.name),
+                None => field.name.clone(),
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `PARTITION BY` runs on the input, so a name the projection defines is not in scope there.
+fn explain_partition_by_alias(error: EngineError, expr: &sqlast::Expr, q: &Query) -> EngineError {
+    let Some(name) = column_name(expr) else {
+        return error;
+    };
+    let is_alias = q
+        .select
+        .iter()
+        .any(|i| matches!(i, SelectItem::Expr { alias: Some(a), .. } if *a == name));
+    if is_alias && error.0.starts_with("PARTITION BY column") {
+        return EngineError(format!(
+            "{} '{name}' must be a column in the source schema since PARTITION BY is applied on the input.",
+            error.0
+        ));
+    }
+    error
+}
+
+/// ksqlDB's names for unaliased projections that are not plain columns: `s->f` is `F`
+/// (`F_1`, `F_2`, … where that name is taken), anything else `KSQL_COL_n` with the
+/// lowest n no source column already uses.
+struct AliasGenerator {
+    used: std::collections::HashSet<String>,
+    next_generated: usize,
+}
+
+impl AliasGenerator {
+    fn new(source: &Source) -> Self {
+        AliasGenerator {
+            used: source.columns.iter().map(|c| c.name.clone()).collect(),
+            next_generated: 0,
+        }
+    }
+
+    fn unique_for(&mut self, expr: &sqlast::Expr) -> String {
+        if let Some(field) = dereferenced_field(expr) {
+            let mut name = field.clone();
+            let mut n = 1;
+            while self.used.contains(&name) {
+                name = format!("{field}_{n}");
+                n += 1;
+            }
+            self.used.insert(name.clone());
+            return name;
+        }
+        loop {
+            let name = format!("KSQL_COL_{}", self.next_generated);
+            self.next_generated += 1;
+            if !self.used.contains(&name) {
+                return name;
+            }
+        }
+    }
+}
+
+/// The field an expression ending in `->field` reads.
+fn dereferenced_field(expr: &sqlast::Expr) -> Option<String> {
+    let sqlast::Expr::CompoundFieldAccess { access_chain, .. } = expr else {
+        return None;
+    };
+    match access_chain.last()? {
+        sqlast::AccessExpr::Dot(sqlast::Expr::Identifier(i)) => Some(match i.quote_style {
+            Some(_) => i.value.clone(),
+            None => i.value.to_uppercase(),
+        }),
+        _ => None,
+    }
+}
+
 fn column_name(expr: &sqlast::Expr) -> Option<String> {
     // Quoted identifiers keep their case; unquoted ones are upper-cased.
     let name = |i: &Ident| match i.quote_style {

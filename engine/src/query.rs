@@ -225,9 +225,12 @@ impl Pipeline {
         let table = self.source.kind == SourceKind::Table;
         let keyless = |r: usize| table && keys[r].is_none();
         // A table's null value deletes its key: forwarded as is. A stream's goes through the
-        // query with null value columns and comes out with a null value.
+        // query with null value columns and comes out with a null value, except that a WHERE
+        // clause never matches it (ksqlDB filters a null row out).
+        let filtered = self.filter.is_some();
+        let dropped_null = |r: usize| !table && filtered && values[r].is_none();
         for (r, v) in values.iter().enumerate() {
-            if v.is_none() && !bad.contains(&r) && !keyless(r) {
+            if v.is_none() && !bad.contains(&r) && !keyless(r) && !dropped_null(r) {
                 if table {
                     out.tombstones.push((
                         offsets.value(r),
@@ -243,29 +246,95 @@ impl Pipeline {
             batch
         } else {
             let keep: BooleanArray = (0..n)
-                .map(|r| Some(!bad.contains(&r) && (values[r].is_some() || !table) && !keyless(r)))
+                .map(|r| {
+                    Some(
+                        !bad.contains(&r)
+                            && (values[r].is_some() || !table)
+                            && !keyless(r)
+                            && !dropped_null(r),
+                    )
+                })
                 .collect();
             filter_record_batch(&batch, &keep)?
         };
-        // A batch whose expressions fail is retried row by row, so only the rows that fail
-        // are dropped, each into the processing log.
+        // A batch whose expressions fail is retried row by row, where each failing
+        // expression is logged and counts as ksqlDB counts it (see `filter_and_project_row`).
         match self.filter_and_project(&batch, &mut out.rejected) {
             Ok(x) => out.rows.push(x),
             Err(_) => {
                 for r in 0..batch.num_rows() {
                     let row = batch.slice(r, 1);
-                    match self.filter_and_project(&row, &mut out.rejected) {
-                        Ok(x) => out.rows.push(x),
-                        Err(e) => out.errors.push(ProcessingError::RecordProcessing {
+                    let mut fail = |e: EngineError| {
+                        out.errors.push(ProcessingError::RecordProcessing {
                             query_id: query_id.to_string(),
                             message: e.to_string(),
                             record: describe_row(&row),
-                        }),
+                        })
+                    };
+                    match self.filter_and_project_row(&row, &mut out.rejected, &mut fail) {
+                        Ok(Some(x)) => out.rows.push(x),
+                        Ok(None) => {}
+                        Err(e) => fail(e),
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// One row through WHERE and the projection as ksqlDB evaluates it: a WHERE that fails
+    /// counts as false (the row is dropped), a projected expression that fails is null; each
+    /// failure is reported to `fail`.
+    fn filter_and_project_row(
+        &self,
+        row: &RecordBatch,
+        rejected: &mut Vec<(RecordBatch, Vec<ArrayRef>)>,
+        fail: &mut dyn FnMut(EngineError),
+    ) -> Result<Option<(RecordBatch, Vec<ArrayRef>)>, EngineError> {
+        if let Some(f) = &self.filter {
+            match evaluate(f.as_ref(), row) {
+                Ok(mask) => {
+                    let keep = mask
+                        .as_any()
+                        .downcast_ref::<BooleanArray>()
+                        .is_some_and(|m| m.is_valid(0) && m.value(0));
+                    if !keep {
+                        if self.source.kind == SourceKind::Table {
+                            // A table row the WHERE rejects deletes its key downstream.
+                            return match self.filter_and_project(row, rejected) {
+                                Ok(_) => Ok(None),
+                                Err(e) => Err(e),
+                            };
+                        }
+                        return Ok(None);
+                    }
+                }
+                Err(e) => {
+                    fail(e);
+                    return Ok(None);
+                }
+            }
+        }
+        let mut outputs = Vec::with_capacity(self.projection.len());
+        for (e, column) in self.projection.iter().zip(&self.output) {
+            match evaluate(e.as_ref(), row) {
+                Ok(a) => outputs.push(a),
+                Err(err) => {
+                    fail(err);
+                    let ty = match e.data_type(&row.schema()) {
+                        Ok(t) => t,
+                        Err(_) => arrow_type(&column.ty).ok_or_else(|| {
+                            EngineError(format!("unsupported type {}", column.ty))
+                        })?,
+                    };
+                    outputs.push(datafusion::arrow::array::new_null_array(&ty, 1));
+                }
+            }
+        }
+        if self.exploded.is_empty() {
+            return Ok(Some((row.clone(), outputs)));
+        }
+        crate::explode::explode(row, outputs, &self.exploded).map(Some)
     }
 
     /// Applies WHERE and the projection to a batch: the rows kept, and one output column
@@ -307,6 +376,27 @@ impl Pipeline {
             return Ok((batch, outputs));
         }
         crate::explode::explode(&batch, outputs, &self.exploded)
+    }
+
+    /// Per output key column, whether a new key's expression reads the source's value
+    /// columns (so it is null for a record whose value is null).
+    pub fn key_reads_value(&self) -> Vec<bool> {
+        let values: HashSet<&str> = self
+            .source
+            .value_columns()
+            .map(|c| c.name.as_str())
+            .collect();
+        self.output
+            .iter()
+            .zip(&self.projection)
+            .filter(|(c, _)| c.key)
+            .map(|(_, e)| {
+                self.rekeyed
+                    && datafusion::physical_expr::utils::collect_columns(e)
+                        .iter()
+                        .any(|c| values.contains(c.name()))
+            })
+            .collect()
     }
 
     /// The Arrow schema of the output columns.
@@ -438,18 +528,25 @@ impl PersistentQuery {
         let partitions = self.sink_partitions;
         // (input offset, timestamp, key, value), so output keeps the input's order.
         let mut out: Vec<OutRecord> = Vec::new();
+        let reads_value = self.pipeline.key_reads_value();
         for (batch, outputs) in &ev.rows {
             let (rowtime, offsets) = times_and_offsets(batch)?;
             for row in 0..batch.num_rows() {
                 // A null key stays null; a new key (PARTITION BY) of several columns is an
                 // object even when they are all null.
                 let all_null = outputs[..nkeys].iter().all(|a| a.is_null(row));
+                let null_value = ev.null_values.contains(&offsets.value(row));
+                // A new key computed from a null row's value columns is null, as in ksqlDB
+                // (even `PARTITION BY x IS NULL`); one from its key columns is computed.
+                let all_null = all_null
+                    || (null_value
+                        && (0..nkeys).all(|k| outputs[k].is_null(row) || reads_value[k]));
                 let key = if all_null && (nkeys == 1 || !self.pipeline.rekeyed) {
                     Ok(None)
                 } else {
                     self.sink_key.encode(&outputs[..nkeys], row)
                 };
-                let value = if ev.null_values.contains(&offsets.value(row)) {
+                let value = if null_value {
                     Ok(None)
                 } else {
                     self.sink_value.encode(&outputs[nkeys..], row)

@@ -70,9 +70,11 @@ pub fn type_kind_name(ty: &SqlType) -> &'static str {
 pub fn sql_type(dt: &DataType) -> Option<SqlType> {
     Some(match dt {
         DataType::Boolean => SqlType::Boolean,
-        DataType::Int8 | DataType::Int16 | DataType::Int32 => SqlType::Int,
-        DataType::Int64 | DataType::UInt32 => SqlType::Bigint,
-        DataType::Float32 | DataType::Float64 => SqlType::Double,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => {
+            SqlType::Int
+        }
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => SqlType::Bigint,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => SqlType::Double,
         DataType::Decimal128(p, s) => SqlType::Decimal {
             precision: *p,
             scale: (*s).max(0) as u8,
@@ -80,9 +82,11 @@ pub fn sql_type(dt: &DataType) -> Option<SqlType> {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::String,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytes,
         DataType::Date32 => SqlType::Date,
-        DataType::Time32(TimeUnit::Millisecond) => SqlType::Time,
-        DataType::Timestamp(TimeUnit::Millisecond, _) => SqlType::Timestamp,
-        DataType::List(f) => SqlType::Array(Box::new(sql_type(f.data_type())?)),
+        DataType::Time32(_) | DataType::Time64(_) => SqlType::Time,
+        DataType::Timestamp(_, _) => SqlType::Timestamp,
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => {
+            SqlType::Array(Box::new(sql_type(f.data_type())?))
+        }
         DataType::Map(f, _) => match f.data_type() {
             DataType::Struct(kv) if kv.len() == 2 => SqlType::Map(
                 Box::new(sql_type(kv[0].data_type())?),

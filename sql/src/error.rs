@@ -31,10 +31,10 @@ impl ParseError {
             if let Some((l, c)) = pos.split_once(", Column: ")
                 && let (Ok(line), Ok(column)) = (l.trim().parse(), c.trim().parse())
             {
-                return ParseError::new(line, column, text[..i].to_string());
+                return ParseError::new(line, column, format!("Syntax Error: {}", &text[..i]));
             }
         }
         let loc = fallback.unwrap_or(Location { line: 1, column: 1 });
-        ParseError::new(loc.line, loc.column, text)
+        ParseError::new(loc.line, loc.column, format!("Syntax Error: {text}"))
     }
 }

@@ -79,6 +79,8 @@ pub fn parse_type(p: &mut Parser, pending_gt: &mut usize) -> Result<SqlType, Par
     }
     let upper = name.to_uppercase();
     Ok(match upper.as_str() {
+        // A keyword, not a type: ksqlDB's grammar rejects it as syntax.
+        "NULL" => return Err(type_error(p, "NULL is not a type")),
         "BOOLEAN" => SqlType::Boolean,
         "INT" | "INTEGER" => SqlType::Int,
         "BIGINT" => SqlType::Bigint,

@@ -3,8 +3,13 @@
 //! functions whose semantics already match.
 
 mod as_value;
+pub(crate) mod dates;
 mod elt_field;
+pub(crate) mod java_time;
+mod json;
 mod round;
+mod row_udf;
+mod strings;
 mod to_json_string;
 
 use datafusion::error::Result;
@@ -18,6 +23,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("ucase", "upper"),
     ("lcase", "lower"),
     ("slice", "array_slice"),
+    ("ifnull", "coalesce"),
 ];
 
 /// Registers Sluice's ksqlDB functions in `ctx`.
@@ -27,6 +33,13 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(ScalarUDF::from(round::Round::new()));
     ctx.register_udf(ScalarUDF::from(elt_field::Elt::new()));
     ctx.register_udf(ScalarUDF::from(elt_field::Field::new()));
+    for f in dates::all()
+        .into_iter()
+        .chain(json::all())
+        .chain(strings::all())
+    {
+        ctx.register_udf(f);
+    }
     for (ksql, df) in ALIASES {
         // One missing DataFusion function must not cost the others their names.
         match ctx.udf(df) {
