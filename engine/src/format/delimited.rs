@@ -114,7 +114,10 @@ fn needs_quotes(text: &str, first: bool, delimiter: char) -> bool {
     let Some(c) = text.chars().next() else {
         return first;
     };
+    // Commons CSV's MINIMAL mode: a record starting with anything but a letter or digit,
+    // or any field starting at or below '#' (space, controls, '!', '"', '#'), is quoted.
     (first && !c.is_ascii_alphanumeric())
+        || c <= '#'
         || text
             .chars()
             .any(|c| c == delimiter || c == '"' || c == '\n' || c == '\r')

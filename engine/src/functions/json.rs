@@ -22,59 +22,84 @@ fn string_list() -> DataType {
 }
 
 fn string_map() -> DataType {
-    crate::schema::arrow_type(&SqlType::Map(Box::new(SqlType::String), Box::new(SqlType::String)))
-        .expect("MAP<STRING, STRING> has an Arrow type")
+    crate::schema::arrow_type(&SqlType::Map(
+        Box::new(SqlType::String),
+        Box::new(SqlType::String),
+    ))
+    .expect("MAP<STRING, STRING> has an Arrow type")
 }
 
 pub fn all() -> Vec<ScalarUDF> {
     vec![
-        udf("extractjsonfield", any_of(&[2]), Ret::Fixed(DataType::Utf8), |a, t| {
-            let (Some(json), Some(path)) = (text(&a[0]), text(&a[1])) else {
-                return null_of(t);
-            };
-            let found = serde_json::from_str::<Value>(json)
-                .ok()
-                .and_then(|v| follow(&v, path).cloned());
-            Ok(ScalarValue::Utf8(match found {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s),
-                Some(other) => Some(other.to_string()),
-            }))
-        }),
-        udf("is_json_string", any_of(&[1]), Ret::Fixed(DataType::Boolean), |a, _| {
-            let ok = text(&a[0]).is_some_and(|s| serde_json::from_str::<Value>(s).is_ok());
-            Ok(ScalarValue::Boolean(Some(ok)))
-        }),
-        udf("json_array_length", any_of(&[1]), Ret::Fixed(DataType::Int32), |a, t| {
-            match parse(&a[0]) {
+        udf(
+            "extractjsonfield",
+            any_of(&[2]),
+            Ret::Fixed(DataType::Utf8),
+            |a, t| {
+                let (Some(json), Some(path)) = (text(&a[0]), text(&a[1])) else {
+                    return null_of(t);
+                };
+                let found = serde_json::from_str::<Value>(json)
+                    .ok()
+                    .and_then(|v| follow(&v, path).cloned());
+                Ok(ScalarValue::Utf8(match found {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s),
+                    Some(other) => Some(other.to_string()),
+                }))
+            },
+        ),
+        udf(
+            "is_json_string",
+            any_of(&[1]),
+            Ret::Fixed(DataType::Boolean),
+            |a, _| {
+                let ok = text(&a[0]).is_some_and(|s| serde_json::from_str::<Value>(s).is_ok());
+                Ok(ScalarValue::Boolean(Some(ok)))
+            },
+        ),
+        udf(
+            "json_array_length",
+            any_of(&[1]),
+            Ret::Fixed(DataType::Int32),
+            |a, t| match parse(&a[0]) {
                 Some(Value::Array(items)) => Ok(ScalarValue::Int32(Some(items.len() as i32))),
                 _ => null_of(t),
-            }
-        }),
-        udf("json_keys", any_of(&[1]), Ret::Fixed(string_list()), |a, t| {
-            match entries(&a[0]) {
+            },
+        ),
+        udf(
+            "json_keys",
+            any_of(&[1]),
+            Ret::Fixed(string_list()),
+            |a, t| match entries(&a[0]) {
                 Some(e) => Ok(string_list_scalar(e.0.into_iter().map(|(k, _)| Some(k)))),
                 None => null_of(t),
-            }
-        }),
-        udf("json_records", any_of(&[1]), Ret::Fixed(string_map()), |a, t| {
-            match entries(&a[0]) {
+            },
+        ),
+        udf(
+            "json_records",
+            any_of(&[1]),
+            Ret::Fixed(string_map()),
+            |a, t| match entries(&a[0]) {
                 Some(e) => string_map_scalar(
                     e.0.into_iter()
                         .map(|(k, v)| (k, Some(json_text(&v))))
                         .collect(),
                 ),
                 None => null_of(t),
-            }
-        }),
-        udf("json_items", any_of(&[1]), Ret::Fixed(string_list()), |a, t| {
-            match parse(&a[0]) {
+            },
+        ),
+        udf(
+            "json_items",
+            any_of(&[1]),
+            Ret::Fixed(string_list()),
+            |a, t| match parse(&a[0]) {
                 Some(Value::Array(items)) => Ok(string_list_scalar(
                     items.iter().map(|v| Some(v.to_string())),
                 )),
                 _ => null_of(t),
-            }
-        }),
+            },
+        ),
         udf(
             "json_concat",
             datafusion::logical_expr::Signature::variadic_any(
@@ -115,7 +140,9 @@ fn follow<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
             let inside = r[..end].trim();
             at = match inside.strip_prefix(['\'', '"']) {
                 Some(q) => at.as_object()?.get(q.strip_suffix(['\'', '"'])?)?,
-                None => at.as_array()?.get(usize::try_from(inside.parse::<i64>().ok()?).ok()?)?,
+                None => at
+                    .as_array()?
+                    .get(usize::try_from(inside.parse::<i64>().ok()?).ok()?)?,
             };
             rest = &r[end + 1..];
         } else {
@@ -169,7 +196,10 @@ impl<'de> Deserialize<'de> for Entries {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> std::result::Result<Entries, M::Error> {
+            fn visit_map<M: MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> std::result::Result<Entries, M::Error> {
                 let mut out = Vec::new();
                 while let Some((k, v)) = m.next_entry::<String, Value>()? {
                     out.push((k, v));
@@ -230,7 +260,10 @@ mod tests {
             concat(&[s(r#"{"b": 1}"#), s(r#"{"a": 2}"#)]).unwrap(),
             r#"{"b":1,"a":2}"#
         );
-        assert_eq!(concat(&[s("[1]"), s(r#"{"a":1}"#)]).unwrap(), r#"[1,{"a":1}]"#);
+        assert_eq!(
+            concat(&[s("[1]"), s(r#"{"a":1}"#)]).unwrap(),
+            r#"[1,{"a":1}]"#
+        );
         assert_eq!(concat(&[s("null"), s("null")]).unwrap(), "[null,null]");
         assert_eq!(concat(&[s("1"), s("")]), None);
     }

@@ -25,7 +25,10 @@ fn bytes(v: &ScalarValue) -> Option<&[u8]> {
 }
 
 fn is_binary(t: &DataType) -> bool {
-    matches!(t, DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
 }
 
 fn split_type(_: &str, args: &[DataType]) -> Result<DataType> {
@@ -82,7 +85,9 @@ pub fn all() -> Vec<ScalarUDF> {
                 }
                 let mut out: Vec<(String, Option<String>)> = Vec::new();
                 for e in s.split(entry).filter(|e| !e.is_empty()) {
-                    if let Some((k, v)) = e.split_once(kv) {
+                    // As Java's String.split: the text between the first two delimiters.
+                    let mut parts = e.split(kv);
+                    if let (Some(k), Some(v)) = (parts.next(), parts.next()) {
                         match out.iter_mut().find(|(ok, _)| ok == k) {
                             Some(slot) => slot.1 = Some(v.to_string()),
                             None => out.push((k.to_string(), Some(v.to_string()))),
@@ -112,7 +117,10 @@ pub fn all() -> Vec<ScalarUDF> {
             let group = a.get(2).and_then(integer).unwrap_or(0) as usize;
             with_regex(p, |re| {
                 Ok(string_list_scalar(re.captures_iter(s).map(|c| {
-                    Some(c.get(group).map_or(String::new(), |m| m.as_str().to_string()))
+                    Some(
+                        c.get(group)
+                            .map_or(String::new(), |m| m.as_str().to_string()),
+                    )
                 })))
             })
         }),
@@ -124,14 +132,21 @@ pub fn all() -> Vec<ScalarUDF> {
                 Ok(string_list_scalar(re.split(s).map(|p| Some(p.to_string()))))
             })
         }),
-        udf("instr", any_of(&[2, 3, 4]), Ret::Fixed(DataType::Int32), |a, t| {
-            let (Some(s), Some(sub)) = (text(&a[0]), text(&a[1])) else {
-                return null_of(t);
-            };
-            let position = a.get(2).and_then(integer).unwrap_or(1);
-            let occurrence = a.get(3).and_then(integer).unwrap_or(1);
-            Ok(ScalarValue::Int32(Some(instr(s, sub, position, occurrence))))
-        }),
+        udf(
+            "instr",
+            any_of(&[2, 3, 4]),
+            Ret::Fixed(DataType::Int32),
+            |a, t| {
+                let (Some(s), Some(sub)) = (text(&a[0]), text(&a[1])) else {
+                    return null_of(t);
+                };
+                let position = a.get(2).and_then(integer).unwrap_or(1);
+                let occurrence = a.get(3).and_then(integer).unwrap_or(1);
+                Ok(ScalarValue::Int32(Some(instr(
+                    s, sub, position, occurrence,
+                ))))
+            },
+        ),
         udf("initcap", any_of(&[1]), string(), |a, t| {
             let Some(s) = text(&a[0]) else {
                 return null_of(t);
@@ -145,40 +160,56 @@ pub fn all() -> Vec<ScalarUDF> {
             let raw = decode_text(s, from)?;
             Ok(ScalarValue::Utf8(Some(encode_bytes(&raw, to)?)))
         }),
-        udf("to_bytes", any_of(&[2]), Ret::Fixed(DataType::Binary), |a, t| {
-            let (Some(s), Some(enc)) = (text(&a[0]), text(&a[1])) else {
-                return null_of(t);
-            };
-            Ok(ScalarValue::Binary(Some(decode_text(s, enc)?)))
-        }),
+        udf(
+            "to_bytes",
+            any_of(&[2]),
+            Ret::Fixed(DataType::Binary),
+            |a, t| {
+                let (Some(s), Some(enc)) = (text(&a[0]), text(&a[1])) else {
+                    return null_of(t);
+                };
+                Ok(ScalarValue::Binary(Some(decode_text(s, enc)?)))
+            },
+        ),
         udf("from_bytes", any_of(&[2]), string(), |a, t| {
             let (Some(b), Some(enc)) = (bytes(&a[0]), text(&a[1])) else {
                 return null_of(t);
             };
             Ok(ScalarValue::Utf8(Some(encode_bytes(b, enc)?)))
         }),
-        udf("int_from_bytes", any_of(&[1, 2]), Ret::Fixed(DataType::Int32), |a, t| {
-            match fixed_bytes::<4>(a)? {
+        udf(
+            "int_from_bytes",
+            any_of(&[1, 2]),
+            Ret::Fixed(DataType::Int32),
+            |a, t| match fixed_bytes::<4>(a)? {
                 Some(b) => Ok(ScalarValue::Int32(Some(i32::from_be_bytes(b)))),
                 None => null_of(t),
-            }
-        }),
-        udf("bigint_from_bytes", any_of(&[1, 2]), Ret::Fixed(DataType::Int64), |a, t| {
-            match fixed_bytes::<8>(a)? {
+            },
+        ),
+        udf(
+            "bigint_from_bytes",
+            any_of(&[1, 2]),
+            Ret::Fixed(DataType::Int64),
+            |a, t| match fixed_bytes::<8>(a)? {
                 Some(b) => Ok(ScalarValue::Int64(Some(i64::from_be_bytes(b)))),
                 None => null_of(t),
-            }
-        }),
-        udf("double_from_bytes", any_of(&[1, 2]), Ret::Fixed(DataType::Float64), |a, t| {
-            match fixed_bytes::<8>(a)? {
+            },
+        ),
+        udf(
+            "double_from_bytes",
+            any_of(&[1, 2]),
+            Ret::Fixed(DataType::Float64),
+            |a, t| match fixed_bytes::<8>(a)? {
                 Some(b) => Ok(ScalarValue::Float64(Some(f64::from_be_bytes(b)))),
                 None => null_of(t),
-            }
-        }),
+            },
+        ),
         udf("chr", any_of(&[1]), string(), |a, t| {
             let c = match &a[0] {
                 v if text(v).is_some() => chr_from_escape(text(v).unwrap_or_default()),
-                v => integer(v).and_then(|n| u32::try_from(n).ok()).and_then(char::from_u32),
+                v => integer(v)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .and_then(char::from_u32),
             };
             match c {
                 Some(c) => Ok(ScalarValue::Utf8(Some(c.to_string()))),
@@ -191,15 +222,20 @@ pub fn all() -> Vec<ScalarUDF> {
         udf("url_extract_host", any_of(&[1]), string(), |a, t| {
             url_part(a, t, |u| u.host.map(str::to_string))
         }),
-        udf("url_extract_port", any_of(&[1]), Ret::Fixed(DataType::Int32), |a, t| {
-            let Some(s) = text(&a[0]) else {
-                return null_of(t);
-            };
-            let u = Url::parse(s);
-            Ok(ScalarValue::Int32(Some(
-                u.port.and_then(|p| p.parse().ok()).unwrap_or(0),
-            )))
-        }),
+        udf(
+            "url_extract_port",
+            any_of(&[1]),
+            Ret::Fixed(DataType::Int32),
+            |a, t| {
+                let Some(s) = text(&a[0]) else {
+                    return null_of(t);
+                };
+                let u = Url::parse(s);
+                Ok(ScalarValue::Int32(Some(
+                    u.port.and_then(|p| p.parse().ok()).unwrap_or(0),
+                )))
+            },
+        ),
         udf("url_extract_path", any_of(&[1]), string(), |a, t| {
             url_part(a, t, |u| Some(percent_decode(u.path)))
         }),
@@ -232,7 +268,9 @@ pub fn all() -> Vec<ScalarUDF> {
             let Some(s) = text(&a[0]) else {
                 return null_of(t);
             };
-            Ok(ScalarValue::Utf8(Some(percent_decode(&s.replace('+', " ")))))
+            Ok(ScalarValue::Utf8(Some(percent_decode(
+                &s.replace('+', " "),
+            ))))
         }),
     ]
 }
@@ -334,7 +372,10 @@ fn initcap(s: &str) -> String {
 fn decode_text(s: &str, encoding: &str) -> Result<Vec<u8>> {
     match encoding.to_lowercase().as_str() {
         "hex" => {
-            let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+            let digits = s
+                .strip_prefix("0x")
+                .or_else(|| s.strip_prefix("0X"))
+                .unwrap_or(s);
             let padded = if digits.len() % 2 == 1 {
                 format!("0{digits}")
             } else {
@@ -465,7 +506,11 @@ fn before_query(s: &str) -> &str {
     &s[..end]
 }
 
-fn url_part(a: &[ScalarValue], t: &DataType, part: fn(&Url) -> Option<String>) -> Result<ScalarValue> {
+fn url_part(
+    a: &[ScalarValue],
+    t: &DataType,
+    part: fn(&Url) -> Option<String>,
+) -> Result<ScalarValue> {
     let Some(s) = text(&a[0]) else {
         return null_of(t);
     };
@@ -540,6 +585,9 @@ mod tests {
         assert_eq!(chr_from_escape("\\u004b"), Some('K'));
         assert_eq!(chr_from_escape("75"), None);
         assert_eq!(split_by(b",A,", b","), vec![&b""[..], b"A", b""]);
-        assert_eq!(encode_bytes(&decode_text("Example!", "ascii").unwrap(), "hex").unwrap(), "4578616d706c6521");
+        assert_eq!(
+            encode_bytes(&decode_text("Example!", "ascii").unwrap(), "hex").unwrap(),
+            "4578616d706c6521"
+        );
     }
 }
