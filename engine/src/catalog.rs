@@ -56,6 +56,17 @@ pub struct Source {
     /// Field delimiters of the DELIMITED format.
     pub key_delimiter: char,
     pub value_delimiter: char,
+    /// The column records take their time from (`TIMESTAMP`), if not ROWTIME.
+    pub timestamp: Option<TimestampColumn>,
+}
+
+/// `WITH (TIMESTAMP='col', TIMESTAMP_FORMAT='…')`: where a source's record times come from,
+/// or a sink's record times are taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimestampColumn {
+    pub column: String,
+    /// Java pattern of a STRING column's text.
+    pub format: Option<String>,
 }
 
 impl Source {

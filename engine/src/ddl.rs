@@ -60,6 +60,19 @@ fn delimiters(
 }
 
 /// `WRAP_SINGLE_VALUE`, which formats without wrapping reject when set to true.
+/// The TIMESTAMP property: a column name, upper-cased unless quoted with backticks.
+fn timestamp_column(props: &BTreeMap<String, Literal>) -> Option<crate::catalog::TimestampColumn> {
+    let name = prop_string(props, "TIMESTAMP")?;
+    let column = match name.strip_prefix('`').and_then(|n| n.strip_suffix('`')) {
+        Some(quoted) => quoted.to_string(),
+        None => name.to_uppercase(),
+    };
+    Some(crate::catalog::TimestampColumn {
+        column,
+        format: prop_string(props, "TIMESTAMP_FORMAT"),
+    })
+}
+
 fn wrapping(props: &BTreeMap<String, Literal>, value_format: Format) -> Result<bool, EngineError> {
     match props.get("WRAP_SINGLE_VALUE") {
         Some(Literal::Boolean(true))
@@ -200,7 +213,11 @@ impl Engine {
             wrap_single_value: wrapping(props, value_format)?,
             key_delimiter,
             value_delimiter,
+            timestamp: timestamp_column(props),
         };
+        if let Some(spec) = &source.timestamp {
+            crate::timestamps::check(spec, &source.columns)?;
+        }
         self.check_formats(&source)?;
         Ok(source)
     }

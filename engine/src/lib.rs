@@ -20,6 +20,7 @@ pub mod query;
 pub mod runtime;
 pub mod schema;
 mod show;
+mod timestamps;
 
 pub use engine::{Engine, EngineError, EngineOptions, StatementResult};
 pub use format::FormatError;

@@ -393,6 +393,9 @@ impl Engine {
         // Columns the query reads: decoding may skip the others where that cannot change
         // which records decode.
         let mut read: std::collections::HashSet<String> = std::collections::HashSet::new();
+        if let Some(spec) = &source.timestamp {
+            read.insert(spec.column.clone());
+        }
         for e in projection.iter().chain(filter.iter()) {
             for c in datafusion::physical_expr::utils::collect_columns(e) {
                 read.insert(c.name().to_string());

@@ -220,6 +220,32 @@ impl Pipeline {
         ];
         columns.extend(key_arrays);
         columns.extend(value_arrays);
+        if let Some(spec) = &self.source.timestamp {
+            // ROWTIME comes from a column: records without a valid time are skipped.
+            let index = self.input_schema.index_of(&spec.column)?;
+            let mut times = Vec::with_capacity(n);
+            for (row, t) in crate::timestamps::extract(&columns[index], spec)
+                .into_iter()
+                .enumerate()
+            {
+                match t {
+                    Ok(ms) => times.push(ms),
+                    // A null value (a tombstone) keeps the record's own time.
+                    Err(_) if values[row].is_none() => times.push(timestamps.value(row)),
+                    Err(message) => {
+                        times.push(0);
+                        if bad.insert(row) {
+                            out.errors.push(ProcessingError::RecordProcessing {
+                                query_id: query_id.to_string(),
+                                message,
+                                record: format!("offset {}", offsets.value(row)),
+                            });
+                        }
+                    }
+                }
+            }
+            columns[0] = Arc::new(Int64Array::from(times));
+        }
         let batch = RecordBatch::try_new(self.input_schema.clone(), columns)?;
         // A table's rows need a key: records without one are dropped, as ksqlDB does.
         let table = self.source.kind == SourceKind::Table;
@@ -529,9 +555,31 @@ impl PersistentQuery {
         // (input offset, timestamp, key, value), so output keeps the input's order.
         let mut out: Vec<OutRecord> = Vec::new();
         let reads_value = self.pipeline.key_reads_value();
+        // The sink's TIMESTAMP column, if it has one: (its output position, its spec).
+        let sink_time = self.sink.timestamp.as_ref().and_then(|spec| {
+            let at = self
+                .sink
+                .columns
+                .iter()
+                .position(|c| c.name == spec.column)?;
+            Some((at, spec))
+        });
         for (batch, outputs) in &ev.rows {
             let (rowtime, offsets) = times_and_offsets(batch)?;
+            let times = sink_time.map(|(at, spec)| crate::timestamps::extract(&outputs[at], spec));
             for row in 0..batch.num_rows() {
+                let time = match times.as_ref().map(|t| &t[row]) {
+                    None => rowtime.value(row),
+                    Some(Ok(ms)) => *ms,
+                    Some(Err(message)) => {
+                        errors.push(ProcessingError::RecordProcessing {
+                            query_id: self.id.clone(),
+                            message: message.clone(),
+                            record: describe_row(&batch.slice(row, 1)),
+                        });
+                        continue;
+                    }
+                };
                 // A null key stays null; a new key (PARTITION BY) of several columns is an
                 // object even when they are all null.
                 let all_null = outputs[..nkeys].iter().all(|a| a.is_null(row));
@@ -552,7 +600,7 @@ impl PersistentQuery {
                     self.sink_value.encode(&outputs[nkeys..], row)
                 };
                 match (key, value) {
-                    (Ok(k), Ok(v)) => out.push((offsets.value(row), rowtime.value(row), k, v)),
+                    (Ok(k), Ok(v)) => out.push((offsets.value(row), time, k, v)),
                     (Err(e), _) | (_, Err(e)) => errors.push(ProcessingError::Serialization {
                         query_id: self.id.clone(),
                         message: e.to_string(),
