@@ -5,6 +5,7 @@
 mod as_value;
 pub(crate) mod dates;
 mod elt_field;
+mod geo;
 pub(crate) mod java_time;
 mod json;
 mod round;
@@ -36,6 +37,7 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
     for f in dates::all()
         .into_iter()
         .chain(json::all())
+        .chain(geo::all())
         .chain(strings::all())
     {
         ctx.register_udf(f);
