@@ -58,6 +58,8 @@ pub struct Source {
     pub value_delimiter: char,
     /// The column records take their time from (`TIMESTAMP`), if not ROWTIME.
     pub timestamp: Option<TimestampColumn>,
+    /// `CREATE SOURCE STREAM|TABLE`: queries read it, nothing writes to it through Sluice.
+    pub read_only: bool,
 }
 
 /// `WITH (TIMESTAMP='col', TIMESTAMP_FORMAT='…')`: where a source's record times come from,

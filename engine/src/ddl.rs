@@ -123,6 +123,14 @@ impl Engine {
     }
 
     pub(crate) fn create_source(&mut self, c: &CreateSource) -> Result<String, EngineError> {
+        let replacing_read_only = self.catalog.get(&c.name).is_some_and(|s| s.read_only);
+        if c.or_replace && (c.read_only || replacing_read_only) {
+            let kind = kind_name(c.kind);
+            return err(format!(
+                "Cannot add {kind} '{}': CREATE OR REPLACE is not supported on source {kind}s.",
+                c.name
+            ));
+        }
         if let Some(done) = self.check_new_name(&c.name, c.kind, c.if_not_exists)? {
             return Ok(done);
         }
@@ -159,7 +167,7 @@ impl Engine {
                 })
             })
             .collect::<Result<_, EngineError>>()?;
-        let source = self.new_source(
+        let mut source = self.new_source(
             &c.name,
             c.kind,
             &topic,
@@ -168,6 +176,7 @@ impl Engine {
             &c.properties,
             (',', ','),
         )?;
+        source.read_only = c.read_only;
         if self.log.describe_topic(&topic).is_err() {
             match prop_string(&c.properties, "PARTITIONS").and_then(|p| p.parse::<u32>().ok()) {
                 Some(n) => {
@@ -214,6 +223,7 @@ impl Engine {
             key_delimiter,
             value_delimiter,
             timestamp: timestamp_column(props),
+            read_only: false,
         };
         if let Some(spec) = &source.timestamp {
             crate::timestamps::check(spec, &source.columns)?;
@@ -455,6 +465,9 @@ impl Engine {
                 readers.join(", "),
                 writers.join(", ")
             ));
+        }
+        if delete_topic && source.read_only {
+            return err(format!("Cannot delete topic for read-only source: {name}"));
         }
         self.catalog.remove(name);
         if delete_topic {

@@ -30,6 +30,12 @@ impl Engine {
                 "Cannot insert values into an unknown stream/table: `{target}`"
             ));
         };
+        if sink.read_only {
+            return err(format!(
+                "Cannot insert values into read-only {}: {target}",
+                crate::engine::kind_name(sink.kind)
+            ));
+        }
         let all: Vec<String> = sink
             .key_columns()
             .chain(sink.value_columns())
