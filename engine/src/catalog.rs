@@ -60,6 +60,17 @@ pub struct Source {
     pub timestamp: Option<TimestampColumn>,
     /// `CREATE SOURCE STREAM|TABLE`: queries read it, nothing writes to it through Sluice.
     pub read_only: bool,
+    /// Columns filled from the record's headers rather than its key or value.
+    pub headers: Vec<HeaderColumn>,
+}
+
+/// A column read from record headers: `HEADERS` (all of them, as
+/// `ARRAY<STRUCT<KEY STRING, VALUE BYTES>>`) or `HEADER('k')` (the last value of header `k`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderColumn {
+    pub column: String,
+    /// `None` for `HEADERS`, the header's key for `HEADER('k')`.
+    pub key: Option<String>,
 }
 
 /// `WITH (TIMESTAMP='col', TIMESTAMP_FORMAT='…')`: where a source's record times come from,
@@ -76,8 +87,27 @@ impl Source {
         self.columns.iter().filter(|c| c.key)
     }
 
+    /// The columns the value format carries (not the key's, not the headers').
     pub fn value_columns(&self) -> impl Iterator<Item = &Column> {
-        self.columns.iter().filter(|c| !c.key)
+        self.columns
+            .iter()
+            .filter(|c| !c.key && !self.headers.iter().any(|h| h.column == c.name))
+    }
+
+    /// The columns filled from record headers, with where each comes from.
+    pub fn header_columns(&self) -> impl Iterator<Item = (&Column, &HeaderColumn)> {
+        self.headers.iter().filter_map(|h| {
+            self.columns
+                .iter()
+                .find(|c| c.name == h.column)
+                .map(|c| (c, h))
+        })
+    }
+
+    /// Value columns, then header columns: what `SELECT *` shows after the key.
+    pub fn row_columns(&self) -> impl Iterator<Item = &Column> {
+        self.value_columns()
+            .chain(self.header_columns().map(|(c, _)| c))
     }
 
     /// Whether values are read and written wrapped in an object.

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use sluice_sql::SqlType;
 use sluice_sql::ast::{ColumnConstraint, CreateAsSelect, CreateSource, Literal, Query, SourceKind};
 use sluice_storage::TopicConfig;
 
@@ -60,6 +61,46 @@ fn delimiters(
 }
 
 /// `WRAP_SINGLE_VALUE`, which formats without wrapping reject when set to true.
+/// The `HEADERS` / `HEADER('k')` columns of a CREATE, their types checked as ksqlDB does.
+fn header_columns(
+    c: &CreateSource,
+    columns: &[Column],
+) -> Result<Vec<crate::catalog::HeaderColumn>, EngineError> {
+    let all_headers = SqlType::Array(Box::new(SqlType::Struct(vec![
+        ("KEY".into(), SqlType::String),
+        ("VALUE".into(), SqlType::Bytes),
+    ])));
+    let mut out = Vec::new();
+    for (d, column) in c.columns.iter().zip(columns) {
+        let key = match &d.constraint {
+            ColumnConstraint::Headers => {
+                if column.ty != all_headers {
+                    return err(format!(
+                        "Invalid type for HEADERS column: expected {all_headers}, got {}",
+                        column.ty
+                    ));
+                }
+                None
+            }
+            ColumnConstraint::Header(k) => {
+                if column.ty != SqlType::Bytes {
+                    return err(format!(
+                        "Invalid type for HEADER('{k}') column: expected BYTES, got {}",
+                        column.ty
+                    ));
+                }
+                Some(k.clone())
+            }
+            _ => continue,
+        };
+        out.push(crate::catalog::HeaderColumn {
+            column: column.name.clone(),
+            key,
+        });
+    }
+    Ok(out)
+}
+
 /// The TIMESTAMP property: a column name, upper-cased unless quoted with backticks.
 fn timestamp_column(props: &BTreeMap<String, Literal>) -> Option<crate::catalog::TimestampColumn> {
     let name = prop_string(props, "TIMESTAMP")?;
@@ -167,11 +208,12 @@ impl Engine {
                 })
             })
             .collect::<Result<_, EngineError>>()?;
+        let headers = header_columns(c, &columns)?;
         let mut source = self.new_source(
             &c.name,
             c.kind,
             &topic,
-            columns,
+            (columns, headers),
             (key_format, value_format),
             &c.properties,
             (',', ','),
@@ -200,7 +242,7 @@ impl Engine {
         name: &str,
         kind: SourceKind,
         topic: &str,
-        columns: Vec<Column>,
+        (columns, headers): (Vec<Column>, Vec<crate::catalog::HeaderColumn>),
         (key_format, value_format): (Format, Format),
         props: &BTreeMap<String, Literal>,
         default_delimiters: (char, char),
@@ -224,6 +266,7 @@ impl Engine {
             value_delimiter,
             timestamp: timestamp_column(props),
             read_only: false,
+            headers,
         };
         if let Some(spec) = &source.timestamp {
             crate::timestamps::check(spec, &source.columns)?;
@@ -277,7 +320,7 @@ impl Engine {
             &c.name,
             c.kind,
             &topic,
-            planned.pipeline.output.clone(),
+            (planned.pipeline.output.clone(), Vec::new()),
             (key_format, value_format),
             &c.properties,
             (source.key_delimiter, source.value_delimiter),

@@ -36,9 +36,10 @@ impl Engine {
                 crate::engine::kind_name(sink.kind)
             ));
         }
+        // Key columns first, then the rest (header columns included) as declared.
         let all: Vec<String> = sink
             .key_columns()
-            .chain(sink.value_columns())
+            .chain(sink.columns.iter().filter(|c| !c.key))
             .map(|c| c.name.clone())
             .collect();
         let names: Vec<String> = if columns.is_empty() {
@@ -46,6 +47,17 @@ impl Engine {
         } else {
             columns.to_vec()
         };
+        let headers: Vec<&str> = names
+            .iter()
+            .filter(|n| sink.headers.iter().any(|h| &h.column == *n))
+            .map(String::as_str)
+            .collect();
+        if !headers.is_empty() {
+            return err(format!(
+                "Cannot insert into HEADER columns: {}",
+                headers.join(", ")
+            ));
+        }
         if names.len() != values.len() {
             return err(format!(
                 "Expected a value for each column. Expected Columns: [{}]. Got [{}]",

@@ -12,6 +12,7 @@ pub mod engine;
 mod explode;
 pub mod format;
 pub mod functions;
+mod headers;
 mod insert_values;
 mod planner;
 pub mod print;

@@ -248,7 +248,7 @@ impl Engine {
             .iter()
             .map(|(n, t)| Field::new(*n, t.clone(), true))
             .collect();
-        for c in source.key_columns().chain(source.value_columns()) {
+        for c in source.key_columns().chain(source.row_columns()) {
             let t =
                 arrow_type(&c.ty).ok_or_else(|| EngineError(format!("unknown type {}", c.ty)))?;
             fields.push(Field::new(&c.name, t, true));
@@ -469,7 +469,7 @@ impl Engine {
             };
             items.push((name, planned));
         }
-        for col in source.value_columns().chain(source.key_columns()) {
+        for col in source.row_columns().chain(source.key_columns()) {
             if used.contains(&col.name) {
                 continue;
             }
@@ -493,7 +493,7 @@ impl Engine {
         for item in &q.select {
             match item {
                 SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
-                    for col in source.key_columns().chain(source.value_columns()) {
+                    for col in source.key_columns().chain(source.row_columns()) {
                         items.push((col.name.clone(), source_column(qualifier, &col.name)));
                         table_functions.push(false);
                     }

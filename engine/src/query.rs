@@ -5,7 +5,7 @@
 //! `PushQuery` hands them to its caller. Records that fail are skipped and reported as
 //! processing-log entries, never the end of a query.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +54,8 @@ pub(crate) struct Pipeline {
 
 /// What one read of one partition produced.
 pub(crate) struct Evaluated {
+    /// Headers of the records read that had any, by input offset.
+    pub headers: HashMap<i64, RecordHeaders>,
     pub partition: u32,
     /// Offset to read next.
     pub next: u64,
@@ -90,7 +92,12 @@ struct ReadRecords {
     offsets: Vec<i64>,
     keys: Vec<Option<Span>>,
     values: Vec<Option<Span>>,
+    /// Each record's headers (an empty vector, which does not allocate, for most).
+    headers: Vec<RecordHeaders>,
 }
+
+/// A record's headers: keys and values, in order.
+pub(crate) type RecordHeaders = Vec<(String, Option<Vec<u8>>)>;
 
 impl ReadRecords {
     /// Notes where `b` is: a slice of `read` is kept as a span of it, anything else (a
@@ -156,6 +163,13 @@ impl Pipeline {
                         recs.keys.push(k);
                         let v = recs.span(&r.data, rec.value);
                         recs.values.push(v);
+                        let headers = rec.headers()?;
+                        recs.headers.push(
+                            headers
+                                .into_iter()
+                                .map(|(k, v)| (k, v.map(<[u8]>::to_vec)))
+                                .collect(),
+                        );
                     }
                     Ok(())
                 })?;
@@ -174,6 +188,7 @@ impl Pipeline {
             null_values: HashSet::new(),
             rejected: Vec::new(),
             errors: Vec::new(),
+            headers: HashMap::new(),
         };
         if recs.len() > 0 {
             self.evaluate_records(recs, &r.data, p, query_id, &mut out)?;
@@ -220,6 +235,15 @@ impl Pipeline {
         ];
         columns.extend(key_arrays);
         columns.extend(value_arrays);
+        for (column, header) in self.source.header_columns() {
+            columns.push(crate::headers::header_array(column, header, &recs.headers)?);
+        }
+        // Output records carry their input record's headers, as in ksqlDB.
+        for (row, h) in recs.headers.iter().enumerate() {
+            if !h.is_empty() {
+                out.headers.insert(offsets.value(row), h.clone());
+            }
+        }
         if let Some(spec) = &self.source.timestamp {
             // ROWTIME comes from a column: records without a valid time are skipped.
             let index = self.input_schema.index_of(&spec.column)?;
@@ -628,14 +652,19 @@ impl PersistentQuery {
         // Keyed output goes where Kafka's partitioner puts the key; unkeyed stays in step
         // with the input partition.
         let mut builders: BTreeMap<u32, BatchBuilder> = BTreeMap::new();
-        for (_, ts, key, value) in &out {
+        let mut header_refs: Vec<(&str, Option<&[u8]>)> = Vec::new();
+        for (offset, ts, key, value) in &out {
             let p = key.as_deref().map_or(ev.partition % partitions, |k| {
                 partition_for_key(k, partitions)
             });
+            header_refs.clear();
+            if let Some(hs) = ev.headers.get(offset) {
+                header_refs.extend(hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
+            }
             builders
                 .entry(p)
                 .or_insert_with(|| BatchBuilder::new(Compression::None))
-                .push(*ts, key.as_deref(), value.as_deref(), &[]);
+                .push(*ts, key.as_deref(), value.as_deref(), &header_refs);
         }
         let written = out.len() as u64;
         for (p, b) in builders {

@@ -188,7 +188,7 @@ impl Engine {
         };
         let mut rows: Vec<Vec<String>> = s
             .key_columns()
-            .chain(s.value_columns())
+            .chain(s.row_columns())
             .map(|c| {
                 let key = match (c.key, s.kind) {
                     (false, _) => "",

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use base64::Engine as _;
 use datafusion::arrow::array::Array;
 use sluice_storage::batch::{self, BatchBuilder, Batches};
 use sluice_storage::partitioner::partition_for_key;
@@ -308,12 +309,30 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
         let p = key
             .as_deref()
             .map_or(0, |k| partition_for_key(k, partitions));
+        // Headers as given: keys with base64 values (or null).
+        let headers: Vec<(String, Option<Vec<u8>>)> = r
+            .headers
+            .iter()
+            .flatten()
+            .map(|(k, v)| {
+                let bytes = v
+                    .as_deref()
+                    .map(|b64| base64::engine::general_purpose::STANDARD.decode(b64))
+                    .transpose()
+                    .map_err(|e| format!("header {k} is not base64: {e}"))?;
+                Ok((k.clone(), bytes))
+            })
+            .collect::<Result<_, String>>()?;
+        let header_refs: Vec<(&str, Option<&[u8]>)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .collect();
         let mut b = BatchBuilder::new(Compression::None);
         b.push(
             r.timestamp.unwrap_or(0),
             key.as_deref(),
             value.as_deref(),
-            &[],
+            &header_refs,
         );
         let mut bytes = b.finish().map_err(|e| e.to_string())?;
         log.append(&r.topic, p, &mut bytes)
@@ -393,6 +412,15 @@ fn read_topic(
                             }),
                         ),
                     };
+                    let headers = rec.headers().map(|hs| {
+                        hs.into_iter()
+                            .map(|(k, v)| {
+                                let v =
+                                    v.map(|b| base64::engine::general_purpose::STANDARD.encode(b));
+                                (k, v)
+                            })
+                            .collect::<Vec<_>>()
+                    });
                     match (key, value) {
                         (Ok(key), Ok(value)) => out.push(TestRecord {
                             topic: topic.to_string(),
@@ -400,7 +428,7 @@ fn read_topic(
                             value,
                             timestamp: Some(rec.timestamp),
                             window: None,
-                            headers: None,
+                            headers: Some(headers?),
                         }),
                         (Err(e), _) | (_, Err(e)) => failure = Some(e),
                     }
