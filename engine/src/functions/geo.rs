@@ -7,6 +7,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::ScalarUDF;
 
+use super::math::float;
 use super::row_udf::{Ret, any_of, not_accepted, null_of, row_error, text, udf};
 
 const EARTH_RADIUS_KM: f64 = 6371.0;
@@ -69,14 +70,6 @@ fn distance(lat1: f64, lon1: f64, lat2: f64, lon2: f64, radius: f64) -> f64 {
     let a = haversin(radians(lat2 - lat1))
         + haversin(radians(lon2 - lon1)) * radians(lat1).cos() * radians(lat2).cos();
     2.0 * a.sqrt().asin() * radius
-}
-
-/// A numeric argument as a double.
-fn float(v: &ScalarValue) -> Option<f64> {
-    match v.cast_to(&DataType::Float64).ok()? {
-        ScalarValue::Float64(x) => x,
-        _ => None,
-    }
 }
 
 #[cfg(test)]

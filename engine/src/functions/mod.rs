@@ -8,6 +8,7 @@ mod elt_field;
 mod geo;
 pub(crate) mod java_time;
 mod json;
+mod math;
 mod round;
 mod row_udf;
 mod strings;
@@ -25,6 +26,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("lcase", "lower"),
     ("slice", "array_slice"),
     ("ifnull", "coalesce"),
+    // ksqlDB's ARRAY_REMOVE removes every occurrence.
+    ("array_remove", "array_remove_all"),
 ];
 
 /// Registers Sluice's ksqlDB functions in `ctx`.
@@ -32,12 +35,14 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
     ctx.register_udf(ScalarUDF::from(as_value::AsValue::new()));
     ctx.register_udf(ScalarUDF::from(to_json_string::ToJsonString::new()));
     ctx.register_udf(ScalarUDF::from(round::Round::new()));
+    ctx.register_udf(ScalarUDF::from(round::Round::trunc()));
     ctx.register_udf(ScalarUDF::from(elt_field::Elt::new()));
     ctx.register_udf(ScalarUDF::from(elt_field::Field::new()));
     for f in dates::all()
         .into_iter()
         .chain(json::all())
         .chain(geo::all())
+        .chain(math::all())
         .chain(strings::all())
     {
         ctx.register_udf(f);

@@ -2,7 +2,8 @@
 //! the way Java's `Math.round` does (half up, towards positive infinity), integers stay as
 //! they are and a DECIMAL keeps its type at scale 0 of its digits; with places, halves
 //! round away from zero (`RoundingMode.HALF_UP`) on the decimal text of a DOUBLE (as
-//! `BigDecimal.valueOf` sees it), and a DECIMAL keeps its scale.
+//! `BigDecimal.valueOf` sees it), and a DECIMAL keeps its scale. `TRUNC` has the same
+//! types and drops the digits instead of rounding them (`RoundingMode.DOWN`).
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use datafusion::logical_expr::{
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Round {
     signature: Signature,
+    /// TRUNC rather than ROUND.
+    truncate: bool,
 }
 
 impl Round {
@@ -27,8 +30,33 @@ impl Round {
                 vec![TypeSignature::Any(1), TypeSignature::Any(2)],
                 Volatility::Immutable,
             ),
+            truncate: false,
         }
     }
+
+    pub fn trunc() -> Self {
+        Round {
+            truncate: true,
+            ..Round::new()
+        }
+    }
+
+    /// How the dropped digits move what is kept, for a value of this sign.
+    fn mode(&self, negative: bool) -> Rounding {
+        match (self.truncate, negative) {
+            (true, _) => Rounding::Down,
+            (false, false) => Rounding::HalfAway,
+            (false, true) => Rounding::HalfTowardZero,
+        }
+    }
+}
+
+/// How dropped digits move the kept ones.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rounding {
+    HalfAway,
+    HalfTowardZero,
+    Down,
 }
 
 fn plan_error<T>(msg: &str) -> Result<T> {
@@ -37,7 +65,7 @@ fn plan_error<T>(msg: &str) -> Result<T> {
 
 impl ScalarUDFImpl for Round {
     fn name(&self) -> &str {
-        "round"
+        if self.truncate { "trunc" } else { "round" }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -85,14 +113,25 @@ impl ScalarUDFImpl for Round {
                 if places.is_none() {
                     Arc::new(
                         (0..rows)
-                            .map(|r| (!x.is_null(r)).then(|| java_math_round(x.value(r))))
+                            .map(|r| {
+                                (!x.is_null(r)).then(|| {
+                                    if self.truncate {
+                                        x.value(r).trunc() as i64
+                                    } else {
+                                        java_math_round(x.value(r))
+                                    }
+                                })
+                            })
                             .collect::<Int64Array>(),
                     )
                 } else {
                     Arc::new(
                         (0..rows)
                             .map(|r| match (x.is_null(r), place(r).flatten()) {
-                                (false, Some(n)) => Some(round_double(x.value(r), n)),
+                                (false, Some(n)) => {
+                                    let v = x.value(r);
+                                    Some(round_double(v, n, self.mode(v < 0.0)))
+                                }
                                 _ => None,
                             })
                             .collect::<Float64Array>(),
@@ -110,9 +149,11 @@ impl ScalarUDFImpl for Round {
                 let rounded: Int64Array = (0..rows)
                     .map(|r| match (x.is_null(r), place(r)) {
                         (true, _) | (false, Some(None)) => None,
-                        (false, p) => {
-                            Some(round_integer(x.value(r) as i128, p.flatten().unwrap_or(0)) as i64)
-                        }
+                        (false, p) => Some(round_to(
+                            x.value(r) as i128,
+                            p.flatten().unwrap_or(0),
+                            self.mode(false).away_if_unsigned(),
+                        ) as i64),
                     })
                     .collect();
                 datafusion::arrow::compute::cast(&rounded, &out_type)?
@@ -125,9 +166,14 @@ impl ScalarUDFImpl for Round {
                         (true, _) | (false, Some(None)) => None,
                         // No places: to a whole number, at scale 0.
                         (false, None) => Some(
-                            round_integer(x.value(r), -scale) / 10i128.pow(scale.max(0) as u32),
+                            round_to(x.value(r), -scale, self.mode(false).away_if_unsigned())
+                                / 10i128.pow(scale.max(0) as u32),
                         ),
-                        (false, Some(Some(n))) => Some(round_integer(x.value(r), n - scale)),
+                        (false, Some(Some(n))) => Some(round_to(
+                            x.value(r),
+                            n - scale,
+                            self.mode(false).away_if_unsigned(),
+                        )),
                     })
                     .collect();
                 if places.is_none() {
@@ -155,15 +201,25 @@ fn java_math_round(x: f64) -> i64 {
     }
 }
 
-/// `v` (an unscaled integer) rounded half away from zero to `places` digits after the
-/// point, kept at its own scale: `places` >= 0 leaves it; -1 rounds to tens, and so on.
-fn round_integer(v: i128, places: i32) -> i128 {
-    round_to(v, places, true)
+impl Rounding {
+    /// For signed integers and decimals, where ROUND's halves always go away from zero.
+    fn away_if_unsigned(self) -> Rounding {
+        match self {
+            Rounding::Down => Rounding::Down,
+            _ => Rounding::HalfAway,
+        }
+    }
 }
 
-/// `v` rounded to `places` digits after the point, kept at its own scale; a half goes away
-/// from zero when `halves_away`, else towards zero.
-fn round_to(v: i128, places: i32, halves_away: bool) -> i128 {
+/// `v` (an unscaled integer) rounded half away from zero to `places` digits after the
+/// point, kept at its own scale: `places` >= 0 leaves it; -1 rounds to tens, and so on.
+#[cfg(test)]
+fn round_integer(v: i128, places: i32) -> i128 {
+    round_to(v, places, Rounding::HalfAway)
+}
+
+/// `v` rounded to `places` digits after the point, kept at its own scale.
+fn round_to(v: i128, places: i32, mode: Rounding) -> i128 {
     if places >= 0 {
         return v;
     }
@@ -172,14 +228,18 @@ fn round_to(v: i128, places: i32, halves_away: bool) -> i128 {
     };
     let q = v / unit;
     let r = (v % unit).abs() * 2;
-    let up = if halves_away { r >= unit } else { r > unit };
+    let up = match mode {
+        Rounding::HalfAway => r >= unit,
+        Rounding::HalfTowardZero => r > unit,
+        Rounding::Down => false,
+    };
     let q = if up { q + v.signum() } else { q };
     q.saturating_mul(unit)
 }
 
-/// A DOUBLE rounded to `places` on its shortest decimal text, halves towards positive
-/// infinity as ksqlDB does (`ROUND(-1.5, 0)` is -1).
-fn round_double(x: f64, places: i32) -> f64 {
+/// A DOUBLE rounded to `places` on its shortest decimal text as `mode` says (ROUND's halves
+/// go towards positive infinity as in ksqlDB: `ROUND(-1.5, 0)` is -1).
+fn round_double(x: f64, places: i32, mode: Rounding) -> f64 {
     if !x.is_finite() {
         return x;
     }
@@ -195,8 +255,8 @@ fn round_double(x: f64, places: i32) -> f64 {
         return x;
     };
     let scale = frac_part.len() as i32;
-    // The digits are unsigned here: a negative number's halves go towards zero.
-    let rounded = round_to(unscaled, places - scale, !neg);
+    // The digits are unsigned here: the mode already says where a negative's halves go.
+    let rounded = round_to(unscaled, places - scale, mode);
     let value = rounded as f64 / 10f64.powi(scale);
     let value = format!("{value:.prec$}", prec = places.max(0) as usize)
         .parse::<f64>()
@@ -213,14 +273,16 @@ mod tests {
         assert_eq!(java_math_round(1.5), 2);
         assert_eq!(java_math_round(-2.5), -2);
         assert_eq!(java_math_round(-2.6), -3);
-        assert_eq!(round_double(1.005, 2), 1.01);
-        assert_eq!(round_double(-2.345, 2), -2.34);
-        assert_eq!(round_double(-1.5, 0), -1.0);
-        assert_eq!(round_double(-1.51, 0), -2.0);
-        assert_eq!(round_double(1234.5, -2), 1200.0);
-        assert_eq!(round_double(0.5, 0), 1.0);
+        assert_eq!(round_double(1.005, 2, Rounding::HalfAway), 1.01);
+        assert_eq!(round_double(-2.345, 2, Rounding::HalfTowardZero), -2.34);
+        assert_eq!(round_double(-1.5, 0, Rounding::HalfTowardZero), -1.0);
+        assert_eq!(round_double(-1.51, 0, Rounding::HalfTowardZero), -2.0);
+        assert_eq!(round_double(1234.5, -2, Rounding::HalfAway), 1200.0);
+        assert_eq!(round_double(0.5, 0, Rounding::HalfAway), 1.0);
         assert_eq!(round_integer(125, -1), 130);
         assert_eq!(round_integer(-125, -1), -130);
         assert_eq!(round_integer(124, -1), 120);
+        assert_eq!(round_double(1.234567, 2, Rounding::Down), 1.23);
+        assert_eq!(round_to(-129, -1, Rounding::Down), -120);
     }
 }
