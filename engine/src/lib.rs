@@ -14,6 +14,7 @@ pub mod format;
 pub mod functions;
 mod headers;
 mod insert_values;
+mod lambda;
 mod planner;
 pub mod print;
 pub mod processing_log;

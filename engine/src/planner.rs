@@ -265,6 +265,7 @@ impl Engine {
     ) -> Result<DfExpr, EngineError> {
         let mut e = expr.clone();
         let _ = e.visit(&mut NormalizeIdents);
+        self.plan_lambdas(&mut e, df_schema)?;
         let logical = self
             .ctx
             .state()
