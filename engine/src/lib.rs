@@ -13,6 +13,7 @@ mod explode;
 pub mod format;
 pub mod functions;
 mod headers;
+mod in_list;
 mod insert_values;
 mod lambda;
 mod planner;

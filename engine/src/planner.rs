@@ -264,6 +264,7 @@ impl Engine {
         clause: &str,
     ) -> Result<DfExpr, EngineError> {
         let mut e = expr.clone();
+        self.type_in_lists(&mut e, df_schema, clause)?;
         let _ = e.visit(&mut NormalizeIdents);
         self.plan_lambdas(&mut e, df_schema)?;
         let logical = self
