@@ -24,11 +24,17 @@ impl Engine {
             schema: &'a DFSchema,
             clause: &'a str,
             failure: Option<EngineError>,
+            in_lambda: usize,
         }
         impl sqlast::VisitorMut for Lists<'_> {
             type Break = ();
             fn pre_visit_expr(&mut self, e: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
-                if let sqlast::Expr::InList { expr, list, .. } = e
+                // A lambda's body is typed where the lambda is planned, over its parameters.
+                if matches!(e, sqlast::Expr::Lambda(_)) {
+                    self.in_lambda += 1;
+                }
+                if self.in_lambda == 0
+                    && let sqlast::Expr::InList { expr, list, .. } = e
                     && let Err(err) = self
                         .engine
                         .type_in_list(expr, list, self.schema, self.clause)
@@ -38,12 +44,19 @@ impl Engine {
                 }
                 std::ops::ControlFlow::Continue(())
             }
+            fn post_visit_expr(&mut self, e: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+                if matches!(e, sqlast::Expr::Lambda(_)) {
+                    self.in_lambda -= 1;
+                }
+                std::ops::ControlFlow::Continue(())
+            }
         }
         let mut lists = Lists {
             engine: self,
             schema,
             clause,
             failure: None,
+            in_lambda: 0,
         };
         let _ = sqlast::VisitMut::visit(expr, &mut lists);
         lists.failure.map_or(Ok(()), Err)

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod commands;
+mod comparisons;
 pub mod conformance;
 mod ddl;
 pub mod engine;

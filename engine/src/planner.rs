@@ -265,6 +265,7 @@ impl Engine {
     ) -> Result<DfExpr, EngineError> {
         let mut e = expr.clone();
         self.type_in_lists(&mut e, df_schema, clause)?;
+        self.check_comparisons(&e, df_schema, clause)?;
         let _ = e.visit(&mut NormalizeIdents);
         self.plan_lambdas(&mut e, df_schema)?;
         let logical = self
@@ -333,6 +334,18 @@ impl Engine {
         let filter = match &q.filter {
             Some(f) => {
                 let e = self.plan_expr(f, &df_schema, "WHERE")?;
+                let dt = e.get_type(&df_schema)?;
+                if !matches!(dt, DataType::Boolean | DataType::Null) {
+                    // ksqlDB shows a binary expression in parentheses.
+                    let text = match f {
+                        sqlast::Expr::BinaryOp { .. } => format!("({f})"),
+                        other => other.to_string(),
+                    };
+                    return err(format!(
+                        "Type error in WHERE expression: Should evaluate to boolean but is {text} ({}) instead.",
+                        crate::comparisons::type_name(&dt)
+                    ));
+                }
                 Some(self.ctx.create_physical_expr(e, &df_schema)?)
             }
             None => None,
