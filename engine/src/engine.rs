@@ -298,6 +298,7 @@ impl Engine {
                 self.show(&sluice_sql::ast::ShowWhat::Streams, *extended)
             }
             Statement::DescribeFunction(name) => self.describe_function(name),
+            Statement::Explain(target) => self.explain(target),
             Statement::Print {
                 topic,
                 from_beginning,

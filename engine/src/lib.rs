@@ -10,6 +10,7 @@ mod comparisons;
 pub mod conformance;
 mod ddl;
 pub mod engine;
+mod explain;
 mod explode;
 pub mod format;
 pub mod functions;

@@ -333,7 +333,7 @@ impl Engine {
         )?;
         let filter = match &q.filter {
             Some(f) => {
-                let e = self.plan_expr(f, &df_schema, "WHERE")?;
+                let e = without_null_guards(self.plan_expr(f, &df_schema, "WHERE")?);
                 let dt = e.get_type(&df_schema)?;
                 if !matches!(dt, DataType::Boolean | DataType::Null) {
                     // ksqlDB shows a binary expression in parentheses.
@@ -581,6 +581,20 @@ fn source_column(qualifier: &str, name: &str) -> DfExpr {
 }
 
 /// The name ksqlDB gives an unaliased column reference.
+/// A WHERE clause drops rows whose condition is null, so a top-level condition needs no
+/// guard making a null comparison false: `c IS NOT NULL AND c` (what `coalesce(c, false)`
+/// simplifies to) is just `c` there, evaluated once.
+fn without_null_guards(e: DfExpr) -> DfExpr {
+    use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
+    let conjuncts = split_conjunction_owned(e.clone());
+    let kept: Vec<DfExpr> = conjuncts
+        .iter()
+        .filter(|c| !matches!(c, DfExpr::IsNotNull(inner) if conjuncts.contains(inner)))
+        .cloned()
+        .collect();
+    conjunction(kept).unwrap_or(e)
+}
+
 /// Names ksqlDB keeps for its system columns: a persistent query's result may not use them.
 pub(crate) const RESERVED_COLUMNS: &[&str] = &[
     "ROWTIME",

@@ -253,3 +253,29 @@ fn custom_types_are_durable_and_usable_in_columns() {
     );
     assert!(e.contains("Unknown type: NOPE"), "{e}");
 }
+
+#[test]
+fn explain_shows_how_a_query_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sql(
+        d,
+        "CREATE STREAM bids (auction BIGINT KEY, price DOUBLE) WITH (kafka_topic='bids', value_format='JSON', partitions=1);
+         CREATE STREAM cheap AS SELECT auction, price * 0.908 AS euros FROM bids WHERE auction % 123 = 0;",
+    );
+    let shown = sql(d, "EXPLAIN CSAS_CHEAP_0;");
+    assert!(shown.contains("CSAS_CHEAP_0"), "{shown}");
+    assert!(shown.contains("STREAM BIDS (topic bids"), "{shown}");
+    // A top-level WHERE comparison runs once, without a null guard.
+    assert!(shown.contains("AUCTION@3 % 123 = 0"), "{shown}");
+    assert!(!shown.contains("IS NOT NULL"), "{shown}");
+    assert!(shown.contains("EUROS DOUBLE"), "{shown}");
+    let planned = sql(
+        d,
+        "EXPLAIN SELECT price FROM bids WHERE NOT (price > 10) EMIT CHANGES;",
+    );
+    // Under NOT a null comparison must still count as false, as in ksqlDB: the row passes.
+    assert!(planned.contains("IS NULL OR"), "{planned}");
+    let e = err(d, &["sql", "--execute", "EXPLAIN NOPE;"], None);
+    assert!(e.contains("Query with id:NOPE does not exist"), "{e}");
+}
