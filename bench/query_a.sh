@@ -3,12 +3,13 @@
 # persistent CREATE STREAM … AS SELECT over the peers' 2 million bids, log -> log, beside
 # the storage append and read rates of the same run and (optionally) DuckDB and Flink on
 # the same bids. Per core = records / CPU-seconds (user + sys) of the sluice process.
-#   bench/query_a.sh [ROUNDS] [PEERS]   (needs target/release/sluice: cargo build --release)
+#   bench/query_a.sh [ROUNDS] [PEERS]   (needs target/release/sluice: cargo build --release;
+#   SLUICE_BIN=path runs another build, e.g. a baseline, the same way)
 # PEERS=1 also runs DuckDB (queries A and B) on the same bids via ../shared/peers; FLINK=1 adds
 # Flink (its first run installs PyFlink). BIDS=file reuses a generated bids file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-S=$PWD/target/release/sluice
+S=${SLUICE_BIN:-$PWD/target/release/sluice}
 ROUNDS=${1:-3}
 PEERS=${2:-0}
 N=${N:-2000000}

@@ -10,14 +10,13 @@ use datafusion::arrow::datatypes::DataType;
 
 use crate::EngineError;
 use crate::catalog::{Column, HeaderColumn};
-use crate::query::RecordHeaders;
 use crate::schema::arrow_type;
 
 /// The column's values for records with `headers`.
 pub fn header_array(
     column: &Column,
     header: &HeaderColumn,
-    headers: &[RecordHeaders],
+    headers: &[&[(String, Option<Vec<u8>>)]],
 ) -> Result<ArrayRef, EngineError> {
     match &header.key {
         Some(key) => {
@@ -47,7 +46,7 @@ pub fn header_array(
             };
             let mut keys = StringBuilder::new();
             let mut values = BinaryBuilder::new();
-            for (k, v) in headers.iter().flatten() {
+            for (k, v) in headers.iter().flat_map(|h| h.iter()) {
                 keys.append_value(k);
                 values.append_option(v.as_deref());
             }
@@ -56,7 +55,7 @@ pub fn header_array(
                 vec![Arc::new(keys.finish()), Arc::new(values.finish())],
                 None,
             )?;
-            let offsets = OffsetBuffer::from_lengths(headers.iter().map(Vec::len));
+            let offsets = OffsetBuffer::from_lengths(headers.iter().map(|h| h.len()));
             Ok(Arc::new(ListArray::try_new(
                 item.clone(),
                 offsets,

@@ -92,8 +92,8 @@ struct ReadRecords {
     offsets: Vec<i64>,
     keys: Vec<Option<Span>>,
     values: Vec<Option<Span>>,
-    /// Each record's headers (an empty vector, which does not allocate, for most).
-    headers: Vec<RecordHeaders>,
+    /// The headers of the records that have any, by row (most records have none).
+    headers: Vec<(usize, RecordHeaders)>,
 }
 
 /// A record's headers: keys and values, in order.
@@ -164,12 +164,15 @@ impl Pipeline {
                         let v = recs.span(&r.data, rec.value);
                         recs.values.push(v);
                         let headers = rec.headers()?;
-                        recs.headers.push(
-                            headers
-                                .into_iter()
-                                .map(|(k, v)| (k, v.map(<[u8]>::to_vec)))
-                                .collect(),
-                        );
+                        if !headers.is_empty() {
+                            recs.headers.push((
+                                recs.offsets.len() - 1,
+                                headers
+                                    .into_iter()
+                                    .map(|(k, v)| (k, v.map(<[u8]>::to_vec)))
+                                    .collect(),
+                            ));
+                        }
                     }
                     Ok(())
                 })?;
@@ -235,14 +238,18 @@ impl Pipeline {
         ];
         columns.extend(key_arrays);
         columns.extend(value_arrays);
-        for (column, header) in self.source.header_columns() {
-            columns.push(crate::headers::header_array(column, header, &recs.headers)?);
+        if self.source.header_columns().next().is_some() {
+            let mut per_row: Vec<&[(String, Option<Vec<u8>>)]> = vec![&[]; n];
+            for (row, h) in &recs.headers {
+                per_row[*row] = h;
+            }
+            for (column, header) in self.source.header_columns() {
+                columns.push(crate::headers::header_array(column, header, &per_row)?);
+            }
         }
         // Output records carry their input record's headers, as in ksqlDB.
-        for (row, h) in recs.headers.iter().enumerate() {
-            if !h.is_empty() {
-                out.headers.insert(offsets.value(row), h.clone());
-            }
+        for (row, h) in &recs.headers {
+            out.headers.insert(offsets.value(*row), h.clone());
         }
         if let Some(spec) = &self.source.timestamp {
             // ROWTIME comes from a column: records without a valid time are skipped.
