@@ -10,13 +10,14 @@ use datafusion::arrow::datatypes::DataType;
 
 use crate::EngineError;
 use crate::catalog::{Column, HeaderColumn};
+use crate::query::Header;
 use crate::schema::arrow_type;
 
 /// The column's values for records with `headers`.
 pub fn header_array(
     column: &Column,
     header: &HeaderColumn,
-    headers: &[&[(String, Option<Vec<u8>>)]],
+    headers: &[&[Header]],
 ) -> Result<ArrayRef, EngineError> {
     match &header.key {
         Some(key) => {

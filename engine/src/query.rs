@@ -96,8 +96,10 @@ struct ReadRecords {
     headers: Vec<(usize, RecordHeaders)>,
 }
 
-/// A record's headers: keys and values, in order.
-pub(crate) type RecordHeaders = Vec<(String, Option<Vec<u8>>)>;
+/// One record header: its key and value.
+pub(crate) type Header = (String, Option<Vec<u8>>);
+/// A record's headers, in order.
+pub(crate) type RecordHeaders = Vec<Header>;
 
 impl ReadRecords {
     /// Notes where `b` is: a slice of `read` is kept as a span of it, anything else (a
@@ -239,7 +241,7 @@ impl Pipeline {
         columns.extend(key_arrays);
         columns.extend(value_arrays);
         if self.source.header_columns().next().is_some() {
-            let mut per_row: Vec<&[(String, Option<Vec<u8>>)]> = vec![&[]; n];
+            let mut per_row: Vec<&[Header]> = vec![&[]; n];
             for (row, h) in &recs.headers {
                 per_row[*row] = h;
             }
