@@ -5,7 +5,8 @@
 //! unreadable has no valid time: ksqlDB skips it and logs it, and so does Sluice.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMillisecondType};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use sluice_sql::SqlType;
 
 use crate::EngineError;
@@ -49,20 +50,13 @@ pub fn extract(array: &ArrayRef, spec: &TimestampColumn) -> Vec<Result<i64, Stri
     let check = |row: usize, ms: i64| if ms < 0 { invalid(row) } else { Ok(ms) };
     let n = array.len();
     match array.data_type() {
-        DataType::Int64 => {
-            let a = array.as_primitive::<Int64Type>();
-            (0..n)
-                .map(|r| {
-                    if a.is_null(r) {
-                        invalid(r)
-                    } else {
-                        check(r, a.value(r))
-                    }
-                })
-                .collect()
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            let a = array.as_primitive::<TimestampMillisecondType>();
+        // Epoch milliseconds, as a BIGINT or a TIMESTAMP holds them.
+        DataType::Int64 | DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            let millis = match cast(array, &DataType::Int64) {
+                Ok(m) => m,
+                Err(e) => return (0..n).map(|_| Err(e.to_string())).collect(),
+            };
+            let a = millis.as_primitive::<Int64Type>();
             (0..n)
                 .map(|r| {
                     if a.is_null(r) {
