@@ -9,58 +9,23 @@ use datafusion::logical_expr::ExprSchemable;
 use datafusion::sql::sqlparser::ast as sqlast;
 
 use crate::engine::{Engine, EngineError};
-use crate::schema::sql_type;
+use crate::schema::type_name;
 
 impl Engine {
     /// Checks every comparison in `expr` (before identifiers are normalised).
     pub(crate) fn check_comparisons(
         &self,
-        expr: &sqlast::Expr,
+        expr: &mut sqlast::Expr,
         schema: &DFSchema,
         clause: &str,
     ) -> Result<(), EngineError> {
-        struct Comparisons<'a> {
-            engine: &'a Engine,
-            schema: &'a DFSchema,
-            clause: &'a str,
-            failure: Option<EngineError>,
-            in_lambda: usize,
-        }
-        impl sqlast::Visitor for Comparisons<'_> {
-            type Break = ();
-            fn pre_visit_expr(&mut self, e: &sqlast::Expr) -> std::ops::ControlFlow<()> {
-                // A lambda's body is typed where the lambda is planned, over its parameters.
-                if matches!(e, sqlast::Expr::Lambda(_)) {
-                    self.in_lambda += 1;
-                }
-                if self.in_lambda == 0
-                    && let sqlast::Expr::BinaryOp { left, op, right } = e
-                    && let Some(name) = operator_name(op)
-                    && let Err(err) =
-                        self.engine
-                            .check_comparison(left, name, right, self.schema, self.clause)
-                {
-                    self.failure = Some(err);
-                    return std::ops::ControlFlow::Break(());
-                }
-                std::ops::ControlFlow::Continue(())
-            }
-            fn post_visit_expr(&mut self, e: &sqlast::Expr) -> std::ops::ControlFlow<()> {
-                if matches!(e, sqlast::Expr::Lambda(_)) {
-                    self.in_lambda -= 1;
-                }
-                std::ops::ControlFlow::Continue(())
-            }
-        }
-        let mut c = Comparisons {
-            engine: self,
-            schema,
-            clause,
-            failure: None,
-            in_lambda: 0,
-        };
-        let _ = sqlast::Visit::visit(expr, &mut c);
-        c.failure.map_or(Ok(()), Err)
+        crate::lambda::for_each_outside_lambdas(expr, &mut |e| match e {
+            sqlast::Expr::BinaryOp { left, op, right } => match operator_name(op) {
+                Some(name) => self.check_comparison(left, name, right, schema, clause),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        })
     }
 
     fn check_comparison(
@@ -100,14 +65,6 @@ fn operator_name(op: &sqlast::BinaryOperator) -> Option<&'static str> {
         Op::GtEq => "GREATER_THAN_OR_EQUAL",
         _ => return None,
     })
-}
-
-pub(crate) fn type_name(t: &DataType) -> String {
-    match sql_type(t) {
-        Some(s) => s.to_string(),
-        None if *t == DataType::Null => "null".into(),
-        None => t.to_string(),
-    }
 }
 
 fn comparable(a: &DataType, b: &DataType, op: &str) -> bool {

@@ -6,7 +6,6 @@ use sluice_sql::ast::{ExplainTarget, Query, Statement};
 
 use crate::engine::{Engine, EngineError, StatementResult, err};
 use crate::planner::QueryUse;
-use crate::runtime::QueryStatus;
 
 impl Engine {
     pub(crate) fn explain(&self, target: &ExplainTarget) -> Result<StatementResult, EngineError> {
@@ -20,14 +19,7 @@ impl Engine {
                     ));
                 };
                 rows.push(vec!["Query ID".into(), q.id.clone()]);
-                rows.push(vec![
-                    "Status".into(),
-                    match q.status() {
-                        QueryStatus::Running => "RUNNING".into(),
-                        QueryStatus::Idle => "NOT RUNNING".into(),
-                        QueryStatus::Error(e) => format!("ERROR: {e}"),
-                    },
-                ]);
+                rows.push(vec!["Status".into(), q.status().label()]);
                 rows.push(vec![
                     "Statement".into(),
                     q.statement.split_whitespace().collect::<Vec<_>>().join(" "),

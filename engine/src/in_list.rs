@@ -9,7 +9,7 @@ use datafusion::logical_expr::ExprSchemable;
 use datafusion::sql::sqlparser::ast as sqlast;
 
 use crate::engine::{Engine, EngineError};
-use crate::schema::sql_type;
+use crate::schema::type_name;
 
 impl Engine {
     /// Checks and rewrites every IN list in `expr` (before identifiers are normalised).
@@ -19,47 +19,12 @@ impl Engine {
         schema: &DFSchema,
         clause: &str,
     ) -> Result<(), EngineError> {
-        struct Lists<'a> {
-            engine: &'a Engine,
-            schema: &'a DFSchema,
-            clause: &'a str,
-            failure: Option<EngineError>,
-            in_lambda: usize,
-        }
-        impl sqlast::VisitorMut for Lists<'_> {
-            type Break = ();
-            fn pre_visit_expr(&mut self, e: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
-                // A lambda's body is typed where the lambda is planned, over its parameters.
-                if matches!(e, sqlast::Expr::Lambda(_)) {
-                    self.in_lambda += 1;
-                }
-                if self.in_lambda == 0
-                    && let sqlast::Expr::InList { expr, list, .. } = e
-                    && let Err(err) = self
-                        .engine
-                        .type_in_list(expr, list, self.schema, self.clause)
-                {
-                    self.failure = Some(err);
-                    return std::ops::ControlFlow::Break(());
-                }
-                std::ops::ControlFlow::Continue(())
+        crate::lambda::for_each_outside_lambdas(expr, &mut |e| match e {
+            sqlast::Expr::InList { expr, list, .. } => {
+                self.type_in_list(expr, list, schema, clause)
             }
-            fn post_visit_expr(&mut self, e: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
-                if matches!(e, sqlast::Expr::Lambda(_)) {
-                    self.in_lambda -= 1;
-                }
-                std::ops::ControlFlow::Continue(())
-            }
-        }
-        let mut lists = Lists {
-            engine: self,
-            schema,
-            clause,
-            failure: None,
-            in_lambda: 0,
-        };
-        let _ = sqlast::VisitMut::visit(expr, &mut lists);
-        lists.failure.map_or(Ok(()), Err)
+            _ => Ok(()),
+        })
     }
 
     fn type_in_list(
@@ -107,14 +72,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-}
-
-fn type_name(t: &DataType) -> String {
-    match sql_type(t) {
-        Some(s) => s.to_string(),
-        None if *t == DataType::Null => "null".into(),
-        None => t.to_string(),
     }
 }
 
@@ -187,20 +144,11 @@ fn read_literal(text: &str, target: &DataType) -> Result<Option<sqlast::Expr>, E
             number(trimmed.to_string())
         }
         DataType::Decimal128(..) => {
-            let ok = !trimmed.is_empty()
-                && trimmed
-                    .trim_start_matches(['-', '+'])
-                    .split_once('.')
-                    .map_or(
-                        trimmed
-                            .trim_start_matches(['-', '+'])
-                            .bytes()
-                            .all(|b| b.is_ascii_digit()),
-                        |(i, f)| {
-                            i.bytes().all(|b| b.is_ascii_digit())
-                                && f.bytes().all(|b| b.is_ascii_digit())
-                        },
-                    );
+            // Digits with at most one point, optionally signed: what BigDecimal reads.
+            let unsigned = trimmed.trim_start_matches(['-', '+']);
+            let ok = unsigned.bytes().any(|b| b.is_ascii_digit())
+                && unsigned.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                && unsigned.bytes().filter(|&b| b == b'.').count() <= 1;
             if !ok {
                 return Err(invalid("DECIMAL"));
             }

@@ -166,12 +166,10 @@ impl Engine {
                 },
                 schema,
             )?;
-            let (dt, _) = {
+            plain_types.push({
                 use datafusion::logical_expr::ExprSchemable;
-                let field = logical.to_field(schema)?.1;
-                (field.data_type().clone(), ())
-            };
-            plain_types.push(dt);
+                logical.get_type(schema)?
+            });
         }
         let expected_plain = if kind == Kind::Reduce { 2 } else { 1 };
         if plain_types.len() != expected_plain {
@@ -230,6 +228,12 @@ impl Engine {
                 use datafusion::logical_expr::ExprSchemable;
                 body.get_type(&df)?
             };
+            if kind == Kind::Filter && !matches!(body_type, DataType::Boolean | DataType::Null) {
+                return plan_err(format!(
+                    "Function 'FILTER' needs a lambda that returns BOOLEAN, not {}",
+                    crate::schema::type_name(&body_type)
+                ));
+            }
             bodies.push(self.ctx.create_physical_expr(body, &df)?);
             body_types.push(body_type);
             params = Some(schema);
@@ -258,6 +262,48 @@ impl Engine {
         f.name = sqlast::ObjectName::from(vec![sqlast::Ident::new(udf_name)]);
         Ok(())
     }
+}
+
+/// Calls `f` on each expression in `expr` that lies outside lambda bodies (a body is planned
+/// over its own parameters, where the lambda is planned), outermost first, stopping at the
+/// first error.
+pub(crate) fn for_each_outside_lambdas(
+    expr: &mut sqlast::Expr,
+    f: &mut dyn FnMut(&mut sqlast::Expr) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    struct Outside<'a> {
+        f: &'a mut dyn FnMut(&mut sqlast::Expr) -> Result<(), EngineError>,
+        in_lambda: usize,
+        failure: Option<EngineError>,
+    }
+    impl sqlast::VisitorMut for Outside<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+            if matches!(e, sqlast::Expr::Lambda(_)) {
+                self.in_lambda += 1;
+            }
+            if self.in_lambda == 0
+                && let Err(err) = (self.f)(e)
+            {
+                self.failure = Some(err);
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+            if matches!(e, sqlast::Expr::Lambda(_)) {
+                self.in_lambda -= 1;
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut outside = Outside {
+        f,
+        in_lambda: 0,
+        failure: None,
+    };
+    let _ = sqlast::VisitMut::visit(expr, &mut outside);
+    outside.failure.map_or(Ok(()), Err)
 }
 
 fn sql_type_of(t: &DataType) -> Result<sluice_sql::SqlType, EngineError> {
@@ -352,7 +398,9 @@ impl LambdaUdf {
         let n = el.columns[0].len();
         if self.kind == Kind::Filter {
             let keep = self.evaluate(0, el.columns.clone(), n)?;
-            let keep = keep.as_boolean();
+            let keep = keep.as_boolean_opt().ok_or_else(|| {
+                DataFusionError::Execution("FILTER's lambda did not return BOOLEAN".into())
+            })?;
             let mut indices = Vec::new();
             let mut lengths = Vec::with_capacity(el.offsets.len() - 1);
             for w in el.offsets.windows(2) {

@@ -265,7 +265,7 @@ impl Engine {
     ) -> Result<DfExpr, EngineError> {
         let mut e = expr.clone();
         self.type_in_lists(&mut e, df_schema, clause)?;
-        self.check_comparisons(&e, df_schema, clause)?;
+        self.check_comparisons(&mut e, df_schema, clause)?;
         let _ = e.visit(&mut NormalizeIdents);
         self.plan_lambdas(&mut e, df_schema)?;
         let logical = self
@@ -343,7 +343,7 @@ impl Engine {
                     };
                     return err(format!(
                         "Type error in WHERE expression: Should evaluate to boolean but is {text} ({}) instead.",
-                        crate::comparisons::type_name(&dt)
+                        crate::schema::type_name(&dt)
                     ));
                 }
                 Some(self.ctx.create_physical_expr(e, &df_schema)?)
@@ -469,18 +469,14 @@ impl Engine {
     ) -> Result<SelectItems, EngineError> {
         let mut items: Vec<(String, DfExpr)> = Vec::new();
         let mut used: Vec<String> = Vec::new();
-        let mut generated = 0;
+        let mut names = AliasGenerator::new(source);
         for (e, planned) in self.partition_keys(q, df_schema)? {
             let name = match column_name(e) {
                 Some(n) => {
                     used.push(n.clone());
                     n
                 }
-                None => {
-                    let n = format!("KSQL_COL_{generated}");
-                    generated += 1;
-                    n
-                }
+                None => names.ksql_col(),
             };
             items.push((name, planned));
         }
@@ -693,6 +689,11 @@ impl AliasGenerator {
             self.used.insert(name.clone());
             return name;
         }
+        self.ksql_col()
+    }
+
+    /// The next `KSQL_COL_n` no source column uses.
+    fn ksql_col(&mut self) -> String {
         loop {
             let name = format!("KSQL_COL_{}", self.next_generated);
             self.next_generated += 1;

@@ -209,6 +209,7 @@ impl Pipeline {
         query_id: &str,
         out: &mut Evaluated,
     ) -> Result<(), EngineError> {
+        let headers = std::mem::take(&mut recs.headers);
         // The pseudo-columns take the read's vectors as they are (no copy).
         let timestamps = Int64Array::from(std::mem::take(&mut recs.timestamps));
         let offsets = Int64Array::from(std::mem::take(&mut recs.offsets));
@@ -242,7 +243,7 @@ impl Pipeline {
         columns.extend(value_arrays);
         if self.source.header_columns().next().is_some() {
             let mut per_row: Vec<&[Header]> = vec![&[]; n];
-            for (row, h) in &recs.headers {
+            for (row, h) in &headers {
                 per_row[*row] = h;
             }
             for (column, header) in self.source.header_columns() {
@@ -250,8 +251,8 @@ impl Pipeline {
             }
         }
         // Output records carry their input record's headers, as in ksqlDB.
-        for (row, h) in &recs.headers {
-            out.headers.insert(offsets.value(*row), h.clone());
+        for (row, h) in headers {
+            out.headers.insert(offsets.value(row), h);
         }
         if let Some(spec) = &self.source.timestamp {
             // ROWTIME comes from a column: records without a valid time are skipped.

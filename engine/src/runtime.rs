@@ -35,6 +35,17 @@ pub enum QueryStatus {
     Error(String),
 }
 
+impl QueryStatus {
+    /// As SHOW QUERIES and EXPLAIN print it.
+    pub fn label(&self) -> String {
+        match self {
+            QueryStatus::Running => "RUNNING".into(),
+            QueryStatus::Idle => "NOT RUNNING".into(),
+            QueryStatus::Error(e) => format!("ERROR: {e}"),
+        }
+    }
+}
+
 pub(crate) struct QueryHandle {
     pub id: String,
     pub statement: String,

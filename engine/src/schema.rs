@@ -103,6 +103,16 @@ pub fn sql_type(dt: &DataType) -> Option<SqlType> {
     })
 }
 
+/// The ksqlDB name of the type an expression has (`INTEGER`, `ARRAY<STRING>`), `null` for
+/// an untyped null, as ksqlDB's error messages name types.
+pub fn type_name(t: &DataType) -> String {
+    match sql_type(t) {
+        Some(s) => s.to_string(),
+        None if *t == DataType::Null => "null".into(),
+        None => t.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

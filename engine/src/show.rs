@@ -8,7 +8,6 @@ use sluice_sql::ast::{ShowWhat, SourceKind};
 
 use crate::catalog::Source;
 use crate::engine::{Engine, EngineError, StatementResult, err};
-use crate::runtime::QueryStatus;
 
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> StatementResult {
     StatementResult::Table {
@@ -140,11 +139,7 @@ impl Engine {
             .queries
             .iter()
             .map(|q| {
-                let status = match q.status() {
-                    QueryStatus::Running => "RUNNING".to_string(),
-                    QueryStatus::Idle => "NOT RUNNING".to_string(),
-                    QueryStatus::Error(e) => format!("ERROR: {e}"),
-                };
+                let status = q.status().label();
                 let records = q.stats.records_in.load(Ordering::Relaxed);
                 let secs = q.started.elapsed().as_secs_f64().max(1e-3);
                 vec![

@@ -320,44 +320,46 @@ fn format_days(a: &[ScalarValue], t: &DataType) -> Result<ScalarValue> {
 }
 
 /// The unit's milliseconds and the signed amount of a `…ADD/…SUB(unit, n, x)` call.
-fn unit_and_amount(a: &[ScalarValue], sign: i64) -> Result<Option<(i64, i64)>> {
+/// `…ADD/…SUB(unit, n, x)`: `apply(x, shift in milliseconds)`, null when `n` or `x` is.
+fn shift(
+    a: &[ScalarValue],
+    t: &DataType,
+    sign: i64,
+    apply: fn(i64, i64) -> Result<ScalarValue>,
+) -> Result<ScalarValue> {
     let unit = text(&a[0]).ok_or_else(|| row_error("the first argument must be a time unit"))?;
     let unit = unit_millis(unit).ok_or_else(|| row_error(format!("Unknown time unit: {unit}")))?;
-    Ok(integer(&a[1]).map(|n| (unit, n * sign)))
+    let (Some(n), Some(x)) = (integer(&a[1]), millis_like(&a[2])) else {
+        return null_of(t);
+    };
+    let millis = n
+        .checked_mul(unit * sign)
+        .ok_or_else(|| row_error("the shift is out of range"))?;
+    apply(x, millis)
 }
 
 fn shift_date(a: &[ScalarValue], t: &DataType, sign: i64) -> Result<ScalarValue> {
-    let Some((unit, n)) = unit_and_amount(a, sign)? else {
-        return null_of(t);
-    };
-    let Some(days) = millis_like(&a[2]) else {
-        return null_of(t);
-    };
-    let date = date_from_days(days as i32).ok_or_else(|| row_error("date out of range"))?;
-    let shifted = date
-        .checked_add_signed(chrono::Duration::milliseconds(unit * n))
-        .ok_or_else(|| row_error("date out of range"))?;
-    Ok(ScalarValue::Date32(Some(days_of(shifted))))
+    shift(a, t, sign, |days, millis| {
+        let shifted = date_from_days(days as i32)
+            .and_then(|d| d.checked_add_signed(chrono::Duration::try_milliseconds(millis)?))
+            .ok_or_else(|| row_error("date out of range"))?;
+        Ok(ScalarValue::Date32(Some(days_of(shifted))))
+    })
 }
 
 fn shift_time(a: &[ScalarValue], t: &DataType, sign: i64) -> Result<ScalarValue> {
-    let Some((unit, n)) = unit_and_amount(a, sign)? else {
-        return null_of(t);
-    };
-    let Some(ms) = millis_like(&a[2]) else {
-        return null_of(t);
-    };
     // A time of day wraps around midnight.
-    let shifted = (ms + unit * n).rem_euclid(MILLIS_PER_DAY);
-    Ok(ScalarValue::Time32Millisecond(Some(shifted as i32)))
+    shift(a, t, sign, |ms, millis| {
+        let shifted = (ms + millis % MILLIS_PER_DAY).rem_euclid(MILLIS_PER_DAY);
+        Ok(ScalarValue::Time32Millisecond(Some(shifted as i32)))
+    })
 }
 
 fn shift_timestamp(a: &[ScalarValue], t: &DataType, sign: i64) -> Result<ScalarValue> {
-    let Some((unit, n)) = unit_and_amount(a, sign)? else {
-        return null_of(t);
-    };
-    let Some(ms) = millis_like(&a[2]) else {
-        return null_of(t);
-    };
-    Ok(ScalarValue::TimestampMillisecond(Some(ms + unit * n), None))
+    shift(a, t, sign, |ms, millis| {
+        let shifted = ms
+            .checked_add(millis)
+            .ok_or_else(|| row_error("timestamp out of range"))?;
+        Ok(ScalarValue::TimestampMillisecond(Some(shifted), None))
+    })
 }

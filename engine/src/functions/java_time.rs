@@ -166,6 +166,9 @@ impl Pattern {
 
     /// Milliseconds since midnight as a time text.
     pub fn format_time_millis(&self, millis: i32) -> Result<String, String> {
+        if millis < 0 {
+            return Err(format!("time out of range: {millis}"));
+        }
         let t = NaiveTime::from_num_seconds_from_midnight_opt(
             (millis / 1000) as u32,
             (millis % 1000) as u32 * 1_000_000,

@@ -17,11 +17,11 @@ use sluice_sql::SqlType;
 
 use super::row_udf::{Ret, any_of, null_of, text, udf};
 
-fn string_list() -> DataType {
+pub(crate) fn string_list() -> DataType {
     DataType::new_list(DataType::Utf8, true)
 }
 
-fn string_map() -> DataType {
+pub(crate) fn string_map() -> DataType {
     crate::schema::arrow_type(&SqlType::Map(
         Box::new(SqlType::String),
         Box::new(SqlType::String),

@@ -69,14 +69,7 @@ pub fn any_of(arities: &[usize]) -> Signature {
 /// ksqlDB's error for arguments a function does not take: `Function 'f' does not accept
 /// parameters (TIME, INTEGER, TIME).`
 pub fn not_accepted(name: &str, args: &[DataType]) -> DataFusionError {
-    let types: Vec<String> = args
-        .iter()
-        .map(|t| match crate::schema::sql_type(t) {
-            Some(s) => s.to_string(),
-            None if *t == DataType::Null => "null".to_string(),
-            None => t.to_string(),
-        })
-        .collect();
+    let types: Vec<String> = args.iter().map(crate::schema::type_name).collect();
     DataFusionError::Plan(format!(
         "Function '{name}' does not accept parameters ({}).",
         types.join(", ")

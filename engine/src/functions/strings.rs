@@ -12,7 +12,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::ScalarUDF;
 use regex::Regex;
 
-use super::json::{string_list_scalar, string_map_scalar};
+use super::json::{string_list, string_list_scalar, string_map, string_map_scalar};
 use super::row_udf::{Ret, any_of, integer, null_of, row_error, text, udf};
 
 fn bytes(v: &ScalarValue) -> Option<&[u8]> {
@@ -42,7 +42,7 @@ fn split_type(_: &str, args: &[DataType]) -> Result<DataType> {
 
 pub fn all() -> Vec<ScalarUDF> {
     let string = || Ret::Fixed(DataType::Utf8);
-    let strings = || Ret::Fixed(DataType::new_list(DataType::Utf8, true));
+    let strings = || Ret::Fixed(string_list());
     vec![
         udf("split", any_of(&[2]), Ret::From(split_type), |a, t| {
             if let (Some(s), Some(d)) = (bytes(&a[0]), bytes(&a[1])) {
@@ -68,13 +68,7 @@ pub fn all() -> Vec<ScalarUDF> {
         udf(
             "split_to_map",
             any_of(&[3]),
-            Ret::Fixed(
-                crate::schema::arrow_type(&sluice_sql::SqlType::Map(
-                    Box::new(sluice_sql::SqlType::String),
-                    Box::new(sluice_sql::SqlType::String),
-                ))
-                .expect("map type"),
-            ),
+            Ret::Fixed(string_map()),
             |a, t| {
                 let (Some(s), Some(entry), Some(kv)) = (text(&a[0]), text(&a[1]), text(&a[2]))
                 else {
@@ -376,6 +370,10 @@ fn decode_text(s: &str, encoding: &str) -> Result<Vec<u8>> {
                 .strip_prefix("0x")
                 .or_else(|| s.strip_prefix("0X"))
                 .unwrap_or(s);
+            // Checked first: slicing pairs of bytes below needs single-byte characters.
+            if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(row_error(format!("invalid hex: {s}")));
+            }
             let padded = if digits.len() % 2 == 1 {
                 format!("0{digits}")
             } else {
