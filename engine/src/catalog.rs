@@ -62,6 +62,8 @@ pub struct Source {
     pub read_only: bool,
     /// Columns filled from the record's headers rather than its key or value.
     pub headers: Vec<HeaderColumn>,
+    /// The windows of a windowed table (its record keys carry the window).
+    pub window: Option<sluice_sql::ast::WindowKind>,
 }
 
 /// A column read from record headers: `HEADERS` (all of them, as

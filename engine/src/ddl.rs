@@ -267,6 +267,7 @@ impl Engine {
             timestamp: timestamp_column(props),
             read_only: false,
             headers,
+            window: None,
         };
         if let Some(spec) = &source.timestamp {
             crate::timestamps::check(spec, &source.columns)?;
@@ -295,8 +296,8 @@ impl Engine {
         }
         let planned = self.plan_query(&c.query, &c.name, QueryUse::Persistent)?;
         let source = &planned.source;
-        if source.kind != c.kind {
-            let (produces, wanted) = match source.kind {
+        if planned.kind != c.kind {
+            let (produces, wanted) = match planned.kind {
                 SourceKind::Table => ("TABLE", "CREATE TABLE AS SELECT"),
                 SourceKind::Stream => ("STREAM", "CREATE STREAM AS SELECT"),
             };
@@ -304,7 +305,7 @@ impl Engine {
                 "Invalid result type. Your SELECT query produces a {produces}. Please use {wanted} statement instead."
             ));
         }
-        if source.kind == SourceKind::Table && !c.query.partition_by.is_empty() {
+        if planned.kind == SourceKind::Table && !c.query.partition_by.is_empty() {
             return err("ksqlDB does not support PARTITION BY on a TABLE.");
         }
         let topic = prop_string(&c.properties, "KAFKA_TOPIC").unwrap_or_else(|| c.name.clone());
@@ -316,15 +317,16 @@ impl Engine {
                 source.key_format
             };
         let value_format = value_format.unwrap_or(source.value_format);
-        let sink = self.new_source(
+        let mut sink = self.new_source(
             &c.name,
             c.kind,
             &topic,
-            (planned.pipeline.output.clone(), Vec::new()),
+            (planned.pipeline.result_columns().to_vec(), Vec::new()),
             (key_format, value_format),
             &c.properties,
             (source.key_delimiter, source.value_delimiter),
         )?;
+        sink.window = planned.window;
         let source_partitions = self.log.describe_topic(&source.topic)?.partitions.len() as u32;
         let partitions = prop_string(&c.properties, "PARTITIONS")
             .and_then(|p| p.parse().ok())
@@ -418,7 +420,7 @@ impl Engine {
             ));
         }
         let planned = self.plan_query(q, target, QueryUse::Persistent)?;
-        let result = &planned.pipeline.output;
+        let result = planned.pipeline.result_columns();
         let same = result.len() == sink.columns.len()
             && result
                 .iter()
@@ -455,6 +457,25 @@ impl Engine {
         };
         let mut pipeline = planned.pipeline;
         pipeline.positions = self.start_positions(&id, &planned.source.topic)?;
+        // An aggregation resumes from its last checkpoint: its state and the positions that
+        // go with it.
+        let checkpoints = match pipeline.aggregation.as_mut() {
+            Some(agg) => {
+                if let Some(restored) = crate::aggregate::checkpoint::restore(
+                    self.log.as_ref(),
+                    &id,
+                    &mut agg.aggregation,
+                )? && restored.positions.len() == pipeline.positions.len()
+                {
+                    pipeline.positions = restored.positions;
+                }
+                Some((
+                    crate::aggregate::checkpoint::Checkpointer::default(),
+                    std::time::Instant::now(),
+                ))
+            }
+            None => None,
+        };
         self.add_query(
             PersistentQuery {
                 id,
@@ -464,6 +485,7 @@ impl Engine {
                 sink,
                 pipeline,
                 stats: Arc::new(QueryStats::default()),
+                checkpoints,
             },
             self.current_text.clone(),
         );
@@ -537,6 +559,11 @@ impl Engine {
         for &i in doomed.iter().rev() {
             let q = self.queries.remove(i);
             q.stop();
+            // A terminated query's state goes with it.
+            let state = crate::aggregate::checkpoint::topic(&q.id);
+            if self.log.describe_topic(&state).is_ok() {
+                self.log.delete_topic(&state)?;
+            }
         }
         Ok(match id {
             Some(id) => format!("Query terminated: {}", id.to_uppercase()),

@@ -406,6 +406,15 @@ impl Engine {
         for q in &self.queries {
             q.join();
         }
+        // Queries stepped without threads (`run_until_idle`) leave their state too; threads
+        // checkpoint as they stop.
+        if !self.threaded && self.options.durable {
+            for q in &self.queries {
+                if let Err(e) = q.checkpoint(self.log.as_ref()) {
+                    tracing::error!(query = %q.id, error = %e, "checkpoint at stop failed");
+                }
+            }
+        }
         self.threaded = false;
     }
 }

@@ -20,6 +20,16 @@ impl Engine {
                 };
                 rows.push(vec!["Query ID".into(), q.id.clone()]);
                 rows.push(vec!["Status".into(), q.status().label()]);
+                if let Some((windows, late)) = q.state_summary() {
+                    rows.push(vec![
+                        "State".into(),
+                        format!("{windows} window(s) or group(s) held"),
+                    ]);
+                    rows.push(vec![
+                        "Late records".into(),
+                        format!("{late} dropped (their window had closed)"),
+                    ]);
+                }
                 rows.push(vec![
                     "Statement".into(),
                     q.statement.split_whitespace().collect::<Vec<_>>().join(" "),

@@ -3,6 +3,7 @@
 //! by the command topic, statement execution, persistent and push queries and the threads
 //! that run them, the processing log, and the conformance runner (see docs/engine.md).
 
+mod aggregate;
 pub mod catalog;
 pub mod codec;
 pub mod commands;

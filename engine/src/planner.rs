@@ -240,6 +240,10 @@ pub(crate) enum QueryUse {
 pub(crate) struct Planned {
     pub pipeline: Pipeline,
     pub source: Source,
+    /// What the query produces: a table when it aggregates.
+    pub kind: sluice_sql::ast::SourceKind,
+    /// The windows of a windowed aggregation (its keys are windowed).
+    pub window: Option<sluice_sql::ast::WindowKind>,
 }
 
 impl Engine {
@@ -310,9 +314,6 @@ impl Engine {
         sink: &str,
         usage: QueryUse,
     ) -> Result<Planned, EngineError> {
-        if q.window.is_some() || !q.group_by.is_empty() || q.having.is_some() {
-            return err("windows, GROUP BY and HAVING are not supported yet");
-        }
         let Relation::Source { name, alias } = &q.from else {
             return err("joins are not supported yet");
         };
@@ -350,6 +351,17 @@ impl Engine {
             }
             None => None,
         };
+        if !q.group_by.is_empty() || q.having.is_some() || q.window.is_some() {
+            return self.plan_aggregated(
+                q,
+                source,
+                schema,
+                filter,
+                (&qualifier, &df_schema),
+                sink,
+                usage,
+            );
+        }
         let (items, table_functions) =
             if !q.partition_by.is_empty() && q.select == [SelectItem::Wildcard] {
                 self.repartitioned_wildcard(q, &source, &qualifier, &df_schema)?
@@ -434,7 +446,85 @@ impl Engine {
                     Vec::new()
                 },
                 positions: Vec::new(),
+                aggregation: None,
             },
+            kind: source.kind,
+            window: None,
+            source,
+        })
+    }
+
+    /// Plans a GROUP BY query: the pipeline computes the group-by values and aggregate
+    /// arguments, the aggregation keeps the state and projects what it emits.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_aggregated(
+        &self,
+        q: &Query,
+        source: Source,
+        schema: Arc<Schema>,
+        filter: Option<Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+        (qualifier, df_schema): (&str, &DFSchema),
+        sink: &str,
+        usage: QueryUse,
+    ) -> Result<Planned, EngineError> {
+        if !q.partition_by.is_empty() {
+            return err("PARTITION BY and GROUP BY cannot be used together in one query.");
+        }
+        let planned = self.plan_aggregation(q, &source, qualifier, df_schema, sink, usage)?;
+        let mut read: std::collections::HashSet<String> = std::collections::HashSet::new();
+        if let Some(spec) = &source.timestamp {
+            read.insert(spec.column.clone());
+        }
+        let (output, projection): (Vec<Column>, Vec<_>) =
+            planned.pre_projection.into_iter().unzip();
+        for e in projection.iter().chain(filter.iter()) {
+            for c in datafusion::physical_expr::utils::collect_columns(e) {
+                read.insert(c.name().to_string());
+            }
+        }
+        let group_types = output[..planned.plan.groups]
+            .iter()
+            .map(|c| {
+                arrow_type(&c.ty).ok_or_else(|| EngineError(format!("unsupported type {}", c.ty)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let table = source.kind == sluice_sql::ast::SourceKind::Table;
+        let source_keys = if table {
+            let key_types = source
+                .key_columns()
+                .map(|c| {
+                    arrow_type(&c.ty)
+                        .ok_or_else(|| EngineError(format!("unsupported type {}", c.ty)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let n = key_types.len();
+            Some(crate::aggregate::SourceKeys::new(key_types, 3..3 + n)?)
+        } else {
+            None
+        };
+        let window = planned.plan.window.as_ref().map(|w| w.kind);
+        let aggregation = crate::aggregate::Aggregation::new(planned.plan, group_types, table)?;
+        let mut source_value = Serde::value(&source);
+        source_value.skip_unread(&read);
+        Ok(Planned {
+            pipeline: Pipeline {
+                source_key: Serde::key(&source),
+                source_value,
+                source: source.clone(),
+                filter,
+                projection,
+                input_schema: schema,
+                output,
+                rekeyed: false,
+                exploded: Vec::new(),
+                positions: Vec::new(),
+                aggregation: Some(Box::new(crate::query::Aggregated {
+                    aggregation,
+                    source_keys,
+                })),
+            },
+            kind: sluice_sql::ast::SourceKind::Table,
+            window,
             source,
         })
     }
@@ -665,20 +755,20 @@ fn explain_partition_by_alias(error: EngineError, expr: &sqlast::Expr, q: &Query
 /// ksqlDB's names for unaliased projections that are not plain columns: `s->f` is `F`
 /// (`F_1`, `F_2`, … where that name is taken), anything else `KSQL_COL_n` with the
 /// lowest n no source column already uses.
-struct AliasGenerator {
+pub(crate) struct AliasGenerator {
     used: std::collections::HashSet<String>,
     next_generated: usize,
 }
 
 impl AliasGenerator {
-    fn new(source: &Source) -> Self {
+    pub(crate) fn new(source: &Source) -> Self {
         AliasGenerator {
             used: source.columns.iter().map(|c| c.name.clone()).collect(),
             next_generated: 0,
         }
     }
 
-    fn unique_for(&mut self, expr: &sqlast::Expr) -> String {
+    pub(crate) fn unique_for(&mut self, expr: &sqlast::Expr) -> String {
         if let Some(field) = dereferenced_field(expr) {
             let mut name = field.clone();
             let mut n = 1;
@@ -718,7 +808,7 @@ fn dereferenced_field(expr: &sqlast::Expr) -> Option<String> {
     }
 }
 
-fn column_name(expr: &sqlast::Expr) -> Option<String> {
+pub(crate) fn column_name(expr: &sqlast::Expr) -> Option<String> {
     // Quoted identifiers keep their case; unquoted ones are upper-cased.
     let name = |i: &Ident| match i.quote_style {
         Some(_) => i.value.clone(),

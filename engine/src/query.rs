@@ -50,6 +50,15 @@ pub(crate) struct Pipeline {
     pub rekeyed: bool,
     /// Next offset to read per source partition.
     pub positions: Vec<u64>,
+    /// A GROUP BY query's state: what the pipeline computes goes through it.
+    pub aggregation: Option<Box<Aggregated>>,
+}
+
+/// The stateful stage of an aggregating pipeline.
+pub(crate) struct Aggregated {
+    pub aggregation: crate::aggregate::Aggregation,
+    /// A table source's keys (to take back a row's previous version).
+    pub source_keys: Option<crate::aggregate::SourceKeys>,
 }
 
 /// What one read of one partition produced.
@@ -459,10 +468,31 @@ impl Pipeline {
             .collect()
     }
 
-    /// The Arrow schema of the output columns.
+    /// Folds what a read evaluated into an aggregating pipeline's state: the updates it
+    /// emits replace the read's rows. Other pipelines hand the read back as it is.
+    pub fn aggregate(&mut self, ev: Evaluated, query_id: &str) -> Result<Evaluated, EngineError> {
+        let Some(agg) = self.aggregation.as_mut() else {
+            return Ok(ev);
+        };
+        if let Some(keys) = agg.source_keys.as_mut() {
+            keys.collect_deleted(&ev, &self.source_key)?;
+        }
+        agg.aggregation
+            .apply(ev, agg.source_keys.as_ref(), query_id)
+    }
+
+    /// The query's result columns (an aggregation's, else the projection's).
+    pub fn result_columns(&self) -> &[Column] {
+        match &self.aggregation {
+            Some(a) => &a.aggregation.plan.output,
+            None => &self.output,
+        }
+    }
+
+    /// The Arrow schema of the result columns.
     pub fn output_schema(&self) -> Result<Arc<Schema>, EngineError> {
         let fields = self
-            .output
+            .result_columns()
             .iter()
             .map(|c| {
                 arrow_type(&c.ty)
@@ -497,6 +527,30 @@ fn times_and_offsets(batch: &RecordBatch) -> Result<(&Int64Array, &Int64Array), 
             .ok_or_else(|| EngineError("pseudo-columns are not BIGINT columns".into()))
     };
     Ok((column(0)?, column(2)?))
+}
+
+/// A windowed aggregation's key as Kafka Streams writes it: the key's bytes, then the window
+/// start (8 bytes, big-endian) for time windows, or the end then the start for sessions.
+fn windowed_key(
+    key: Option<Vec<u8>>,
+    kind: &sluice_sql::ast::WindowKind,
+    aggregated: &RecordBatch,
+    row: usize,
+) -> Result<Vec<u8>, EngineError> {
+    let bound = |i: usize| {
+        aggregated
+            .column(i)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .map(|a| a.value(row))
+            .ok_or_else(|| EngineError("window bounds are not BIGINT".into()))
+    };
+    let mut k = key.unwrap_or_default();
+    if matches!(kind, sluice_sql::ast::WindowKind::Session { .. }) {
+        k.extend_from_slice(&bound(4)?.to_be_bytes());
+    }
+    k.extend_from_slice(&bound(3)?.to_be_bytes());
+    Ok(k)
 }
 
 /// A row's input values as text, for the processing log.
@@ -542,7 +596,16 @@ pub(crate) struct PersistentQuery {
     /// Partitions of the sink topic (fixed once the topic exists).
     pub sink_partitions: u32,
     pub stats: Arc<QueryStats>,
+    /// An aggregating query's checkpoints (state with positions) and when it last wrote one.
+    pub checkpoints: Option<(
+        crate::aggregate::checkpoint::Checkpointer,
+        std::time::Instant,
+    )>,
 }
+
+/// How often an aggregating query checkpoints its state while it makes progress (ksqlDB's
+/// default `commit.interval.ms`).
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl PersistentQuery {
     /// One step: everything each partition holds now, written to the sink, positions
@@ -557,8 +620,17 @@ impl PersistentQuery {
             let Some(ev) = self.pipeline.poll_partition(log, p, &self.id)? else {
                 continue;
             };
+            let ev = self.pipeline.aggregate(ev, &self.id)?;
             self.write(log, &ev, processing_log)?;
             self.pipeline.positions[p as usize] = ev.next;
+            self.stats
+                .records_in
+                .fetch_add(ev.read as u64, Ordering::Relaxed);
+            progressed = true;
+            if self.checkpoints.is_some() {
+                // Positions are committed with the state they go with (`checkpoint`).
+                continue;
+            }
             log.commit_offsets(
                 &self.id,
                 &[CommittedOffset {
@@ -569,12 +641,42 @@ impl PersistentQuery {
                     commit_timestamp: now_ms(),
                 }],
             )?;
-            self.stats
-                .records_in
-                .fetch_add(ev.read as u64, Ordering::Relaxed);
-            progressed = true;
+        }
+        if progressed
+            && let Some((_, last)) = &self.checkpoints
+            && last.elapsed() >= CHECKPOINT_INTERVAL
+        {
+            self.checkpoint(log)?;
         }
         Ok(progressed)
+    }
+
+    /// Writes an aggregating query's state with its positions, then commits the positions
+    /// (so `SHOW QUERIES` lag and consumer-group tools see them). Nothing for other queries.
+    pub fn checkpoint(&mut self, log: &dyn EventLog) -> Result<(), EngineError> {
+        let (Some((checkpointer, last)), Some(agg)) = (
+            self.checkpoints.as_mut(),
+            self.pipeline.aggregation.as_ref(),
+        ) else {
+            return Ok(());
+        };
+        checkpointer.write(log, &self.id, &agg.aggregation, &self.pipeline.positions)?;
+        *last = std::time::Instant::now();
+        let offsets: Vec<CommittedOffset> = self
+            .pipeline
+            .positions
+            .iter()
+            .enumerate()
+            .map(|(p, &offset)| CommittedOffset {
+                topic: self.pipeline.source.topic.clone(),
+                partition: p as u32,
+                offset,
+                metadata: String::new(),
+                commit_timestamp: now_ms(),
+            })
+            .collect();
+        log.commit_offsets(&self.id, &offsets)?;
+        Ok(())
     }
 
     fn write(
@@ -627,6 +729,10 @@ impl PersistentQuery {
                     Ok(None)
                 } else {
                     self.sink_key.encode(&outputs[..nkeys], row)
+                };
+                let key = match (key, &self.sink.window) {
+                    (Ok(k), Some(kind)) => Ok(Some(windowed_key(k, kind, batch, row)?)),
+                    (k, _) => k,
                 };
                 let value = if null_value {
                     Ok(None)
@@ -712,7 +818,7 @@ impl PushQuery {
     /// The output columns' names and types.
     pub fn columns(&self) -> Vec<(String, String)> {
         self.pipeline
-            .output
+            .result_columns()
             .iter()
             .map(|c| (c.name.clone(), c.ty.to_string()))
             .collect()
@@ -760,6 +866,7 @@ impl PushQuery {
             else {
                 continue;
             };
+            let ev = self.pipeline.aggregate(ev, &self.id)?;
             self.pipeline.positions[p as usize] = ev.next;
             if !ev.errors.is_empty() {
                 self.processing_log.write(self.log.as_ref(), &ev.errors);

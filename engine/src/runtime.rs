@@ -171,6 +171,24 @@ impl QueryHandle {
                 }
             }
         }
+        // A clean stop leaves the newest state behind, so the next start replays nothing.
+        if let Err(e) = self.lock().checkpoint(log) {
+            tracing::error!(query = %self.id, error = %e, "checkpoint at stop failed");
+        }
+    }
+
+    /// An aggregating query's windows (or groups) in memory and late records dropped.
+    pub fn state_summary(&self) -> Option<(usize, u64)> {
+        self.lock()
+            .pipeline
+            .aggregation
+            .as_ref()
+            .map(|a| (a.aggregation.state_size(), a.aggregation.late_records))
+    }
+
+    /// Checkpoints an aggregating query's state now (a host stopping without threads).
+    pub fn checkpoint(&self, log: &dyn EventLog) -> Result<(), EngineError> {
+        self.lock().checkpoint(log)
     }
 
     /// Stops the thread after its current step and waits for it.

@@ -372,6 +372,44 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// A windowed sink's key split into the inner key and its window (Kafka Streams' layout:
+/// the start for time windows, the end then the start for sessions, 8 bytes big-endian).
+fn split_window<'a>(
+    key: Option<&'a [u8]>,
+    sink: Option<&Source>,
+) -> (Option<&'a [u8]>, Option<super::model::WindowSpec>) {
+    use sluice_sql::ast::WindowKind;
+    let (Some(key), Some(kind)) = (key, sink.and_then(|s| s.window)) else {
+        return (key, None);
+    };
+    let be = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    let spec = match kind {
+        WindowKind::Session { .. } if key.len() >= 16 => {
+            let at = key.len() - 16;
+            let spec = super::model::WindowSpec {
+                start: be(&key[at + 8..]),
+                end: be(&key[at..at + 8]),
+                session: true,
+            };
+            return (Some(&key[..at]), Some(spec));
+        }
+        WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } if key.len() >= 8 => {
+            let at = key.len() - 8;
+            let start = be(&key[at..]);
+            (
+                at,
+                super::model::WindowSpec {
+                    start,
+                    end: start + size.millis as i64,
+                    session: false,
+                },
+            )
+        }
+        _ => return (Some(key), None),
+    };
+    (Some(&key[..spec.0]), Some(spec.1))
+}
+
 fn read_topic(
     log: &Arc<dyn EventLog>,
     topic: &str,
@@ -398,9 +436,10 @@ fn read_topic(
                     if (rec.offset as u64) < offset {
                         return Ok(());
                     }
+                    let (key_bytes, window) = split_window(rec.key, sink);
                     let (key, value) = match &serdes {
                         Some((k, v)) => (
-                            deserialize(k, true, rec.key),
+                            deserialize(k, true, key_bytes),
                             deserialize(v, false, rec.value),
                         ),
                         None => (
@@ -427,7 +466,7 @@ fn read_topic(
                             key,
                             value,
                             timestamp: Some(rec.timestamp),
-                            window: None,
+                            window,
                             headers: Some(headers?),
                         }),
                         (Err(e), _) | (_, Err(e)) => failure = Some(e),

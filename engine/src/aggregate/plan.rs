@@ -1,0 +1,439 @@
+//! Planning `SELECT … [WINDOW …] GROUP BY … [HAVING …]`: the pipeline before the state
+//! (WHERE, then the group-by expressions and each aggregate's arguments over the input), the
+//! aggregates resolved against their argument types, and the projection and HAVING planned
+//! over the aggregated row (`ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND`,
+//! group columns, aggregate results). Aggregate calls in the projection and HAVING become
+//! references to their result column, and expressions equal to a group-by expression
+//! references to its group column, before DataFusion plans them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::{Expr as DfExpr, ExprSchemable};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::sql::sqlparser::ast::{self as sqlast, Ident, VisitMut, VisitorMut};
+use sluice_sql::ast::{Emit, Query, SelectItem, Window};
+
+use super::functions::{self, Aggregate};
+use crate::catalog::{Column, Source};
+use crate::engine::{Engine, EngineError, err};
+use crate::planner::{AliasGenerator, QueryUse, column_name};
+use crate::schema::{arrow_type, sql_type};
+
+/// One aggregate call: the function and where its arguments are in the pipeline's output.
+pub(crate) struct AggregateCall {
+    pub function: Aggregate,
+    pub args: Vec<usize>,
+}
+
+/// The planned stateful part of a GROUP BY query.
+pub(crate) struct AggregatePlan {
+    /// How many leading pipeline outputs are the group-by expressions.
+    pub groups: usize,
+    pub calls: Vec<AggregateCall>,
+    pub window: Option<Window>,
+    pub emit_final: bool,
+    /// Schema of the aggregated row the projection and HAVING read.
+    pub aggregated_schema: Arc<Schema>,
+    /// One expression per output column over the aggregated row.
+    pub projection: Vec<Arc<dyn PhysicalExpr>>,
+    pub having: Option<Arc<dyn PhysicalExpr>>,
+    /// The output columns, key (the group-by columns) first.
+    pub output: Vec<Column>,
+}
+
+/// What planning the aggregation hands back to the query planner: the pipeline's own
+/// projection (group-by expressions then aggregate arguments) and the stateful part.
+pub(crate) struct PlannedAggregation {
+    pub pre_projection: Vec<(Column, Arc<dyn PhysicalExpr>)>,
+    pub plan: AggregatePlan,
+}
+
+/// Upper-cases unquoted identifiers and drops the source qualifier, so two spellings of an
+/// expression compare equal as text.
+struct Canonical<'a> {
+    qualifier: &'a str,
+}
+
+impl VisitorMut for Canonical<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, expr: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+        let fix = |i: &mut Ident| {
+            if i.quote_style.is_none() {
+                i.value = i.value.to_uppercase();
+            }
+            i.quote_style = None;
+        };
+        match expr {
+            sqlast::Expr::Identifier(i) => fix(i),
+            sqlast::Expr::CompoundIdentifier(parts) => {
+                parts.iter_mut().for_each(fix);
+                if parts.len() == 2 && parts[0].value == self.qualifier {
+                    *expr = sqlast::Expr::Identifier(parts[1].clone());
+                }
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+fn canonical(e: &sqlast::Expr, qualifier: &str) -> String {
+    let mut e = e.clone();
+    let _ = e.visit(&mut Canonical { qualifier });
+    e.to_string()
+}
+
+fn quoted(name: &str) -> sqlast::Expr {
+    sqlast::Expr::Identifier(Ident::with_quote('"', name))
+}
+
+/// Replaces aggregate calls with references to their result columns (collecting the calls)
+/// and group-by expressions with references to their group columns.
+struct Rewrite<'a> {
+    qualifier: &'a str,
+    /// Canonical text of each group-by expression with its group column's name.
+    groups: &'a [(String, String)],
+    /// Aggregate calls found so far: canonical text, the call.
+    calls: Vec<(String, sqlast::Function)>,
+    error: Option<String>,
+}
+
+impl VisitorMut for Rewrite<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, expr: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+        let text = canonical(expr, self.qualifier);
+        if let Some((_, name)) = self.groups.iter().find(|(g, _)| *g == text) {
+            *expr = quoted(name);
+            return std::ops::ControlFlow::Continue(());
+        }
+        if let sqlast::Expr::Function(f) = expr
+            && functions::is_aggregate(&f.name.to_string())
+        {
+            let index = match self.calls.iter().position(|(t, _)| *t == text) {
+                Some(i) => i,
+                None => {
+                    let mut inner = Rewrite {
+                        qualifier: self.qualifier,
+                        groups: &[],
+                        calls: Vec::new(),
+                        error: None,
+                    };
+                    let mut args = f.args.clone();
+                    let _ = args.visit(&mut inner);
+                    if !inner.calls.is_empty() {
+                        self.error = Some(format!(
+                            "Aggregate functions can not be nested: {}({})",
+                            f.name, inner.calls[0].1
+                        ));
+                    }
+                    self.calls.push((text, f.clone()));
+                    self.calls.len() - 1
+                }
+            };
+            *expr = quoted(&format!("KSQL_AGG_VARIABLE_{index}"));
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+impl Engine {
+    /// Plans the aggregation of `q` over `source` (input schema `df_schema`).
+    pub(crate) fn plan_aggregation(
+        &self,
+        q: &Query,
+        source: &Source,
+        qualifier: &str,
+        df_schema: &DFSchema,
+        sink: &str,
+        usage: QueryUse,
+    ) -> Result<PlannedAggregation, EngineError> {
+        if q.group_by.is_empty() {
+            return err("Aggregate functions need a GROUP BY clause.");
+        }
+        if q.emit == Some(Emit::Final) && q.window.is_none() {
+            return err("EMIT FINAL is only supported for windowed aggregations.");
+        }
+        // The group columns: a column keeps its name, other expressions get internal names
+        // (the projection names them).
+        let mut groups: Vec<(String, String)> = Vec::new();
+        let mut pre: Vec<(Column, Arc<dyn PhysicalExpr>)> = Vec::new();
+        let mut group_fields: Vec<Field> = Vec::new();
+        for (i, g) in q.group_by.iter().enumerate() {
+            let planned = self.plan_expr(g, df_schema, "GROUP BY")?;
+            let dt = planned.get_type(df_schema)?;
+            let name = column_name(g).unwrap_or_else(|| format!("KSQL_GROUP_{i}"));
+            let ty = sql_type(&dt)
+                .ok_or_else(|| EngineError(format!("unsupported GROUP BY type {dt}")))?;
+            groups.push((canonical(g, qualifier), name.clone()));
+            group_fields.push(Field::new(&name, dt, true));
+            pre.push((
+                Column {
+                    name,
+                    ty,
+                    key: true,
+                },
+                self.ctx.create_physical_expr(planned, df_schema)?,
+            ));
+        }
+        // The projection and HAVING with aggregate calls and group expressions replaced.
+        let mut rewrite = Rewrite {
+            qualifier,
+            groups: &groups,
+            calls: Vec::new(),
+            error: None,
+        };
+        let mut items: Vec<(Option<String>, sqlast::Expr, sqlast::Expr)> = Vec::new();
+        for item in &q.select {
+            match item {
+                SelectItem::Expr { expr, alias } => {
+                    let mut e = expr.clone();
+                    let _ = e.visit(&mut rewrite);
+                    items.push((alias.clone(), expr.clone(), e));
+                }
+                _ => {
+                    return err(
+                        "Non-aggregate SELECT expression(s) not part of GROUP BY: SELECT * in an aggregation",
+                    );
+                }
+            }
+        }
+        let having = q.having.clone().map(|mut h| {
+            let _ = h.visit(&mut rewrite);
+            h
+        });
+        if let Some(e) = rewrite.error.take() {
+            return err(e);
+        }
+        if rewrite.calls.is_empty() && q.having.is_none() && items.is_empty() {
+            return err("GROUP BY requires an aggregate or a projection");
+        }
+        // Each aggregate's column arguments join the pipeline's projection.
+        let mut calls = Vec::new();
+        let mut agg_fields = Vec::new();
+        for (i, (_, f)) in rewrite.calls.iter().enumerate() {
+            let name = f.name.to_string().to_uppercase();
+            let mut arg_exprs: Vec<&sqlast::Expr> = Vec::new();
+            if let sqlast::FunctionArguments::List(list) = &f.args {
+                for a in &list.args {
+                    match a {
+                        sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(e)) => {
+                            arg_exprs.push(e)
+                        }
+                        sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Wildcard)
+                            if name == "COUNT" => {}
+                        other => return err(format!("unsupported aggregate argument {other}")),
+                    }
+                }
+            }
+            // `COUNT(1)` counts rows like `COUNT(*)`.
+            if name == "COUNT"
+                && matches!(arg_exprs.as_slice(), [sqlast::Expr::Value(v)] if !matches!(v.value, sqlast::Value::Null))
+            {
+                arg_exprs.clear();
+            }
+            let takes_params = matches!(
+                name.as_str(),
+                "TOPK" | "TOPKDISTINCT" | "EARLIEST_BY_OFFSET" | "LATEST_BY_OFFSET"
+            );
+            let mut columns = Vec::new();
+            let mut params = Vec::new();
+            for (n, a) in arg_exprs.iter().enumerate() {
+                if takes_params && n > 0 {
+                    params.push(literal(a)?);
+                } else {
+                    columns.push(*a);
+                }
+            }
+            let mut arg_types = Vec::new();
+            let mut positions = Vec::new();
+            for (n, a) in columns.iter().enumerate() {
+                let planned = self.plan_expr(a, df_schema, "SELECT")?;
+                let dt = planned.get_type(df_schema)?;
+                // An untyped literal (`SUM(2)`) is an INTEGER in ksqlDB.
+                let (planned, dt) = match &planned {
+                    DfExpr::Literal(ScalarValue::Int64(_), _) => (
+                        DfExpr::Cast(datafusion::logical_expr::Cast::new(
+                            Box::new(planned.clone()),
+                            DataType::Int32,
+                        )),
+                        DataType::Int32,
+                    ),
+                    _ => (planned, dt),
+                };
+                let ty = sql_type(&dt).ok_or_else(|| {
+                    EngineError(format!("unsupported aggregate argument type {dt}"))
+                })?;
+                positions.push(pre.len());
+                arg_types.push(dt);
+                pre.push((
+                    Column {
+                        name: format!("KSQL_AGG_{i}_ARG_{n}"),
+                        ty,
+                        key: false,
+                    },
+                    self.ctx.create_physical_expr(planned, df_schema)?,
+                ));
+            }
+            let function = functions::resolve(&name, &arg_types, &params).map_err(EngineError)?;
+            if source.kind == sluice_sql::ast::SourceKind::Table && !function.undoable {
+                return err(format!(
+                    "The aggregation functions {name} cannot be applied to a table source, only to a stream source."
+                ));
+            }
+            agg_fields.push(Field::new(
+                format!("KSQL_AGG_VARIABLE_{i}"),
+                function.return_type.clone(),
+                true,
+            ));
+            calls.push(AggregateCall {
+                function,
+                args: positions,
+            });
+        }
+        let mut fields: Vec<Field> = vec![
+            Field::new("ROWTIME", DataType::Int64, true),
+            Field::new("ROWPARTITION", DataType::Int32, true),
+            Field::new("ROWOFFSET", DataType::Int64, true),
+            Field::new("WINDOWSTART", DataType::Int64, true),
+            Field::new("WINDOWEND", DataType::Int64, true),
+        ];
+        fields.extend(group_fields);
+        fields.extend(agg_fields);
+        let aggregated_schema = Arc::new(Schema::new(fields));
+        let agg_df = DFSchema::try_from_qualified_schema(
+            datafusion::common::TableReference::bare(qualifier),
+            &aggregated_schema,
+        )?;
+        // The output: group columns named by the projection are the key.
+        let mut names = AliasGenerator::new(source);
+        let mut planned_items: Vec<(String, DfExpr, Option<usize>)> = Vec::new();
+        for (alias, original, rewritten) in &items {
+            let e = self
+                .plan_expr(rewritten, &agg_df, "SELECT")
+                .map_err(|e| not_grouped(e, original))?;
+            if q.window.is_none()
+                && let Some(n) = column_name(rewritten)
+                && (n == "WINDOWSTART" || n == "WINDOWEND")
+            {
+                return err(format!(
+                    "SELECT column '{n}' cannot be resolved: {n} exists only in windowed aggregations."
+                ));
+            }
+            let group = match rewritten {
+                sqlast::Expr::Identifier(i) => groups.iter().position(|(_, g)| *g == i.value),
+                _ => None,
+            };
+            let name = match alias {
+                Some(a) => a.clone(),
+                None => match column_name(original) {
+                    Some(n) => n,
+                    None => names.unique_for(original),
+                },
+            };
+            planned_items.push((name, e, group));
+        }
+        let mut order: Vec<(usize, bool)> = Vec::new();
+        for (g, (_, gname)) in groups.iter().enumerate() {
+            match planned_items
+                .iter()
+                .position(|(_, _, group)| *group == Some(g))
+            {
+                Some(i) => order.push((i, true)),
+                None if usage == QueryUse::Push => {}
+                None => {
+                    return err(format!(
+                        "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the grouping expression {} in its projection (eg, SELECT {gname}...).",
+                        q.group_by[g]
+                    ));
+                }
+            }
+        }
+        for i in 0..planned_items.len() {
+            if !order.iter().any(|(j, _)| *j == i) {
+                order.push((i, false));
+            }
+        }
+        let mut output = Vec::new();
+        let mut projection = Vec::new();
+        for (i, key) in order {
+            let (name, e, _) = &planned_items[i];
+            if output.iter().any(|c: &Column| &c.name == name) {
+                return err(format!("Duplicate value columns found in schema: `{name}`"));
+            }
+            let dt = e.get_type(&agg_df)?;
+            if dt == DataType::Null {
+                return err(
+                    "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
+                );
+            }
+            let ty = sql_type(&dt)
+                .ok_or_else(|| EngineError(format!("unsupported result type {dt}")))?;
+            let e = match arrow_type(&ty) {
+                Some(wanted) if wanted != dt => DfExpr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(e.clone()),
+                    wanted,
+                )),
+                _ => e.clone(),
+            };
+            output.push(Column {
+                name: name.clone(),
+                ty,
+                key,
+            });
+            projection.push(self.ctx.create_physical_expr(e, &agg_df)?);
+        }
+        let having = match having {
+            Some(h) => {
+                let e = self.plan_expr(&h, &agg_df, "HAVING")?;
+                Some(self.ctx.create_physical_expr(e, &agg_df)?)
+            }
+            None => None,
+        };
+        Ok(PlannedAggregation {
+            pre_projection: pre,
+            plan: AggregatePlan {
+                groups: groups.len(),
+                calls,
+                // EMIT FINAL windows close at their end unless they name a grace period.
+                window: q.window.clone().map(|mut w| {
+                    if q.emit == Some(Emit::Final) && w.grace.is_none() {
+                        w.grace = Some(sluice_sql::ast::Duration { millis: 0 });
+                    }
+                    w
+                }),
+                emit_final: q.emit == Some(Emit::Final),
+                aggregated_schema,
+                projection,
+                having,
+                output,
+            },
+        })
+    }
+}
+
+/// A literal parameter of an aggregate (TOPK's k, …).
+fn literal(e: &sqlast::Expr) -> Result<ScalarValue, EngineError> {
+    let sqlast::Expr::Value(v) = e else {
+        return err(format!("{e} must be a literal"));
+    };
+    Ok(match &v.value {
+        sqlast::Value::Number(n, _) => ScalarValue::Int64(Some(
+            n.parse()
+                .map_err(|_| EngineError(format!("{n} is not an integer")))?,
+        )),
+        sqlast::Value::Boolean(b) => ScalarValue::Boolean(Some(*b)),
+        other => return err(format!("{other} is not a valid aggregate parameter")),
+    })
+}
+
+/// A projection that reads a column neither grouped nor aggregated, in ksqlDB's words.
+fn not_grouped(e: EngineError, original: &sqlast::Expr) -> EngineError {
+    if e.0.contains("cannot be resolved") {
+        return EngineError(format!(
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: {original}"
+        ));
+    }
+    e
+}
