@@ -32,6 +32,9 @@ use crate::schema::arrow_type;
 /// queries sharing a thread take turns.
 const READ_BYTES: usize = 4 << 20;
 
+/// Largest batch a query appends to its sink (a topic takes up to about 1 MB by default).
+const SINK_BATCH_BYTES: usize = 512 * 1024;
+
 /// The planned part of a query: its source, how to decode it, WHERE and the projection.
 pub(crate) struct Pipeline {
     pub source: Source,
@@ -777,13 +780,22 @@ impl PersistentQuery {
             if let Some(hs) = ev.headers.get(offset) {
                 header_refs.extend(hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
             }
-            builders
+            let b = builders
                 .entry(p)
-                .or_insert_with(|| BatchBuilder::new(Compression::None))
-                .push(*ts, key.as_deref(), value.as_deref(), &header_refs);
+                .or_insert_with(|| BatchBuilder::new(Compression::None));
+            b.push(*ts, key.as_deref(), value.as_deref(), &header_refs);
+            // Batches stay well under the topic's largest message.
+            if b.size_estimate() >= SINK_BATCH_BYTES {
+                let full = std::mem::replace(b, BatchBuilder::new(Compression::None));
+                let mut bytes = full.finish()?;
+                log.append(&self.sink.topic, p, &mut bytes)?;
+            }
         }
         let written = out.len() as u64;
         for (p, b) in builders {
+            if b.is_empty() {
+                continue;
+            }
             let mut bytes = b.finish()?;
             log.append(&self.sink.topic, p, &mut bytes)?;
         }

@@ -329,16 +329,16 @@ impl PartitionLog {
         next_offset: u64,
         incoming_ts: i64,
     ) -> Result<()> {
-        let now = now_ms();
         let active = st.active();
         if active.is_empty() {
             return Ok(());
         }
         let too_big = active.size + incoming > c.segment_bytes;
+        // As Kafka: by record time (the incoming batch's against the segment's first), so
+        // records carrying old event times do not roll a segment per append.
         let too_old = active
             .first_batch_timestamp
-            .is_some_and(|t| now.saturating_sub(t) > c.segment_ms);
-        let _ = incoming_ts;
+            .is_some_and(|t| incoming_ts.saturating_sub(t) > c.segment_ms);
         let too_far = next_offset - active.base > u64::from(u32::MAX / 2);
         if too_big || too_old || too_far {
             self.roll(st)?;

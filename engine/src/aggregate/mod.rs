@@ -17,7 +17,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch,
 };
-use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use sluice_sql::ast::WindowKind;
 
@@ -49,24 +49,126 @@ struct TableRow {
 /// A group's window: (group key, start, end).
 type WindowRef = (Box<[u8]>, i64, i64);
 
-/// One emitted update before projection.
-struct Update {
-    time: i64,
-    partition: i32,
-    group: Box<[u8]>,
-    start: i64,
-    end: i64,
-    /// `None`: a deleted window (a merged session).
-    values: Option<Vec<ScalarValue>>,
+/// The updates a read emits before projection, column by column (no allocation per
+/// update): time, partition, group key bytes, window bounds and each call's result.
+struct Updates {
+    time: Vec<i64>,
+    partition: Vec<i32>,
+    group_bytes: Vec<u8>,
+    /// End of each update's group key in `group_bytes`.
+    group_ends: Vec<usize>,
+    start: Vec<i64>,
+    end: Vec<i64>,
+    /// A deleted window (a merged session) rather than a result.
+    deleted: Vec<bool>,
     /// For a deleted window: whether it was shown downstream.
-    was_shown: bool,
+    was_shown: Vec<bool>,
+    /// Per aggregate call, its result of each update (null for deleted windows).
+    values: Vec<Vec<ScalarValue>>,
+    /// Per aggregate call, its null.
+    nulls: Vec<ScalarValue>,
+}
+
+impl Updates {
+    fn new(plan: &AggregatePlan) -> Updates {
+        Updates {
+            time: Vec::new(),
+            partition: Vec::new(),
+            group_bytes: Vec::new(),
+            group_ends: Vec::new(),
+            start: Vec::new(),
+            end: Vec::new(),
+            deleted: Vec::new(),
+            was_shown: Vec::new(),
+            values: plan.calls.iter().map(|_| Vec::new()).collect(),
+            nulls: plan
+                .calls
+                .iter()
+                .map(|c| {
+                    ScalarValue::try_from(&c.function.return_type).unwrap_or(ScalarValue::Null)
+                })
+                .collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    fn group(&self, i: usize) -> &[u8] {
+        let from = if i == 0 { 0 } else { self.group_ends[i - 1] };
+        &self.group_bytes[from..self.group_ends[i]]
+    }
+
+    fn push_row(&mut self, time: i64, partition: i32, group: &[u8], start: i64, end: i64) {
+        self.time.push(time);
+        self.partition.push(partition);
+        self.group_bytes.extend_from_slice(group);
+        self.group_ends.push(self.group_bytes.len());
+        self.start.push(start);
+        self.end.push(end);
+    }
+
+    /// A slot's current result.
+    fn push_slot(&mut self, partition: i32, group: &[u8], slot: &Slot) {
+        self.push_row(slot.time, partition, group, slot.start, slot.end);
+        self.deleted.push(false);
+        self.was_shown.push(false);
+        for (column, acc) in self.values.iter_mut().zip(&slot.accumulators) {
+            column.push(acc.value());
+        }
+    }
+
+    /// A window that is gone (merged into another session).
+    fn push_deleted(&mut self, partition: i32, group: &[u8], slot: &Slot) {
+        self.push_row(slot.end, partition, group, slot.start, slot.end);
+        self.deleted.push(true);
+        self.was_shown.push(slot.visible);
+        for (column, null) in self.values.iter_mut().zip(&self.nulls) {
+            column.push(null.clone());
+        }
+    }
+
+    fn truncate(&mut self, n: usize) {
+        if n >= self.len() {
+            return;
+        }
+        self.time.truncate(n);
+        self.partition.truncate(n);
+        let bytes = if n == 0 { 0 } else { self.group_ends[n - 1] };
+        self.group_bytes.truncate(bytes);
+        self.group_ends.truncate(n);
+        self.start.truncate(n);
+        self.end.truncate(n);
+        self.deleted.truncate(n);
+        self.was_shown.truncate(n);
+        for v in &mut self.values {
+            v.truncate(n);
+        }
+    }
+
+    fn append(&mut self, other: &mut Updates) {
+        let base = self.group_bytes.len();
+        self.time.append(&mut other.time);
+        self.partition.append(&mut other.partition);
+        self.group_bytes.append(&mut other.group_bytes);
+        self.group_ends
+            .extend(other.group_ends.drain(..).map(|e| e + base));
+        self.start.append(&mut other.start);
+        self.end.append(&mut other.end);
+        self.deleted.append(&mut other.deleted);
+        self.was_shown.append(&mut other.was_shown);
+        for (a, b) in self.values.iter_mut().zip(&mut other.values) {
+            a.append(b);
+        }
+    }
 }
 
 /// The state and changelog of one aggregation.
 pub(crate) struct Aggregation {
     pub plan: AggregatePlan,
     converter: RowConverter,
-    groups: HashMap<Box<[u8]>, Vec<Slot>>,
+    groups: datafusion::common::HashMap<Vec<u8>, Vec<Slot>>,
     /// The largest record time seen (Kafka Streams' stream time).
     stream_time: i64,
     /// Windows whose state may go, by the stream time that frees them.
@@ -101,7 +203,7 @@ impl Aggregation {
         Ok(Aggregation {
             plan,
             converter,
-            groups: HashMap::new(),
+            groups: datafusion::common::HashMap::default(),
             stream_time: i64::MIN,
             expiries: BTreeMap::new(),
             closings: BTreeMap::new(),
@@ -128,7 +230,7 @@ impl Aggregation {
         source_keys: Option<&SourceKeys>,
         query_id: &str,
     ) -> Result<Evaluated, EngineError> {
-        let mut updates: Vec<Update> = Vec::new();
+        let mut updates = Updates::new(&self.plan);
         let partition = ev.partition as i32;
         let mut errors = std::mem::take(&mut ev.errors);
         match (&mut self.table_rows, source_keys) {
@@ -166,7 +268,7 @@ impl Aggregation {
         &mut self,
         input: AggregateInput<'_>,
         partition: i32,
-        updates: &mut Vec<Update>,
+        updates: &mut Updates,
         errors: &mut Vec<ProcessingError>,
         query_id: &str,
     ) -> Result<(), EngineError> {
@@ -219,21 +321,14 @@ impl Aggregation {
         args: &[Vec<ArrayRef>],
         row: usize,
         partition: i32,
-        updates: &mut Vec<Update>,
+        updates: &mut Updates,
     ) -> Result<(), String> {
         let Some(w) = self.plan.window.clone() else {
+            let shown = self.plan.having.is_none();
             let slot = self.slot(key, 0, 0);
-            let result = add_to(slot, args, row, time);
-            let (t, values) = (slot.time, result?);
-            updates.push(Update {
-                time: t,
-                partition,
-                group: key.into(),
-                start: 0,
-                end: 0,
-                values: Some(values),
-                was_shown: false,
-            });
+            add_to(slot, args, row, time)?;
+            slot.visible |= shown;
+            updates.push_slot(partition, key, slot);
             return Ok(());
         };
         self.stream_time = self.stream_time.max(time);
@@ -252,39 +347,47 @@ impl Aggregation {
         window::time_windows(&w.kind, time, &mut windows);
         let emitted_before = updates.len();
         let mut late = false;
+        let shown = self.plan.having.is_none() && !self.plan.emit_final;
+        // One lookup of the group for all its windows.
+        let slots = self.groups.entry_ref(key).or_default();
         for &(start, end) in &windows {
             if end <= close_before {
                 late = true;
                 continue;
             }
-            let fresh = !self
-                .groups
-                .get(key)
-                .is_some_and(|s| s.iter().any(|s| s.start == start));
-            if fresh {
-                self.expiries
-                    .entry(window::expiry(&w, start, end))
-                    .or_default()
-                    .push((key.into(), start, end));
-                if self.plan.emit_final {
-                    self.closings
-                        .entry(start)
+            let i = match slots.iter().rposition(|s| s.start == start) {
+                Some(i) => i,
+                None => {
+                    self.expiries
+                        .entry(window::expiry(&w, start, end))
                         .or_default()
                         .push((key.into(), start, end));
+                    if self.plan.emit_final {
+                        self.closings
+                            .entry(start)
+                            .or_default()
+                            .push((key.into(), start, end));
+                    }
+                    slots.push(Slot {
+                        start,
+                        end,
+                        time: i64::MIN,
+                        visible: false,
+                        accumulators: self
+                            .plan
+                            .calls
+                            .iter()
+                            .map(|c| c.function.accumulator())
+                            .collect(),
+                    });
+                    slots.len() - 1
                 }
-            }
+            };
             self.latest_start = self.latest_start.max(start);
-            let slot = self.slot(key, start, end);
-            let values = add_to(slot, args, row, time)?;
-            updates.push(Update {
-                time: slot.time,
-                partition,
-                group: key.into(),
-                start,
-                end,
-                values: Some(values),
-                was_shown: false,
-            });
+            let slot = &mut slots[i];
+            add_to(slot, args, row, time)?;
+            slot.visible |= shown;
+            updates.push_slot(partition, key, slot);
         }
         self.windows = windows;
         if late {
@@ -308,13 +411,13 @@ impl Aggregation {
         args: &[Vec<ArrayRef>],
         row: usize,
         partition: i32,
-        updates: &mut Vec<Update>,
+        updates: &mut Updates,
     ) -> Result<(), String> {
         let Some(w) = self.plan.window.clone() else {
             return Ok(());
         };
         let close_before = self.stream_time.saturating_sub(window::grace(&w));
-        let sessions = self.groups.entry(key.into()).or_default();
+        let sessions = self.groups.entry_ref(key).or_default();
         let (mut start, mut end) = (time, time);
         let mut merged: Vec<Slot> = Vec::new();
         let mut i = 0;
@@ -351,27 +454,12 @@ impl Aggregation {
             for (acc, o) in slot.accumulators.iter_mut().zip(&old.accumulators) {
                 acc.merge(&o.state())?;
             }
-            updates.push(Update {
-                time: old.end,
-                partition,
-                group: key.into(),
-                start: old.start,
-                end: old.end,
-                values: None,
-                was_shown: old.visible,
-            });
+            updates.push_deleted(partition, key, old);
         }
-        let values = add_to(&mut slot, args, row, time)?;
+        add_to(&mut slot, args, row, time)?;
         slot.time = end;
-        updates.push(Update {
-            time: end,
-            partition,
-            group: key.into(),
-            start,
-            end,
-            values: Some(values),
-            was_shown: false,
-        });
+        slot.visible = self.plan.having.is_none() && !self.plan.emit_final;
+        updates.push_slot(partition, key, &slot);
         self.expiries
             .entry(window::expiry(&w, start, end))
             .or_default()
@@ -391,7 +479,7 @@ impl Aggregation {
         ev: &Evaluated,
         keys: &SourceKeys,
         partition: i32,
-        updates: &mut Vec<Update>,
+        updates: &mut Updates,
         errors: &mut Vec<ProcessingError>,
         query_id: &str,
     ) -> Result<(), EngineError> {
@@ -439,7 +527,7 @@ impl Aggregation {
                     group_rows[b].row(r).as_ref() == &*prev.group
                         && !ev.rows[b].1[..groups].iter().any(|a| a.is_null(r))
                 });
-                let mut undone = Vec::new();
+                let mut undone = Updates::new(&self.plan);
                 result = self.undo_row(&prev, partition, &mut undone);
                 if !same_group {
                     updates.append(&mut undone);
@@ -483,7 +571,7 @@ impl Aggregation {
         &mut self,
         prev: &TableRow,
         partition: i32,
-        updates: &mut Vec<Update>,
+        updates: &mut Updates,
     ) -> Result<(), String> {
         let groups = self.plan.groups;
         let args: Vec<Vec<ArrayRef>> = self
@@ -497,23 +585,17 @@ impl Aggregation {
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<_, _>>()?;
-        let Some(slot) = self.groups.get_mut(&prev.group).and_then(|s| s.first_mut()) else {
+        let Some(slot) = self
+            .groups
+            .get_mut(&*prev.group)
+            .and_then(|s| s.first_mut())
+        else {
             return Ok(());
         };
-        let mut values = Vec::with_capacity(args.len());
         for (acc, a) in slot.accumulators.iter_mut().zip(&args) {
             acc.undo(a, 0)?;
-            values.push(acc.value());
         }
-        updates.push(Update {
-            time: slot.time,
-            partition,
-            group: prev.group.clone(),
-            start: 0,
-            end: 0,
-            values: Some(values),
-            was_shown: false,
-        });
+        updates.push_slot(partition, &prev.group, slot);
         Ok(())
     }
 
@@ -529,13 +611,8 @@ impl Aggregation {
     /// The slot of `key`'s window starting at `start`, created empty if new.
     fn slot(&mut self, key: &[u8], start: i64, end: i64) -> &mut Slot {
         let calls = &self.plan.calls;
-        if !self.groups.contains_key(key) {
-            self.groups.insert(key.into(), Vec::new());
-        }
-        let Some(slots) = self.groups.get_mut(key) else {
-            unreachable!("inserted above")
-        };
-        let i = match slots.iter().position(|s| s.start == start) {
+        let slots = self.groups.entry_ref(key).or_default();
+        let i = match slots.iter().rposition(|s| s.start == start) {
             Some(i) => i,
             None => {
                 slots.push(Slot {
@@ -564,16 +641,17 @@ impl Aggregation {
                 self.expiries
                     .entry(window::expiry(&w, s.start, s.end))
                     .or_default()
-                    .push((key.clone(), s.start, s.end));
+                    .push((key.as_slice().into(), s.start, s.end));
                 if self.plan.emit_final {
                     let at = match w.kind {
                         WindowKind::Session { .. } => s.end,
                         _ => s.start,
                     };
-                    self.closings
-                        .entry(at)
-                        .or_default()
-                        .push((key.clone(), s.start, s.end));
+                    self.closings.entry(at).or_default().push((
+                        key.as_slice().into(),
+                        s.start,
+                        s.end,
+                    ));
                 }
             }
         }
@@ -590,7 +668,7 @@ impl Aggregation {
     /// `EMIT FINAL`: emits each window the stream time has closed since the last emission,
     /// once, as Kafka Streams' on-window-close strategy does: time windows by start in
     /// (last close - size, close - size], sessions by end in [last close, close).
-    fn close_windows(&mut self, partition: i32, updates: &mut Vec<Update>) {
+    fn close_windows(&mut self, partition: i32, updates: &mut Updates) {
         let Some(w) = &self.plan.window else {
             return;
         };
@@ -631,21 +709,13 @@ impl Aggregation {
         for (key, start, end) in windows {
             let Some(slot) = self
                 .groups
-                .get(&key)
+                .get(&*key)
                 .and_then(|s| s.iter().find(|s| s.start == start && s.end == end))
             else {
                 // A session merged into a later one since.
                 continue;
             };
-            updates.push(Update {
-                time: slot.time,
-                partition,
-                start,
-                end,
-                values: Some(slot.accumulators.iter().map(|a| a.value()).collect()),
-                group: key,
-                was_shown: false,
-            });
+            updates.push_slot(partition, &key, slot);
         }
     }
 
@@ -656,10 +726,10 @@ impl Aggregation {
                 break;
             }
             for (key, start, end) in entry.remove() {
-                if let Some(slots) = self.groups.get_mut(&key) {
+                if let Some(slots) = self.groups.get_mut(&*key) {
                     slots.retain(|s| s.start != start || s.end != end);
                     if slots.is_empty() {
-                        self.groups.remove(&key);
+                        self.groups.remove(&*key);
                     }
                 }
             }
@@ -670,7 +740,7 @@ impl Aggregation {
     #[allow(clippy::type_complexity)]
     fn project(
         &mut self,
-        updates: Vec<Update>,
+        updates: Updates,
     ) -> Result<
         (
             Vec<(RecordBatch, Vec<ArrayRef>)>,
@@ -679,40 +749,26 @@ impl Aggregation {
         EngineError,
     > {
         let mut deleted = std::collections::HashSet::new();
-        if updates.is_empty() {
+        let n = updates.len();
+        if n == 0 {
             return Ok((Vec::new(), deleted));
         }
-        let n = updates.len();
         let parser = self.converter.parser();
-        let group_rows: Vec<OwnedRow> = updates
-            .iter()
-            .map(|u| parser.parse(&u.group).owned())
-            .collect();
         let group_arrays = self
             .converter
-            .convert_rows(group_rows.iter().map(|r| r.row()))?;
+            .convert_rows((0..n).map(|i| parser.parse(updates.group(i))))?;
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(updates.iter().map(|u| u.time))),
-            Arc::new(Int32Array::from_iter_values(
-                updates.iter().map(|u| u.partition),
-            )),
+            Arc::new(Int64Array::from(updates.time.clone())),
+            Arc::new(Int32Array::from(updates.partition.clone())),
             Arc::new(Int64Array::from_iter_values(0..n as i64)),
-            Arc::new(Int64Array::from_iter_values(
-                updates.iter().map(|u| u.start),
-            )),
-            Arc::new(Int64Array::from_iter_values(updates.iter().map(|u| u.end))),
+            Arc::new(Int64Array::from(updates.start.clone())),
+            Arc::new(Int64Array::from(updates.end.clone())),
         ];
         columns.extend(group_arrays);
         let schema = self.plan.aggregated_schema.clone();
         let first_agg = 5 + self.plan.groups;
-        for (c, call) in self.plan.calls.iter().enumerate() {
-            let values = updates.iter().map(|u| match &u.values {
-                Some(v) => v[c].clone(),
-                None => {
-                    ScalarValue::try_from(&call.function.return_type).unwrap_or(ScalarValue::Null)
-                }
-            });
-            let array = ScalarValue::iter_to_array(values)?;
+        for (c, values) in updates.values.iter().enumerate() {
+            let array = ScalarValue::iter_to_array(values.iter().cloned())?;
             let wanted = schema.field(first_agg + c).data_type();
             let array = if array.data_type() != wanted {
                 datafusion::arrow::compute::cast(&array, wanted)?
@@ -722,32 +778,62 @@ impl Aggregation {
             columns.push(array);
         }
         let mut batch = RecordBatch::try_new(schema, columns)?;
-        let passes: Option<BooleanArray> = match &self.plan.having {
+        let keep: Vec<bool> = match &self.plan.having {
+            // Without HAVING every result is shown; a deleted window is a tombstone if it
+            // was shown.
+            None => (0..n)
+                .map(|i| {
+                    if updates.deleted[i] {
+                        deleted.insert(i as i64);
+                    }
+                    !updates.deleted[i] || updates.was_shown[i]
+                })
+                .collect(),
             Some(h) => {
                 let mask = evaluate(h.as_ref(), &batch)?;
-                let mask = mask
+                let passes = mask
                     .as_any()
                     .downcast_ref::<BooleanArray>()
                     .ok_or_else(|| EngineError("HAVING must be a boolean expression".into()))?
                     .clone();
-                Some(mask)
+                self.having_misses(&updates, &passes, &mut deleted)
             }
-            None => None,
         };
-        // A row that misses HAVING (or a deleted window) deletes its key downstream if the
-        // key's last update was shown, and is not written at all otherwise.
+        if keep.iter().any(|k| !k) {
+            batch =
+                datafusion::arrow::compute::filter_record_batch(&batch, &BooleanArray::from(keep))?;
+        }
+        let outputs = self
+            .plan
+            .projection
+            .iter()
+            .map(|e| evaluate(e.as_ref(), &batch))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((vec![(batch, outputs)], deleted))
+    }
+
+    /// With HAVING: a result that misses it (or a deleted window) deletes its key
+    /// downstream if the key's last update was shown, and is not written at all otherwise.
+    /// Returns which updates are written; marks the deletions in `deleted`.
+    fn having_misses(
+        &mut self,
+        updates: &Updates,
+        passes: &BooleanArray,
+        deleted: &mut std::collections::HashSet<i64>,
+    ) -> Vec<bool> {
         let mut visible: HashMap<(&[u8], i64, i64), bool> = HashMap::new();
-        let mut keep = Vec::with_capacity(n);
-        for (i, u) in updates.iter().enumerate() {
-            let shown =
-                u.values.is_some() && passes.as_ref().is_none_or(|m| m.is_valid(i) && m.value(i));
-            let before = match visible.get(&(&*u.group, u.start, u.end)) {
+        let mut keep = Vec::with_capacity(updates.len());
+        for i in 0..updates.len() {
+            let group = updates.group(i);
+            let (start, end) = (updates.start[i], updates.end[i]);
+            let shown = !updates.deleted[i] && passes.is_valid(i) && passes.value(i);
+            let before = match visible.get(&(group, start, end)) {
                 Some(v) => *v,
                 // A merged session is gone from the state: its update says.
-                None if u.values.is_none() => u.was_shown,
-                None => self.was_visible(&u.group, u.start, u.end),
+                None if updates.deleted[i] => updates.was_shown[i],
+                None => self.was_visible(group, start, end),
             };
-            visible.insert((&*u.group, u.start, u.end), shown);
+            visible.insert((group, start, end), shown);
             if !shown {
                 deleted.insert(i as i64);
             }
@@ -762,35 +848,17 @@ impl Aggregation {
                 slot.visible = shown;
             }
         }
-        if keep.iter().any(|k| !k) {
-            batch =
-                datafusion::arrow::compute::filter_record_batch(&batch, &BooleanArray::from(keep))?;
-        }
-        let outputs = self
-            .plan
-            .projection
-            .iter()
-            .map(|e| evaluate(e.as_ref(), &batch))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((vec![(batch, outputs)], deleted))
+        keep
     }
 }
 
-/// Adds a row to a slot's accumulators (`args`: each call's argument arrays); the new
-/// results.
-fn add_to(
-    slot: &mut Slot,
-    args: &[Vec<ArrayRef>],
-    row: usize,
-    time: i64,
-) -> Result<Vec<ScalarValue>, String> {
+/// Adds a row to a slot's accumulators (`args`: each call's argument arrays).
+fn add_to(slot: &mut Slot, args: &[Vec<ArrayRef>], row: usize, time: i64) -> Result<(), String> {
     slot.time = slot.time.max(time);
-    let mut values = Vec::with_capacity(args.len());
     for (acc, a) in slot.accumulators.iter_mut().zip(args) {
         acc.add(a, row)?;
-        values.push(acc.value());
     }
-    Ok(values)
+    Ok(())
 }
 
 /// A table source's keys: of each input row (from its key columns) and of each deleted key.

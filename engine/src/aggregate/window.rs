@@ -35,17 +35,14 @@ pub(crate) fn time_windows(kind: &WindowKind, ts: i64, out: &mut Vec<(i64, i64)>
     if size <= 0 || advance <= 0 {
         return;
     }
-    // The last window starting at or before ts, then back while the window still holds ts.
-    let last = ts - ts.rem_euclid(advance);
-    let mut start = last;
-    let mut starts = Vec::new();
+    // The last window starting at or before ts, then back while the window still holds ts
+    // (collected latest first, then put in order: no allocation).
+    let mut start = ts - ts.rem_euclid(advance);
     while start > ts - size && start >= 0 {
-        starts.push(start);
+        out.push((start, start + size));
         start -= advance;
     }
-    for s in starts.into_iter().rev() {
-        out.push((s, s + size));
-    }
+    out.reverse();
 }
 
 /// The stream time at which state of a window ending at `end` may be dropped.

@@ -471,8 +471,37 @@ fn write_decimal(out: &mut String, unscaled: i128, scale: i8) {
     out.push_str(frac);
 }
 
+/// Writes `s` as a JSON string, escaped exactly as serde_json escapes (short escapes for
+/// the usual control characters, `\u00XX` for the others, everything else as is), without
+/// an allocation.
 fn write_string(out: &mut String, s: &str) {
-    out.push_str(&Value::String(s.to_string()).to_string());
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        } else {
+            out.push_str(escape);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
 }
 
 /// Writes row `row` of `array` (of `ty`'s Arrow type) as JSON text.
@@ -642,6 +671,22 @@ pub fn encode_row(
 mod tests {
     use super::*;
     use sluice_sql::types::parse_type;
+
+    #[test]
+    fn strings_escape_as_serde_json_does() {
+        for text in [
+            "plain",
+            "a\"b\\c",
+            "tab\tnl\ncr\r",
+            "\u{1}\u{1f}\u{8}\u{c}",
+            "héllo ☃",
+            "",
+        ] {
+            let mut out = String::new();
+            write_string(&mut out, text);
+            assert_eq!(out, Value::String(text.to_string()).to_string(), "{text:?}");
+        }
+    }
 
     fn ty(text: &str) -> SqlType {
         let dialect = sluice_sql::dialect::KsqlDialect;

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Query B of ../shared/peers (per auction, 10-second tumbling event-time windows: COUNT(*),
+# SUM(price), MAX(price)) as a persistent CREATE TABLE … AS SELECT over the peers' 2 million
+# bids, log -> log (one changelog update per bid, as ksqlDB emits with caching off), beside
+# query A (stateless) of the same run. Per core = records / CPU-seconds (user + sys) of the
+# sluice process; peak memory is its maximum resident set.
+#   bench/query_b.sh [ROUNDS]   (needs target/release/sluice: cargo build --release;
+#   SLUICE_BIN=path runs another build the same way; BIDS=file reuses a generated bids file)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${SLUICE_BIN:-$PWD/target/release/sluice}
+ROUNDS=${1:-3}
+N=${N:-2000000}
+SHARED=${SHARED:-$PWD/../shared}
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-qb.XXXXXX")
+trap 'rm -rf "$DIR"' EXIT
+BIDS=${BIDS:-$DIR/bids.jsonl}
+[ -f "$BIDS" ] || python3 "$SHARED/peers/gen.py" "$N" "$BIDS" >/dev/null
+
+# CPU seconds (user+sys), wall seconds and peak RSS (KB) of a command, via GNU time.
+timed() { /usr/bin/time -f "%e %U %S %M" -o "$DIR/time" "$@" >/dev/null; read -r wall user sys rss < "$DIR/time"; }
+rate() { python3 -c "print(f'{$N/($user+$sys)/1e6:.2f} M rec/s per core ({$user}+{$sys} CPU s), {$N/$wall/1e6:.2f} M rec/s wall, peak RSS {$rss/1024:.0f} MB')"; }
+
+STREAM="CREATE STREAM bids (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, ts BIGINT)
+      WITH (KAFKA_TOPIC='bids', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+    SET 'auto.offset.reset'='earliest';"
+for r in $(seq "$ROUNDS"); do
+  echo "== round $r"
+  export SLUICE_DATA_DIR="$DIR/data-$r"
+  $S topics create bids --config flush.policy=on-roll >/dev/null
+  $S produce bids --partition 0 < "$BIDS" >/dev/null
+  $S topics create QUERY_A --config retention.ms=-1 >/dev/null
+  timed $S sql --execute "$STREAM
+    CREATE STREAM query_a AS SELECT auction, bidder, price * 0.908 AS euro, ts FROM bids WHERE auction % 123 = 0;"
+  echo "query A (stateless): $(rate)"
+  rm -rf "$SLUICE_DATA_DIR"
+  $S topics create bids --config flush.policy=on-roll >/dev/null
+  $S produce bids --partition 0 < "$BIDS" >/dev/null
+  # The bids' event times are from 2023: the sink keeps them (no time-based retention).
+  $S topics create QUERY_B --config retention.ms=-1 >/dev/null
+  timed $S sql --execute "$STREAM
+    CREATE TABLE query_b AS SELECT auction, COUNT(*) AS cnt, SUM(price) AS sum_price, MAX(price) AS max_price
+      FROM bids WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY auction;"
+  out=$($S consume QUERY_B --from-beginning --timeout-ms 200 2>/dev/null | wc -l)
+  echo "query B (window, $out updates out): $(rate)"
+  rm -rf "$SLUICE_DATA_DIR"
+done
