@@ -469,10 +469,7 @@ impl Engine {
                 {
                     pipeline.positions = restored.positions;
                 }
-                Some((
-                    crate::aggregate::checkpoint::Checkpointer::default(),
-                    std::time::Instant::now(),
-                ))
+                Some(std::time::Instant::now())
             }
             None => None,
         };

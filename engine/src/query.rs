@@ -599,11 +599,9 @@ pub(crate) struct PersistentQuery {
     /// Partitions of the sink topic (fixed once the topic exists).
     pub sink_partitions: u32,
     pub stats: Arc<QueryStats>,
-    /// An aggregating query's checkpoints (state with positions) and when it last wrote one.
-    pub checkpoints: Option<(
-        crate::aggregate::checkpoint::Checkpointer,
-        std::time::Instant,
-    )>,
+    /// For an aggregating query (whose state is checkpointed with its positions): when it
+    /// last wrote a checkpoint.
+    pub checkpoints: Option<std::time::Instant>,
 }
 
 /// How often an aggregating query checkpoints its state while it makes progress (ksqlDB's
@@ -646,7 +644,7 @@ impl PersistentQuery {
             )?;
         }
         if progressed
-            && let Some((_, last)) = &self.checkpoints
+            && let Some(last) = &self.checkpoints
             && last.elapsed() >= CHECKPOINT_INTERVAL
         {
             self.checkpoint(log)?;
@@ -657,13 +655,18 @@ impl PersistentQuery {
     /// Writes an aggregating query's state with its positions, then commits the positions
     /// (so `SHOW QUERIES` lag and consumer-group tools see them). Nothing for other queries.
     pub fn checkpoint(&mut self, log: &dyn EventLog) -> Result<(), EngineError> {
-        let (Some((checkpointer, last)), Some(agg)) = (
+        let (Some(last), Some(agg)) = (
             self.checkpoints.as_mut(),
-            self.pipeline.aggregation.as_ref(),
+            self.pipeline.aggregation.as_mut(),
         ) else {
             return Ok(());
         };
-        checkpointer.write(log, &self.id, &agg.aggregation, &self.pipeline.positions)?;
+        crate::aggregate::checkpoint::write(
+            log,
+            &self.id,
+            &mut agg.aggregation,
+            &self.pipeline.positions,
+        )?;
         *last = std::time::Instant::now();
         let offsets: Vec<CommittedOffset> = self
             .pipeline

@@ -1,19 +1,24 @@
-//! Checkpoints of an aggregation's state, kept in the log itself: an internal topic per query
-//! (`_sluice_state_<QUERY_ID>`, one partition, compacted) holds the state as Arrow IPC
-//! chunks, then a commit record naming the chunks and the source positions they go with.
-//! Chunks alternate between two key sets ("a" and "b"), so a crash while one set is being
-//! written leaves the other, still named by the last commit record, whole. A query restores
-//! the last committed state and reads on from its positions: the state is exactly what an
-//! uninterrupted run had at that point, and the updates emitted since are emitted again
-//! (at-least-once output, duplicates only of updates after the last checkpoint).
+//! Checkpoints of an aggregation's state, kept in the log itself as a changelog, the way
+//! ksqlDB keeps state stores in changelog topics: an internal compacted topic per query
+//! (`_sluice_state_<QUERY_ID>`, one partition). A checkpoint appends a record per window
+//! (or table row) changed since the last one, a tombstone per window gone, then a commit
+//! record with the source positions and the stream-time scalars. Restoring takes, for each
+//! key, its latest record before the last commit record: exactly the state an
+//! uninterrupted run had when that commit was written (a crash in the middle of a
+//! checkpoint leaves records after the last commit, which are ignored). The query then
+//! reads on from the committed positions, so the updates emitted after the last checkpoint
+//! are emitted again: at-least-once output, with state that counts every record once.
+//!
+//! Record keys: `w` + group key (Arrow row format) + window start + end (8 bytes each,
+//! big-endian) for a window; `t` + source key (Arrow row format) for a table source's row;
+//! `commit`. Values: the window's time and shown flag, then each accumulator's state values
+//! (see `write_scalar`). The row format ties a checkpoint to the Arrow version that wrote it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Int64Array, RecordBatch,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::common::ScalarValue;
@@ -23,12 +28,31 @@ use sluice_storage::{BatchBuilder, Compression, EventLog, TopicConfig};
 use super::{Aggregation, Slot, TableRow};
 use crate::engine::EngineError;
 
-/// Chunk size: under the log's default largest message.
-const CHUNK_BYTES: usize = 512 * 1024;
+/// Records per appended batch (batches stay well under the largest message).
+const RECORDS_PER_BATCH: usize = 2000;
+const COMMIT_KEY: &[u8] = b"commit";
 
 /// The internal topic holding a query's checkpoints.
 pub(crate) fn topic(query_id: &str) -> String {
     format!("_sluice_state_{query_id}")
+}
+
+/// The checkpoint key of `group`'s window [start, end).
+pub(crate) fn window_key(group: &[u8], start: i64, end: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(group.len() + 17);
+    k.push(b'w');
+    k.extend_from_slice(group);
+    k.extend_from_slice(&start.to_be_bytes());
+    k.extend_from_slice(&end.to_be_bytes());
+    k
+}
+
+/// The checkpoint key of a table source's row.
+pub(crate) fn table_key(source_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(source_key.len() + 1);
+    k.push(b't');
+    k.extend_from_slice(source_key);
+    k
 }
 
 /// What a restore hands back: the source positions the state goes with.
@@ -36,52 +60,96 @@ pub(crate) struct Restored {
     pub positions: Vec<u64>,
 }
 
-/// Where the next checkpoint goes, and which key set it uses.
-#[derive(Default)]
-pub(crate) struct Checkpointer {
-    next_set: u8,
+/// Appends records in batches of `RECORDS_PER_BATCH`.
+struct Appender<'a> {
+    log: &'a dyn EventLog,
+    topic: &'a str,
+    builder: BatchBuilder,
 }
 
-impl Checkpointer {
-    /// Writes the state and `positions` as the query's newest checkpoint.
-    pub fn write(
-        &mut self,
-        log: &dyn EventLog,
-        query_id: &str,
-        agg: &Aggregation,
-        positions: &[u64],
-    ) -> Result<(), EngineError> {
-        let topic = topic(query_id);
-        if log.describe_topic(&topic).is_err() {
-            let config = TopicConfig {
-                compact: true,
-                delete: false,
-                ..TopicConfig::default()
-            };
-            log.create_topic(&topic, 1, config)?;
+impl Appender<'_> {
+    fn push(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), EngineError> {
+        self.builder.push(0, Some(key), value, &[]);
+        if self.builder.len() >= RECORDS_PER_BATCH {
+            self.flush()?;
         }
-        let bytes = encode(agg)?;
-        let set = if self.next_set == 0 { "a" } else { "b" };
-        let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_BYTES).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let mut b = BatchBuilder::new(Compression::None);
-            b.push(0, Some(format!("{set}-{i}").as_bytes()), Some(chunk), &[]);
-            let mut out = b.finish()?;
-            log.append(&topic, 0, &mut out)?;
-        }
-        let commit = serde_json::json!({
-            "set": set,
-            "chunks": chunks.len(),
-            "positions": positions,
-        })
-        .to_string();
-        let mut b = BatchBuilder::new(Compression::None);
-        b.push(0, Some(b"commit"), Some(commit.as_bytes()), &[]);
-        let mut out = b.finish()?;
-        log.append(&topic, 0, &mut out)?;
-        self.next_set ^= 1;
         Ok(())
     }
+
+    fn flush(&mut self) -> Result<(), EngineError> {
+        if self.builder.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.builder, BatchBuilder::new(Compression::None));
+        let mut bytes = full.finish()?;
+        self.log.append(self.topic, 0, &mut bytes)?;
+        Ok(())
+    }
+}
+
+/// Writes what changed in `agg` since its last checkpoint, then the commit record with
+/// `positions`; clears the change marks.
+pub(crate) fn write(
+    log: &dyn EventLog,
+    query_id: &str,
+    agg: &mut Aggregation,
+    positions: &[u64],
+) -> Result<(), EngineError> {
+    let topic = topic(query_id);
+    if log.describe_topic(&topic).is_err() {
+        let config = TopicConfig {
+            compact: true,
+            delete: false,
+            ..TopicConfig::default()
+        };
+        log.create_topic(&topic, 1, config)?;
+    }
+    let mut out = Appender {
+        log,
+        topic: &topic,
+        builder: BatchBuilder::new(Compression::None),
+    };
+    // Removals first: a window removed and made again since comes after its tombstone.
+    for key in std::mem::take(&mut agg.removed) {
+        out.push(&key, None)?;
+    }
+    let mut value = Vec::new();
+    for (group, slots) in agg.groups.iter_mut() {
+        for slot in slots.iter_mut().filter(|s| s.dirty) {
+            value.clear();
+            value.extend_from_slice(&slot.time.to_be_bytes());
+            value.push(slot.visible as u8);
+            for acc in &slot.accumulators {
+                for v in acc.state() {
+                    write_scalar(&mut value, &v)?;
+                }
+            }
+            out.push(&window_key(group, slot.start, slot.end), Some(&value))?;
+            slot.dirty = false;
+        }
+    }
+    if let Some(rows) = agg.table_rows.as_mut() {
+        for (source_key, row) in rows.iter_mut().filter(|(_, r)| r.dirty) {
+            value.clear();
+            value.extend_from_slice(&(row.group.len() as u32).to_be_bytes());
+            value.extend_from_slice(&row.group);
+            for v in &row.args {
+                write_scalar(&mut value, v)?;
+            }
+            out.push(&table_key(source_key), Some(&value))?;
+            row.dirty = false;
+        }
+    }
+    let commit = serde_json::json!({
+        "positions": positions,
+        "stream_time": agg.stream_time,
+        "late_records": agg.late_records,
+        "last_close": agg.last_close,
+        "latest_start": agg.latest_start,
+    })
+    .to_string();
+    out.push(COMMIT_KEY, Some(commit.as_bytes()))?;
+    out.flush()
 }
 
 /// Restores the last committed checkpoint of `query_id` into `agg`, if there is one.
@@ -94,8 +162,10 @@ pub(crate) fn restore(
     let Ok((start, end)) = log.offsets(&topic, 0) else {
         return Ok(None);
     };
-    // The latest value of each key, as compaction would leave it.
-    let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    // Each key's latest value (None: deleted), as of the last commit record.
+    let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+    let mut committed: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+    let mut commit: Option<Vec<u8>> = None;
     let mut offset = start;
     while offset < end {
         let r = log.read(&topic, 0, offset, 4 << 20)?;
@@ -105,219 +175,235 @@ pub(crate) fn restore(
         for b in Batches::new(&r.data) {
             let h = BatchHeader::parse(b)?;
             batch::for_each_record(b, |rec| {
-                if let (Some(k), Some(v)) = (rec.key, rec.value) {
-                    latest.insert(k.to_vec(), v.to_vec());
+                let Some(k) = rec.key else {
+                    return Ok(());
+                };
+                if k == COMMIT_KEY {
+                    commit = rec.value.map(<[u8]>::to_vec);
+                    for (k, v) in latest.drain() {
+                        committed.insert(k, v);
+                    }
+                } else {
+                    latest.insert(k.to_vec(), rec.value.map(<[u8]>::to_vec));
                 }
                 Ok(())
             })?;
             offset = h.next_offset();
         }
     }
-    let Some(commit) = latest.get(b"commit".as_slice()) else {
+    let Some(commit) = commit else {
         return Ok(None);
     };
-    let commit: serde_json::Value = serde_json::from_slice(commit)
-        .map_err(|e| EngineError(format!("checkpoint of {query_id} is corrupt: {e}")))?;
-    let set = commit["set"].as_str().unwrap_or("a");
-    let chunks = commit["chunks"].as_u64().unwrap_or(0);
-    let positions: Vec<u64> = commit["positions"]
+    let corrupt = |e: String| EngineError(format!("checkpoint of {query_id} is corrupt: {e}"));
+    let commit: serde_json::Value =
+        serde_json::from_slice(&commit).map_err(|e| corrupt(e.to_string()))?;
+    agg.groups.clear();
+    if let Some(t) = agg.table_rows.as_mut() {
+        t.clear();
+    }
+    for (key, value) in committed {
+        let Some(value) = value else {
+            continue;
+        };
+        match key.first() {
+            Some(b'w') if key.len() >= 17 => {
+                let at = key.len() - 16;
+                let group = key[1..at].to_vec();
+                let start = i64::from_be_bytes(key[at..at + 8].try_into().unwrap_or([0; 8]));
+                let end = i64::from_be_bytes(key[at + 8..].try_into().unwrap_or([0; 8]));
+                let slot = read_slot(agg, start, end, &value).map_err(corrupt)?;
+                agg.groups.entry(group).or_default().push(slot);
+            }
+            Some(b't') => {
+                let row = read_table_row(&value).map_err(corrupt)?;
+                if let Some(t) = agg.table_rows.as_mut() {
+                    t.insert(key[1..].into(), row);
+                }
+            }
+            _ => return Err(corrupt(format!("unknown key {key:?}"))),
+        }
+    }
+    for slots in agg.groups.values_mut() {
+        slots.sort_by_key(|s| (s.start, s.end));
+    }
+    agg.stream_time = commit["stream_time"].as_i64().unwrap_or(i64::MIN);
+    agg.late_records = commit["late_records"].as_u64().unwrap_or(0);
+    agg.last_close = commit["last_close"].as_i64();
+    agg.latest_start = commit["latest_start"].as_i64().unwrap_or(i64::MIN);
+    agg.removed.clear();
+    agg.rebuild_schedules();
+    let positions = commit["positions"]
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
         .unwrap_or_default();
-    let mut bytes = Vec::new();
-    for i in 0..chunks {
-        let chunk = latest
-            .get(format!("{set}-{i}").as_bytes())
-            .ok_or_else(|| EngineError(format!("checkpoint of {query_id} misses chunk {i}")))?;
-        bytes.extend_from_slice(chunk);
-    }
-    decode(&bytes, agg)?;
     Ok(Some(Restored { positions }))
 }
 
-/// The state as Arrow IPC: a batch of windows (group columns, bounds, time, whether shown,
-/// each accumulator's state), a batch of a table source's rows, and one of scalars.
-fn encode(agg: &Aggregation) -> Result<Vec<u8>, EngineError> {
-    let mut keys: Vec<&[u8]> = Vec::new();
-    let mut slots: Vec<&Slot> = Vec::new();
-    for (k, ss) in &agg.groups {
-        for s in ss {
-            keys.push(k);
-            slots.push(s);
-        }
+fn read_slot(agg: &Aggregation, start: i64, end: i64, value: &[u8]) -> Result<Slot, String> {
+    let mut r = Reader { bytes: value };
+    let time = r.i64()?;
+    let visible = r.u8()? != 0;
+    let mut accumulators = Vec::with_capacity(agg.plan.calls.len());
+    for call in &agg.plan.calls {
+        let state = (0..call.function.state_types.len())
+            .map(|_| r.scalar())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut acc = call.function.accumulator();
+        acc.merge(&state)?;
+        accumulators.push(acc);
     }
-    let mut fields = vec![
-        Field::new("group", DataType::Binary, false),
-        Field::new("start", DataType::Int64, false),
-        Field::new("end", DataType::Int64, false),
-        Field::new("time", DataType::Int64, false),
-        Field::new("visible", DataType::Boolean, false),
-    ];
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(BinaryArray::from_iter_values(keys.iter())),
-        Arc::new(Int64Array::from_iter_values(slots.iter().map(|s| s.start))),
-        Arc::new(Int64Array::from_iter_values(slots.iter().map(|s| s.end))),
-        Arc::new(Int64Array::from_iter_values(slots.iter().map(|s| s.time))),
-        Arc::new(BooleanArray::from(
-            slots.iter().map(|s| s.visible).collect::<Vec<_>>(),
-        )),
-    ];
-    for (c, call) in agg.plan.calls.iter().enumerate() {
-        let states: Vec<Vec<ScalarValue>> =
-            slots.iter().map(|s| s.accumulators[c].state()).collect();
-        for (f, ty) in call.function.state_types.iter().enumerate() {
-            let values = states.iter().map(|s| s[f].clone());
-            let array = if slots.is_empty() {
-                datafusion::arrow::array::new_empty_array(ty)
-            } else {
-                ScalarValue::iter_to_array(values)?
-            };
-            fields.push(Field::new(
-                format!("s{c}_{f}"),
-                array.data_type().clone(),
-                true,
-            ));
-            columns.push(array);
-        }
-    }
-    let windows = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    let mut out = Vec::new();
-    write_batch(&mut out, &windows)?;
-    // A table source's current rows, their arguments as one encoded batch each.
-    let table_rows: Vec<(&Box<[u8]>, &TableRow)> = agg
-        .table_rows
-        .as_ref()
-        .map(|t| t.iter().collect())
-        .unwrap_or_default();
-    let mut fields = vec![
-        Field::new("source_key", DataType::Binary, false),
-        Field::new("group", DataType::Binary, false),
-    ];
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(BinaryArray::from_iter_values(
-            table_rows.iter().map(|(k, _)| k.as_ref()),
-        )),
-        Arc::new(BinaryArray::from_iter_values(
-            table_rows.iter().map(|(_, r)| r.group.as_ref()),
-        )),
-    ];
-    let nargs = table_rows.first().map_or(0, |(_, r)| r.args.len());
-    for a in 0..nargs {
-        let array = ScalarValue::iter_to_array(table_rows.iter().map(|(_, r)| r.args[a].clone()))?;
-        fields.push(Field::new(format!("a{a}"), array.data_type().clone(), true));
-        columns.push(array);
-    }
-    let rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    write_batch(&mut out, &rows)?;
-    let scalars = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("stream_time", DataType::Int64, false),
-            Field::new("late_records", DataType::Int64, false),
-            Field::new("last_close", DataType::Int64, true),
-            Field::new("latest_start", DataType::Int64, false),
-        ])),
-        vec![
-            Arc::new(Int64Array::from(vec![agg.stream_time])),
-            Arc::new(Int64Array::from(vec![agg.late_records as i64])),
-            Arc::new(Int64Array::from(vec![agg.last_close])),
-            Arc::new(Int64Array::from(vec![agg.latest_start])),
-        ],
-    )?;
-    write_batch(&mut out, &scalars)?;
-    Ok(out)
+    Ok(Slot {
+        start,
+        end,
+        time,
+        visible,
+        dirty: false,
+        accumulators,
+    })
 }
 
-/// One IPC stream, length-prefixed (8 bytes, big-endian).
-fn write_batch(out: &mut Vec<u8>, batch: &RecordBatch) -> Result<(), EngineError> {
+fn read_table_row(value: &[u8]) -> Result<TableRow, String> {
+    let mut r = Reader { bytes: value };
+    let n = r.u32()? as usize;
+    let group = r.take(n)?.into();
+    let mut args = Vec::new();
+    while !r.bytes.is_empty() {
+        args.push(r.scalar()?);
+    }
+    Ok(TableRow {
+        group,
+        args,
+        dirty: false,
+    })
+}
+
+/// A value with a tag byte: 0 null, 1 BIGINT, 2 DOUBLE, 3 INT, 4 DECIMAL (i128, precision,
+/// scale), 5 STRING, 6 BOOLEAN, 7 anything else as a one-row Arrow IPC stream.
+fn write_scalar(out: &mut Vec<u8>, v: &ScalarValue) -> Result<(), EngineError> {
+    match v {
+        v if v.is_null() => {
+            out.push(0);
+            // The type of a null, for a table row's arguments (their type is not known
+            // where they are read back).
+            write_ipc(out, v)?;
+        }
+        ScalarValue::Int64(Some(x)) => {
+            out.push(1);
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        ScalarValue::Float64(Some(x)) => {
+            out.push(2);
+            out.extend_from_slice(&x.to_bits().to_be_bytes());
+        }
+        ScalarValue::Int32(Some(x)) => {
+            out.push(3);
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        ScalarValue::Decimal128(Some(x), p, s) => {
+            out.push(4);
+            out.extend_from_slice(&x.to_be_bytes());
+            out.push(*p);
+            out.push(*s as u8);
+        }
+        ScalarValue::Utf8(Some(x)) => {
+            out.push(5);
+            out.extend_from_slice(&(x.len() as u32).to_be_bytes());
+            out.extend_from_slice(x.as_bytes());
+        }
+        ScalarValue::Boolean(Some(x)) => {
+            out.push(6);
+            out.push(*x as u8);
+        }
+        other => {
+            out.push(7);
+            write_ipc(out, other)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_ipc(out: &mut Vec<u8>, v: &ScalarValue) -> Result<(), EngineError> {
+    let array = v.to_array()?;
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "v",
+        array.data_type().clone(),
+        true,
+    )]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![array])?;
     let mut buf = Vec::new();
     {
-        let mut w = StreamWriter::try_new(&mut buf, &batch.schema())?;
-        w.write(batch)?;
+        let mut w = StreamWriter::try_new(&mut buf, &schema)?;
+        w.write(&batch)?;
         w.finish()?;
     }
-    out.extend_from_slice(&(buf.len() as u64).to_be_bytes());
+    out.extend_from_slice(&(buf.len() as u32).to_be_bytes());
     out.extend_from_slice(&buf);
     Ok(())
 }
 
-fn read_batches(mut bytes: &[u8]) -> Result<Vec<RecordBatch>, EngineError> {
-    let mut out = Vec::new();
-    while bytes.len() >= 8 {
-        let len = u64::from_be_bytes(bytes[..8].try_into().unwrap_or([0; 8])) as usize;
-        let body = bytes
-            .get(8..8 + len)
-            .ok_or_else(|| EngineError("checkpoint is truncated".into()))?;
-        for b in StreamReader::try_new(body, None)? {
-            out.push(b?);
-        }
-        bytes = &bytes[8 + len..];
-    }
-    Ok(out)
+struct Reader<'a> {
+    bytes: &'a [u8],
 }
 
-fn column<T: 'static>(b: &RecordBatch, i: usize) -> Result<&T, EngineError> {
-    b.column(i)
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| EngineError("checkpoint column has an unexpected type".into()))
-}
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.bytes.len() < n {
+            return Err("value is truncated".into());
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
 
-fn decode(bytes: &[u8], agg: &mut Aggregation) -> Result<(), EngineError> {
-    let batches = read_batches(bytes)?;
-    let [windows, rows, scalars] = batches.as_slice() else {
-        return Err(EngineError("checkpoint has an unexpected layout".into()));
-    };
-    agg.groups.clear();
-    let groups = column::<BinaryArray>(windows, 0)?;
-    let starts = column::<Int64Array>(windows, 1)?;
-    let ends = column::<Int64Array>(windows, 2)?;
-    let times = column::<Int64Array>(windows, 3)?;
-    let visible = column::<BooleanArray>(windows, 4)?;
-    for r in 0..windows.num_rows() {
-        let mut accumulators = Vec::with_capacity(agg.plan.calls.len());
-        let mut col = 5;
-        for call in &agg.plan.calls {
-            let mut acc = call.function.accumulator();
-            let state = (0..call.function.state_types.len())
-                .map(|f| ScalarValue::try_from_array(windows.column(col + f), r))
-                .collect::<Result<Vec<_>, _>>()?;
-            col += call.function.state_types.len();
-            acc.merge(&state).map_err(EngineError)?;
-            accumulators.push(acc);
-        }
-        agg.groups
-            .entry(groups.value(r).into())
-            .or_default()
-            .push(Slot {
-                start: starts.value(r),
-                end: ends.value(r),
-                time: times.value(r),
-                visible: visible.value(r),
-                accumulators,
-            });
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
     }
-    if let Some(table_rows) = agg.table_rows.as_mut() {
-        table_rows.clear();
-        let keys = column::<BinaryArray>(rows, 0)?;
-        let groups = column::<BinaryArray>(rows, 1)?;
-        for r in 0..rows.num_rows() {
-            let args = (2..rows.num_columns())
-                .map(|c| ScalarValue::try_from_array(rows.column(c), r))
-                .collect::<Result<Vec<_>, _>>()?;
-            table_rows.insert(
-                keys.value(r).into(),
-                TableRow {
-                    group: groups.value(r).into(),
-                    args,
-                },
-            );
-        }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().unwrap_or([0; 4]),
+        ))
     }
-    agg.stream_time = column::<Int64Array>(scalars, 0)?.value(0);
-    agg.late_records = column::<Int64Array>(scalars, 1)?.value(0) as u64;
-    let last_close = column::<Int64Array>(scalars, 2)?;
-    agg.last_close = last_close.is_valid(0).then(|| last_close.value(0));
-    agg.latest_start = column::<Int64Array>(scalars, 3)?.value(0);
-    agg.rebuild_schedules();
-    Ok(())
+
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_be_bytes(
+            self.take(8)?.try_into().unwrap_or([0; 8]),
+        ))
+    }
+
+    fn ipc(&mut self) -> Result<ScalarValue, String> {
+        let n = self.u32()? as usize;
+        let body = self.take(n)?;
+        let mut reader = StreamReader::try_new(body, None).map_err(|e| e.to_string())?;
+        let batch = reader
+            .next()
+            .ok_or("empty value")?
+            .map_err(|e| e.to_string())?;
+        ScalarValue::try_from_array(batch.column(0), 0).map_err(|e| e.to_string())
+    }
+
+    /// One tagged value (see `write_scalar`).
+    fn scalar(&mut self) -> Result<ScalarValue, String> {
+        Ok(match self.u8()? {
+            0 | 7 => self.ipc()?,
+            1 => ScalarValue::Int64(Some(self.i64()?)),
+            2 => ScalarValue::Float64(Some(f64::from_bits(self.i64()? as u64))),
+            3 => ScalarValue::Int32(Some(i32::from_be_bytes(
+                self.take(4)?.try_into().unwrap_or([0; 4]),
+            ))),
+            4 => {
+                let x = i128::from_be_bytes(self.take(16)?.try_into().unwrap_or([0; 16]));
+                let p = self.u8()?;
+                let s = self.u8()? as i8;
+                ScalarValue::Decimal128(Some(x), p, s)
+            }
+            5 => {
+                let n = self.u32()? as usize;
+                let text = std::str::from_utf8(self.take(n)?).map_err(|e| e.to_string())?;
+                ScalarValue::Utf8(Some(text.to_string()))
+            }
+            6 => ScalarValue::Boolean(Some(self.u8()? != 0)),
+            t => return Err(format!("unknown value tag {t}")),
+        })
+    }
 }

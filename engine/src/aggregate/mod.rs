@@ -36,6 +36,8 @@ struct Slot {
     /// Whether its last update was emitted as a row (passed HAVING): a HAVING miss is a
     /// tombstone only then, as ksqlDB filters a table.
     visible: bool,
+    /// Changed since the last checkpoint.
+    dirty: bool,
     accumulators: Vec<Box<dyn Accumulator>>,
 }
 
@@ -44,6 +46,8 @@ struct TableRow {
     group: Box<[u8]>,
     /// The row's aggregate arguments, one per pipeline output after the group columns.
     args: Vec<ScalarValue>,
+    /// Changed since the last checkpoint.
+    dirty: bool,
 }
 
 /// A group's window: (group key, start, end).
@@ -184,6 +188,8 @@ pub(crate) struct Aggregation {
     table_rows: Option<HashMap<Box<[u8]>, TableRow>>,
     /// Records dropped because their window had closed.
     pub late_records: u64,
+    /// Checkpoint keys of windows and table rows gone since the last checkpoint.
+    removed: Vec<Vec<u8>>,
     windows: Vec<(i64, i64)>,
 }
 
@@ -211,6 +217,7 @@ impl Aggregation {
             latest_start: i64::MIN,
             table_rows: table_source.then(HashMap::new),
             late_records: 0,
+            removed: Vec::new(),
             windows: Vec::new(),
         })
     }
@@ -373,6 +380,7 @@ impl Aggregation {
                         end,
                         time: i64::MIN,
                         visible: false,
+                        dirty: true,
                         accumulators: self
                             .plan
                             .calls
@@ -428,7 +436,10 @@ impl Aggregation {
             if s.end >= time - gap && s.start <= time + gap && s.end > close_before {
                 start = start.min(s.start);
                 end = end.max(s.end);
-                merged.push(sessions.remove(i));
+                let gone = sessions.remove(i);
+                self.removed
+                    .push(checkpoint::window_key(key, gone.start, gone.end));
+                merged.push(gone);
             } else {
                 i += 1;
             }
@@ -442,6 +453,7 @@ impl Aggregation {
             end,
             time: end,
             visible: false,
+            dirty: true,
             accumulators: self
                 .plan
                 .calls
@@ -520,6 +532,9 @@ impl Aggregation {
                 Change::Delete(k) => (k, None),
             };
             let previous = self.table_rows.as_mut().and_then(|t| t.remove(&source_key));
+            if previous.is_some() {
+                self.removed.push(checkpoint::table_key(&source_key));
+            }
             let mut result = Ok(());
             if let Some(prev) = previous {
                 // A row that stays in its group changes it once: one update, not two.
@@ -552,7 +567,14 @@ impl Aggregation {
                 let args = self.call_args(outputs);
                 result = result.and(self.add_row(&group, time, &args, r, partition, updates));
                 if let Some(t) = self.table_rows.as_mut() {
-                    t.insert(source_key, TableRow { group, args: saved });
+                    t.insert(
+                        source_key,
+                        TableRow {
+                            group,
+                            args: saved,
+                            dirty: true,
+                        },
+                    );
                 }
             }
             if let Err(message) = result {
@@ -592,6 +614,7 @@ impl Aggregation {
         else {
             return Ok(());
         };
+        slot.dirty = true;
         for (acc, a) in slot.accumulators.iter_mut().zip(&args) {
             acc.undo(a, 0)?;
         }
@@ -620,6 +643,7 @@ impl Aggregation {
                     end,
                     time: i64::MIN,
                     visible: false,
+                    dirty: true,
                     accumulators: calls.iter().map(|c| c.function.accumulator()).collect(),
                 });
                 slots.len() - 1
@@ -727,7 +751,11 @@ impl Aggregation {
             }
             for (key, start, end) in entry.remove() {
                 if let Some(slots) = self.groups.get_mut(&*key) {
+                    let before = slots.len();
                     slots.retain(|s| s.start != start || s.end != end);
+                    if slots.len() < before {
+                        self.removed.push(checkpoint::window_key(&key, start, end));
+                    }
                     if slots.is_empty() {
                         self.groups.remove(&*key);
                     }
@@ -855,6 +883,7 @@ impl Aggregation {
 /// Adds a row to a slot's accumulators (`args`: each call's argument arrays).
 fn add_to(slot: &mut Slot, args: &[Vec<ArrayRef>], row: usize, time: i64) -> Result<(), String> {
     slot.time = slot.time.max(time);
+    slot.dirty = true;
     for (acc, a) in slot.accumulators.iter_mut().zip(args) {
         acc.add(a, row)?;
     }
