@@ -469,7 +469,16 @@ impl Engine {
                 {
                     pipeline.positions = restored.positions;
                 }
-                Some(std::time::Instant::now())
+                // ksqlDB's `commit.interval.ms` (also as a `ksql.streams.` property).
+                let interval = ["commit.interval.ms", "ksql.streams.commit.interval.ms"]
+                    .iter()
+                    .find_map(|p| self.properties.get(*p))
+                    .and_then(|v| v.parse().ok())
+                    .map_or(
+                        crate::query::CHECKPOINT_INTERVAL,
+                        std::time::Duration::from_millis,
+                    );
+                Some((std::time::Instant::now(), interval))
             }
             None => None,
         };

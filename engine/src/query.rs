@@ -600,13 +600,13 @@ pub(crate) struct PersistentQuery {
     pub sink_partitions: u32,
     pub stats: Arc<QueryStats>,
     /// For an aggregating query (whose state is checkpointed with its positions): when it
-    /// last wrote a checkpoint.
-    pub checkpoints: Option<std::time::Instant>,
+    /// last wrote a checkpoint, and how often it writes one.
+    pub checkpoints: Option<(std::time::Instant, std::time::Duration)>,
 }
 
-/// How often an aggregating query checkpoints its state while it makes progress (ksqlDB's
-/// default `commit.interval.ms`).
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often an aggregating query checkpoints its state while it makes progress, unless
+/// `commit.interval.ms` says otherwise (ksqlDB's default).
+pub(crate) const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl PersistentQuery {
     /// One step: everything each partition holds now, written to the sink, positions
@@ -644,8 +644,8 @@ impl PersistentQuery {
             )?;
         }
         if progressed
-            && let Some(last) = &self.checkpoints
-            && last.elapsed() >= CHECKPOINT_INTERVAL
+            && let Some((last, interval)) = &self.checkpoints
+            && last.elapsed() >= *interval
         {
             self.checkpoint(log)?;
         }
@@ -655,7 +655,7 @@ impl PersistentQuery {
     /// Writes an aggregating query's state with its positions, then commits the positions
     /// (so `SHOW QUERIES` lag and consumer-group tools see them). Nothing for other queries.
     pub fn checkpoint(&mut self, log: &dyn EventLog) -> Result<(), EngineError> {
-        let (Some(last), Some(agg)) = (
+        let (Some((last, _)), Some(agg)) = (
             self.checkpoints.as_mut(),
             self.pipeline.aggregation.as_mut(),
         ) else {
