@@ -22,6 +22,7 @@ mod lambda;
 mod planner;
 pub mod print;
 pub mod processing_log;
+mod pull;
 pub mod query;
 pub mod runtime;
 pub mod schema;

@@ -314,17 +314,31 @@ impl Engine {
         sink: &str,
         usage: QueryUse,
     ) -> Result<Planned, EngineError> {
-        let Relation::Source { name, alias } = &q.from else {
+        let Relation::Source { name, .. } = &q.from else {
             return err("joins are not supported yet");
         };
-        if usage == QueryUse::Persistent {
-            check_reserved_names(q)?;
-        }
         let source = self
             .catalog
             .get(name)
             .cloned()
             .ok_or_else(|| EngineError(format!("{name} does not exist.")))?;
+        self.plan_over(q, source, sink, usage)
+    }
+
+    /// Plans `q` over `source` (the catalog's, or a materialized table's rows).
+    pub(crate) fn plan_over(
+        &self,
+        q: &Query,
+        source: Source,
+        sink: &str,
+        usage: QueryUse,
+    ) -> Result<Planned, EngineError> {
+        let Relation::Source { alias, .. } = &q.from else {
+            return err("joins are not supported yet");
+        };
+        if usage == QueryUse::Persistent {
+            check_reserved_names(q)?;
+        }
         let schema = Self::input_schema(&source)?;
         let qualifier = alias.clone().unwrap_or_else(|| source.name.clone());
         // A bare reference keeps the name's case (a parsed one would lower-case it).

@@ -16,12 +16,20 @@ impl Engine {
     /// with `auto.offset.reset=earliest`, its start. Without `EMIT CHANGES` a query over a
     /// stream reads what the stream holds now and ends (ksqlDB's pull query on a stream).
     pub(crate) fn select(&mut self, q: &Query) -> Result<StatementResult, EngineError> {
-        let planned = self.plan_query(q, "", QueryUse::Push)?;
-        if planned.source.kind == SourceKind::Table && q.emit != Some(Emit::Changes) {
-            return err(
-                "pull queries over tables are not supported yet (add EMIT CHANGES for the changelog)",
-            );
+        // A table without EMIT CHANGES: a pull query over its current rows.
+        if let sluice_sql::ast::Relation::Source { name, .. } = &q.from
+            && let Some(table) = self.catalog.get(name).cloned()
+            && table.kind == SourceKind::Table
+            && q.emit.is_none()
+        {
+            if !q.group_by.is_empty() || q.window.is_some() {
+                return err(
+                    "Pull queries don't support GROUP BY or WINDOW clauses: add EMIT CHANGES for a push query.",
+                );
+            }
+            return self.pull(q, &table);
         }
+        let planned = self.plan_query(q, "", QueryUse::Push)?;
         let topic = planned.source.topic.clone();
         let partitions = self.log.describe_topic(&topic)?.partitions.len() as u32;
         let earliest = self
@@ -50,6 +58,7 @@ impl Engine {
             until: if push { None } else { Some(ends) },
             schema,
             waiter: Waiter::new(),
+            pending: Vec::new(),
         })))
     }
 

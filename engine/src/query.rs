@@ -411,7 +411,7 @@ impl Pipeline {
 
     /// Applies WHERE and the projection to a batch: the rows kept, and one output column
     /// per output column.
-    fn filter_and_project(
+    pub(crate) fn filter_and_project(
         &self,
         batch: &RecordBatch,
         rejected: &mut Vec<(RecordBatch, Vec<ArrayRef>)>,
@@ -827,6 +827,8 @@ pub struct PushQuery {
     pub(crate) until: Option<Vec<u64>>,
     pub(crate) schema: Arc<Schema>,
     pub(crate) waiter: Waiter,
+    /// Rows computed before the first poll (a pull query's answer).
+    pub(crate) pending: Vec<RecordBatch>,
 }
 
 impl PushQuery {
@@ -849,6 +851,9 @@ impl PushQuery {
 
     /// Whether the query has delivered all it will (its LIMIT, or the end it was bound to).
     pub fn is_done(&self) -> bool {
+        if !self.pending.is_empty() {
+            return false;
+        }
         if self.remaining == Some(0) {
             return true;
         }
@@ -865,7 +870,7 @@ impl PushQuery {
 
     /// Rows available now, as batches of the output columns (empty when none).
     pub fn poll(&mut self) -> Result<Vec<RecordBatch>, EngineError> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.pending);
         for p in 0..self.pipeline.positions.len() as u32 {
             if self.is_done() {
                 break;

@@ -46,6 +46,14 @@ impl QueryStatus {
     }
 }
 
+/// A materialized table as it stands: its result columns, the aggregated rows and their
+/// output columns.
+pub(crate) type Materialized = (
+    Vec<crate::catalog::Column>,
+    datafusion::arrow::array::RecordBatch,
+    Vec<datafusion::arrow::array::ArrayRef>,
+);
+
 pub(crate) struct QueryHandle {
     pub id: String,
     pub statement: String,
@@ -184,6 +192,18 @@ impl QueryHandle {
             .aggregation
             .as_ref()
             .map(|a| (a.aggregation.state_size(), a.aggregation.late_records))
+    }
+
+    /// The table an aggregating query materializes, as it stands: (its result columns, the
+    /// aggregated rows, their output columns). `None` for other queries.
+    pub(crate) fn materialized(&self) -> Option<Result<Materialized, EngineError>> {
+        let q = self.lock();
+        let agg = q.pipeline.aggregation.as_ref()?;
+        Some(
+            agg.aggregation
+                .current_rows()
+                .map(|(b, o)| (agg.aggregation.plan.output.clone(), b, o)),
+        )
     }
 
     /// Checkpoints an aggregating query's state now (a host stopping without threads).

@@ -167,3 +167,56 @@ fn kill_dash_nine_mid_window_aggregation_keeps_every_window_exact() {
         "one update per input record at least"
     );
 }
+
+#[test]
+fn pull_queries_read_materialized_and_source_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(
+        d,
+        &[
+            "sql",
+            "--execute",
+            "CREATE STREAM bids (auction BIGINT KEY, price BIGINT) \
+               WITH (KAFKA_TOPIC='bids', VALUE_FORMAT='JSON', PARTITIONS=2);
+             INSERT INTO bids (auction, price) VALUES (1, 10);
+             INSERT INTO bids (auction, price) VALUES (1, 20);
+             INSERT INTO bids (auction, price) VALUES (2, 5);
+             SET 'auto.offset.reset'='earliest';
+             CREATE TABLE totals AS SELECT auction, COUNT(*) AS n, SUM(price) AS total
+               FROM bids GROUP BY auction;
+             CREATE TABLE hourly AS SELECT auction, COUNT(*) AS n
+               FROM bids WINDOW TUMBLING (SIZE 1 HOUR) GROUP BY auction;
+             CREATE TABLE copy (auction BIGINT PRIMARY KEY, n BIGINT, total BIGINT)
+               WITH (KAFKA_TOPIC='TOTALS', VALUE_FORMAT='JSON');",
+        ],
+        None,
+    );
+    assert!(out.contains("Created query"), "{out}");
+    let rows = |sql: &str| -> Vec<Vec<String>> {
+        ok(d, &["sql", "--execute", sql], None)
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .skip(1) // the header
+            .map(|l| {
+                l.trim_matches('|')
+                    .split('|')
+                    .map(|c| c.trim().to_string())
+                    .collect()
+            })
+            .collect()
+    };
+    let mut all = rows("SELECT auction, n, total FROM totals;");
+    all.sort();
+    assert_eq!(all, [["1", "2", "30"], ["2", "1", "5"]]);
+    assert_eq!(
+        rows("SELECT total FROM totals WHERE auction = 1;"),
+        [["30"]]
+    );
+    let windows = rows("SELECT auction, n FROM hourly WHERE auction = 2 AND WINDOWSTART >= 0;");
+    assert_eq!(windows, [["2", "1"]]);
+    // A table over a topic: the latest row of each key, read from the log.
+    let mut copy = rows("SELECT auction, total FROM copy;");
+    copy.sort();
+    assert_eq!(copy, [["1", "30"], ["2", "5"]]);
+}

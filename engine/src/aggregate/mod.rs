@@ -781,31 +781,7 @@ impl Aggregation {
         if n == 0 {
             return Ok((Vec::new(), deleted));
         }
-        let parser = self.converter.parser();
-        let group_arrays = self
-            .converter
-            .convert_rows((0..n).map(|i| parser.parse(updates.group(i))))?;
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(updates.time.clone())),
-            Arc::new(Int32Array::from(updates.partition.clone())),
-            Arc::new(Int64Array::from_iter_values(0..n as i64)),
-            Arc::new(Int64Array::from(updates.start.clone())),
-            Arc::new(Int64Array::from(updates.end.clone())),
-        ];
-        columns.extend(group_arrays);
-        let schema = self.plan.aggregated_schema.clone();
-        let first_agg = 5 + self.plan.groups;
-        for (c, values) in updates.values.iter().enumerate() {
-            let array = ScalarValue::iter_to_array(values.iter().cloned())?;
-            let wanted = schema.field(first_agg + c).data_type();
-            let array = if array.data_type() != wanted {
-                datafusion::arrow::compute::cast(&array, wanted)?
-            } else {
-                array
-            };
-            columns.push(array);
-        }
-        let mut batch = RecordBatch::try_new(schema, columns)?;
+        let mut batch = self.aggregated_batch(&updates)?;
         let keep: Vec<bool> = match &self.plan.having {
             // Without HAVING every result is shown; a deleted window is a tombstone if it
             // was shown.
@@ -838,6 +814,71 @@ impl Aggregation {
             .map(|e| evaluate(e.as_ref(), &batch))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((vec![(batch, outputs)], deleted))
+    }
+
+    /// The aggregated rows (`ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND`,
+    /// group columns, aggregate results) of `updates`.
+    fn aggregated_batch(&self, updates: &Updates) -> Result<RecordBatch, EngineError> {
+        let n = updates.len();
+        let parser = self.converter.parser();
+        let group_arrays = self
+            .converter
+            .convert_rows((0..n).map(|i| parser.parse(updates.group(i))))?;
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(updates.time.clone())),
+            Arc::new(Int32Array::from(updates.partition.clone())),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(Int64Array::from(updates.start.clone())),
+            Arc::new(Int64Array::from(updates.end.clone())),
+        ];
+        columns.extend(group_arrays);
+        let schema = self.plan.aggregated_schema.clone();
+        let first_agg = 5 + self.plan.groups;
+        for (c, values) in updates.values.iter().enumerate() {
+            let array = if values.is_empty() {
+                datafusion::arrow::array::new_empty_array(schema.field(first_agg + c).data_type())
+            } else {
+                ScalarValue::iter_to_array(values.iter().cloned())?
+            };
+            let wanted = schema.field(first_agg + c).data_type();
+            let array = if array.data_type() != wanted {
+                datafusion::arrow::compute::cast(&array, wanted)?
+            } else {
+                array
+            };
+            columns.push(array);
+        }
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// The table the state holds now: each window's (or group's) aggregated row and its
+    /// output columns, those HAVING rejects left out. What pull queries read.
+    pub fn current_rows(&self) -> Result<(RecordBatch, Vec<ArrayRef>), EngineError> {
+        let mut updates = Updates::new(&self.plan);
+        for (group, slots) in &self.groups {
+            for slot in slots {
+                updates.push_slot(0, group, slot);
+            }
+        }
+        let mut batch = self.aggregated_batch(&updates)?;
+        if let Some(h) = &self.plan.having {
+            let mask = evaluate(h.as_ref(), &batch)?;
+            let passes: BooleanArray = mask
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| EngineError("HAVING must be a boolean expression".into()))?
+                .iter()
+                .map(|v| Some(v == Some(true)))
+                .collect();
+            batch = datafusion::arrow::compute::filter_record_batch(&batch, &passes)?;
+        }
+        let outputs = self
+            .plan
+            .projection
+            .iter()
+            .map(|e| evaluate(e.as_ref(), &batch))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((batch, outputs))
     }
 
     /// With HAVING: a result that misses it (or a deleted window) deletes its key
