@@ -56,7 +56,14 @@ fn reads_survive_rolls_and_reopen() {
     let mut expected = Vec::new();
     {
         let store = LogStore::open(dir.path()).unwrap();
-        store.create_topic("t", 2, small_segments()).unwrap();
+        // A few batches per segment: many rolls (by size; these records' times are close).
+        let config = TopicConfig::from_pairs([
+            ("segment.bytes", "1000"),
+            ("flush.policy", "on-roll"),
+            ("retention.ms", "-1"),
+        ])
+        .unwrap();
+        store.create_topic("t", 2, config).unwrap();
         for i in 0..50 {
             store
                 .append("t", 1, &mut batch_of(&format!("x{i}"), 10, None, i))
