@@ -327,7 +327,12 @@ impl Engine {
             (source.key_delimiter, source.value_delimiter),
         )?;
         sink.window = planned.window;
-        let source_partitions = self.log.describe_topic(&source.topic)?.partitions.len() as u32;
+        // A join's sink takes the left source's partitions.
+        let input_topic = match &planned.join {
+            Some(j) => j.left.planned.source.topic.clone(),
+            None => source.topic.clone(),
+        };
+        let source_partitions = self.log.describe_topic(&input_topic)?.partitions.len() as u32;
         let partitions = prop_string(&c.properties, "PARTITIONS")
             .and_then(|p| p.parse().ok())
             .unwrap_or(source_partitions);
@@ -456,7 +461,29 @@ impl Engine {
             }
         };
         let mut pipeline = planned.pipeline;
-        pipeline.positions = self.start_positions(&id, &planned.source.topic)?;
+        let join = match planned.join {
+            Some(mut plan) => {
+                // Stream sides resume where the query was; table sides are rebuilt from
+                // their start.
+                for side in [&mut plan.left, &mut plan.right] {
+                    let source = side.planned.source.clone();
+                    side.planned.pipeline.positions = match source.kind {
+                        SourceKind::Stream => self.start_positions(&id, &source.topic)?,
+                        SourceKind::Table => {
+                            let n = self.log.describe_topic(&source.topic)?.partitions.len();
+                            (0..n as u32)
+                                .map(|p| self.log.offsets(&source.topic, p).map(|(s, _)| s))
+                                .collect::<Result<_, _>>()?
+                        }
+                    };
+                }
+                Some(Box::new(crate::join::Join::new(*plan)?))
+            }
+            None => {
+                pipeline.positions = self.start_positions(&id, &planned.source.topic)?;
+                None
+            }
+        };
         // An aggregation resumes from its last checkpoint: its state and the positions that
         // go with it.
         let checkpoints = match pipeline.aggregation.as_mut() {
@@ -492,6 +519,7 @@ impl Engine {
                 pipeline,
                 stats: Arc::new(QueryStats::default()),
                 checkpoints,
+                join,
             },
             self.current_text.clone(),
         );

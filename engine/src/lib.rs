@@ -18,6 +18,7 @@ pub mod functions;
 mod headers;
 mod in_list;
 mod insert_values;
+mod join;
 mod lambda;
 mod planner;
 pub mod print;

@@ -244,6 +244,8 @@ pub(crate) struct Planned {
     pub kind: sluice_sql::ast::SourceKind,
     /// The windows of a windowed aggregation (its keys are windowed).
     pub window: Option<sluice_sql::ast::WindowKind>,
+    /// A join's sides (the pipeline then runs over joined rows).
+    pub join: Option<Box<crate::join::plan::JoinPlan>>,
 }
 
 impl Engine {
@@ -315,7 +317,9 @@ impl Engine {
         usage: QueryUse,
     ) -> Result<Planned, EngineError> {
         let Relation::Source { name, .. } = &q.from else {
-            return err("joins are not supported yet");
+            let (mut planned, join) = self.plan_join(q, sink, usage)?;
+            planned.join = Some(Box::new(join));
+            return Ok(planned);
         };
         let source = self
             .catalog
@@ -464,6 +468,7 @@ impl Engine {
             },
             kind: source.kind,
             window: None,
+            join: None,
             source,
         })
     }
@@ -539,6 +544,7 @@ impl Engine {
             },
             kind: sluice_sql::ast::SourceKind::Table,
             window,
+            join: None,
             source,
         })
     }

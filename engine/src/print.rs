@@ -30,6 +30,11 @@ impl Engine {
             return self.pull(q, &table);
         }
         let planned = self.plan_query(q, "", QueryUse::Push)?;
+        if planned.join.is_some() {
+            return err(
+                "push queries over joins are not supported yet: CREATE STREAM … AS SELECT the join, then query that stream",
+            );
+        }
         let topic = planned.source.topic.clone();
         let partitions = self.log.describe_topic(&topic)?.partitions.len() as u32;
         let earliest = self

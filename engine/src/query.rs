@@ -599,6 +599,8 @@ pub(crate) struct PersistentQuery {
     /// Partitions of the sink topic (fixed once the topic exists).
     pub sink_partitions: u32,
     pub stats: Arc<QueryStats>,
+    /// A join's sides and state (the pipeline then runs over joined rows).
+    pub join: Option<Box<crate::join::Join>>,
     /// For an aggregating query (whose state is checkpointed with its positions): when it
     /// last wrote a checkpoint, and how often it writes one.
     pub checkpoints: Option<(std::time::Instant, std::time::Duration)>,
@@ -616,6 +618,9 @@ impl PersistentQuery {
         log: &dyn EventLog,
         processing_log: &ProcessingLog,
     ) -> Result<bool, EngineError> {
+        if self.join.is_some() {
+            return self.step_join(log, processing_log);
+        }
         let mut progressed = false;
         for p in 0..self.pipeline.positions.len() as u32 {
             let Some(ev) = self.pipeline.poll_partition(log, p, &self.id)? else {
@@ -650,6 +655,40 @@ impl PersistentQuery {
             self.checkpoint(log)?;
         }
         Ok(progressed)
+    }
+
+    /// One step of a join: what both sides hold, joined, written; the stream sides'
+    /// positions committed after the sink append (at-least-once).
+    fn step_join(
+        &mut self,
+        log: &dyn EventLog,
+        processing_log: &ProcessingLog,
+    ) -> Result<bool, EngineError> {
+        let Some(join) = self.join.as_mut() else {
+            return Ok(false);
+        };
+        let Some(ev) = join.poll(log, &self.pipeline, &self.id)? else {
+            return Ok(false);
+        };
+        let read = ev.read as u64;
+        let ev = self.pipeline.aggregate(ev, &self.id)?;
+        self.write(log, &ev, processing_log)?;
+        if let Some(join) = &self.join {
+            join.commit(log, &self.id)?;
+        }
+        self.stats.records_in.fetch_add(read, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// The topics the query reads and its positions in each (what its thread waits on).
+    pub fn wait_targets(&self) -> Vec<(String, Vec<u64>)> {
+        match &self.join {
+            Some(join) => join.wait_targets(),
+            None => vec![(
+                self.pipeline.source.topic.clone(),
+                self.pipeline.positions.clone(),
+            )],
+        }
     }
 
     /// Writes an aggregating query's state with its positions, then commits the positions
@@ -931,6 +970,40 @@ impl Waiter {
                 .build()
                 .ok(),
         }
+    }
+
+    /// Blocks until any partition of any of `targets` (topic, positions) has data past its
+    /// position, or the deadline. Returns whether data arrived.
+    pub fn wait_many(
+        &self,
+        log: &dyn EventLog,
+        targets: &[(String, Vec<u64>)],
+        deadline: std::time::Instant,
+    ) -> bool {
+        let Some(rt) = &self.rt else {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            return true;
+        };
+        let tokio_deadline = tokio::time::Instant::from_std(deadline);
+        let mut waits = tokio::task::JoinSet::new();
+        for (topic, positions) in targets {
+            for (p, &pos) in positions.iter().enumerate() {
+                match log.wait_for_data(topic, p as u32, pos, tokio_deadline) {
+                    Ok(f) => {
+                        waits.spawn_on(f, rt.handle());
+                    }
+                    Err(_) => return true,
+                }
+            }
+        }
+        rt.block_on(async {
+            while let Some(r) = waits.join_next().await {
+                if r.unwrap_or(true) {
+                    return true;
+                }
+            }
+            false
+        })
     }
 
     /// Blocks until any partition of `topic` has data past its position, or the deadline.

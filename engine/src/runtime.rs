@@ -76,7 +76,13 @@ impl QueryHandle {
             statement,
             sink_name: query.sink.name.clone(),
             sink_topic: query.sink.topic.clone(),
-            source_name: query.pipeline.source.name.clone(),
+            source_name: match &query.join {
+                Some(j) => format!(
+                    "{}, {}",
+                    j.plan.left.planned.source.name, j.plan.right.planned.source.name
+                ),
+                None => query.pipeline.source.name.clone(),
+            },
             kind: "PERSISTENT",
             stats: query.stats.clone(),
             started: Instant::now(),
@@ -160,14 +166,8 @@ impl QueryHandle {
                     *self.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 }
                 Ok(false) => {
-                    let (topic, positions) = {
-                        let q = self.lock();
-                        (
-                            q.pipeline.source.topic.clone(),
-                            q.pipeline.positions.clone(),
-                        )
-                    };
-                    waiter.wait_any(log, &topic, &positions, Instant::now() + WAIT_SLICE);
+                    let targets = self.lock().wait_targets();
+                    waiter.wait_many(log, &targets, Instant::now() + WAIT_SLICE);
                 }
                 Err(e) => {
                     tracing::error!(query = %self.id, error = %e, "query step failed; retrying");

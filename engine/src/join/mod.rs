@@ -1,0 +1,656 @@
+//! Joins of two sources, as ksqlDB runs them: stream-table (a stream record looks up the
+//! table's current row for its key), table-table (a change on either side re-joins that
+//! key: INNER, LEFT, RIGHT, FULL OUTER, with a tombstone when the key's result goes away)
+//! and stream-stream (each record meets the other side's records of its key within
+//! `WITHIN (before, after)`; outer joins emit an unmatched record at once, padded with
+//! nulls, as ksqlDB does without a grace period).
+//!
+//! Each step reads what both sides hold past their positions and processes the records in
+//! time order. The joined rows are built as an Arrow batch (stream-side columns taken from
+//! the read batches, table-side columns from the table state) that the query's WHERE and
+//! projection (and GROUP BY, if any) then run over. Table sides are kept in memory and
+//! rebuilt from their topics when the query starts; stream sides resume from the query's
+//! committed offsets. The join runs as one task over every partition of both sources, so
+//! the sources need not be co-partitioned and nothing is re-partitioned.
+
+pub(crate) mod plan;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use sluice_sql::ast::{JoinKind, SourceKind};
+use sluice_storage::{CommittedOffset, EventLog};
+
+use crate::engine::EngineError;
+use crate::processing_log::ProcessingError;
+use crate::query::{Evaluated, Pipeline, now_ms};
+use crate::schema::arrow_type;
+use plan::JoinPlan;
+
+/// A side's row kept in state: its columns and join key, as values.
+type Row = Arc<[ScalarValue]>;
+
+/// A stream side's records within the join window: (time, row) by join key.
+type Windows = HashMap<Vec<u8>, Vec<(i64, Row)>>;
+
+/// Where a joined row's side comes from.
+#[derive(Clone)]
+enum Side {
+    None,
+    /// Row `1` of read `0` of this step.
+    Read(usize, usize),
+    Stored(Row),
+}
+
+/// One joined row (or a tombstone) before it is built.
+struct Out {
+    time: i64,
+    partition: i32,
+    left: Side,
+    right: Side,
+    delete: bool,
+}
+
+/// A record of either side, in the order the step processes them.
+struct Event {
+    time: i64,
+    /// 0: left, 1: right.
+    side: usize,
+    offset: i64,
+    partition: i32,
+    /// The row (read, row), or None for a table tombstone.
+    row: Option<(usize, usize)>,
+    key: Option<Vec<u8>>,
+}
+
+/// A running join: its plan, the table sides' rows and the stream sides' windows.
+pub(crate) struct Join {
+    pub plan: JoinPlan,
+    converter: RowConverter,
+    /// Per side: a table's current rows by join key.
+    tables: [HashMap<Vec<u8>, Row>; 2],
+    /// Per side: a stream's records within the join window, by join key.
+    windows: [Windows; 2],
+    /// Table-table: keys whose last result was a row (a later miss deletes it).
+    shown: HashSet<Vec<u8>>,
+    stream_time: i64,
+}
+
+impl Join {
+    pub fn new(plan: JoinPlan) -> Result<Join, EngineError> {
+        let key = plan
+            .left
+            .planned
+            .pipeline
+            .output
+            .last()
+            .and_then(|c| arrow_type(&c.ty))
+            .ok_or_else(|| EngineError("join side has no join key".into()))?;
+        Ok(Join {
+            plan,
+            converter: RowConverter::new(vec![SortField::new(key)])?,
+            tables: [HashMap::new(), HashMap::new()],
+            windows: [HashMap::new(), HashMap::new()],
+            shown: HashSet::new(),
+            stream_time: i64::MIN,
+        })
+    }
+
+    fn side_pipeline(&self, side: usize) -> &Pipeline {
+        if side == 0 {
+            &self.plan.left.planned.pipeline
+        } else {
+            &self.plan.right.planned.pipeline
+        }
+    }
+
+    fn side_pipeline_mut(&mut self, side: usize) -> &mut Pipeline {
+        if side == 0 {
+            &mut self.plan.left.planned.pipeline
+        } else {
+            &mut self.plan.right.planned.pipeline
+        }
+    }
+
+    /// The topics the join reads and its positions in each (to wait on).
+    pub fn wait_targets(&self) -> Vec<(String, Vec<u64>)> {
+        (0..2)
+            .map(|s| {
+                let p = self.side_pipeline(s);
+                (p.source.topic.clone(), p.positions.clone())
+            })
+            .collect()
+    }
+
+    /// Reads what both sides hold, joins it in time order and runs `joined` (the query's
+    /// WHERE and projection over joined rows) over the result. None when nothing was read.
+    pub fn poll(
+        &mut self,
+        log: &dyn EventLog,
+        joined: &Pipeline,
+        query_id: &str,
+    ) -> Result<Option<Evaluated>, EngineError> {
+        let mut reads: Vec<(usize, RecordBatch, Vec<ArrayRef>)> = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
+        let mut errors: Vec<ProcessingError> = Vec::new();
+        let mut read = 0;
+        let mut advanced: Vec<(usize, u32, u64)> = Vec::new();
+        for side in 0..2 {
+            let pipeline = self.side_pipeline(side);
+            for p in 0..pipeline.positions.len() as u32 {
+                let Some(ev) = pipeline.poll_partition(log, p, query_id)? else {
+                    continue;
+                };
+                advanced.push((side, p, ev.next));
+                read += ev.read;
+                errors.extend(ev.errors);
+                for (batch, outputs) in ev.rows {
+                    let keys = self.converter.convert_columns(std::slice::from_ref(
+                        outputs
+                            .last()
+                            .ok_or_else(|| EngineError("join side has no join key".into()))?,
+                    ))?;
+                    let times = column_i64(&batch, 0)?;
+                    let offsets = column_i64(&batch, 2)?;
+                    let key_array = outputs.last().cloned();
+                    for r in 0..batch.num_rows() {
+                        let null_key = key_array.as_ref().is_none_or(|k| k.is_null(r));
+                        events.push(Event {
+                            time: times.value(r),
+                            side,
+                            offset: offsets.value(r),
+                            partition: p as i32,
+                            row: Some((reads.len(), r)),
+                            key: (!null_key).then(|| keys.row(r).as_ref().to_vec()),
+                        });
+                    }
+                    reads.push((side, batch, outputs));
+                }
+                for (offset, time, key) in &ev.tombstones {
+                    let (arrays, errs) = pipeline.source_key.decode(&[key.as_deref()])?;
+                    if !errs.is_empty() || arrays.is_empty() {
+                        continue;
+                    }
+                    let keys = self.converter.convert_columns(&arrays[..1])?;
+                    events.push(Event {
+                        time: *time,
+                        side,
+                        offset: *offset,
+                        partition: p as i32,
+                        row: None,
+                        key: Some(keys.row(0).as_ref().to_vec()),
+                    });
+                }
+            }
+        }
+        if advanced.is_empty() {
+            return Ok(None);
+        }
+        // Time order across the sides (a side's own order where times tie).
+        events.sort_by_key(|e| (e.time, e.side, e.partition, e.offset));
+        let mut outs: Vec<Out> = Vec::new();
+        for e in &events {
+            self.process(e, &reads, &mut outs)?;
+        }
+        for (side, p, next) in advanced {
+            self.side_pipeline_mut(side).positions[p as usize] = next;
+        }
+        let batch = self.build(&outs, &reads)?;
+        let mut rejected = Vec::new();
+        let (rows, outputs) = joined.filter_and_project(&batch, &mut rejected)?;
+        let null_values = outs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.delete)
+            .map(|(i, _)| i as i64)
+            .collect();
+        Ok(Some(Evaluated {
+            headers: HashMap::new(),
+            partition: 0,
+            next: 0,
+            read,
+            rows: vec![(rows, outputs)],
+            tombstones: Vec::new(),
+            null_values,
+            rejected,
+            errors,
+        }))
+    }
+
+    /// Commits the stream sides' positions (table sides are re-read at start).
+    pub fn commit(&self, log: &dyn EventLog, query_id: &str) -> Result<(), EngineError> {
+        let mut offsets = Vec::new();
+        for side in 0..2 {
+            let p = self.side_pipeline(side);
+            if p.source.kind != SourceKind::Stream {
+                continue;
+            }
+            for (partition, &offset) in p.positions.iter().enumerate() {
+                offsets.push(CommittedOffset {
+                    topic: p.source.topic.clone(),
+                    partition: partition as u32,
+                    offset,
+                    metadata: String::new(),
+                    commit_timestamp: now_ms(),
+                });
+            }
+        }
+        log.commit_offsets(query_id, &offsets)?;
+        Ok(())
+    }
+
+    fn kind_of(&self, side: usize) -> SourceKind {
+        if side == 0 {
+            self.plan.left.kind
+        } else {
+            self.plan.right.kind
+        }
+    }
+
+    /// One record through the join, appending what it emits.
+    fn process(
+        &mut self,
+        e: &Event,
+        reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
+        outs: &mut Vec<Out>,
+    ) -> Result<(), EngineError> {
+        let kind = self.plan.kind;
+        let this = e.side;
+        let other = 1 - this;
+        let stored = |reads: &[(usize, RecordBatch, Vec<ArrayRef>)], (b, r): (usize, usize)| {
+            reads[b]
+                .2
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, r))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Row::from)
+        };
+        let pair = |mine: Side, theirs: Side| {
+            if this == 0 {
+                (mine, theirs)
+            } else {
+                (theirs, mine)
+            }
+        };
+        // Whether an unmatched record of `side` is still emitted (outer on that side).
+        let outer = |side: usize| match kind {
+            JoinKind::Inner => false,
+            JoinKind::Left => side == 0,
+            JoinKind::Right => side == 1,
+            JoinKind::Full => true,
+        };
+        match (self.kind_of(this), self.kind_of(other)) {
+            // A table side's change: stream-table joins only update the table.
+            (SourceKind::Table, SourceKind::Stream) => {
+                if let Some(key) = &e.key {
+                    match e.row {
+                        Some(at) => {
+                            let row = stored(reads, at)?;
+                            self.tables[this].insert(key.clone(), row);
+                        }
+                        None => {
+                            self.tables[this].remove(key);
+                        }
+                    }
+                }
+            }
+            (SourceKind::Stream, SourceKind::Table) => {
+                let Some((b, r)) = e.row else {
+                    return Ok(());
+                };
+                let found = e
+                    .key
+                    .as_ref()
+                    .and_then(|k| self.tables[other].get(k))
+                    .cloned();
+                match found {
+                    Some(row) => {
+                        let (left, right) = pair(Side::Read(b, r), Side::Stored(row));
+                        outs.push(Out {
+                            time: e.time,
+                            partition: e.partition,
+                            left,
+                            right,
+                            delete: false,
+                        });
+                    }
+                    None if outer(this) => {
+                        let (left, right) = pair(Side::Read(b, r), Side::None);
+                        outs.push(Out {
+                            time: e.time,
+                            partition: e.partition,
+                            left,
+                            right,
+                            delete: false,
+                        });
+                    }
+                    None => {}
+                }
+            }
+            (SourceKind::Table, SourceKind::Table) => {
+                let Some(key) = &e.key else {
+                    return Ok(());
+                };
+                let mine = match e.row {
+                    Some(at) => {
+                        let row = stored(reads, at)?;
+                        self.tables[this].insert(key.clone(), row.clone());
+                        Some(row)
+                    }
+                    None => {
+                        self.tables[this].remove(key);
+                        None
+                    }
+                };
+                let theirs = self.tables[other].get(key).cloned();
+                let (l, r) = if this == 0 {
+                    (mine, theirs)
+                } else {
+                    (theirs, mine)
+                };
+                let show = match kind {
+                    JoinKind::Inner => l.is_some() && r.is_some(),
+                    JoinKind::Left => l.is_some(),
+                    JoinKind::Right => r.is_some(),
+                    JoinKind::Full => l.is_some() || r.is_some(),
+                };
+                let side = |x: Option<Row>| x.map_or(Side::None, Side::Stored);
+                if show {
+                    self.shown.insert(key.clone());
+                    outs.push(Out {
+                        time: e.time,
+                        partition: e.partition,
+                        left: side(l),
+                        right: side(r),
+                        delete: false,
+                    });
+                } else if self.shown.remove(key) {
+                    // The key's result goes away: a tombstone, keyed by the join key.
+                    outs.push(Out {
+                        time: e.time,
+                        partition: e.partition,
+                        left: Side::Stored(tombstone_row(key, self, 0)?),
+                        right: Side::Stored(tombstone_row(key, self, 1)?),
+                        delete: true,
+                    });
+                }
+            }
+            (SourceKind::Stream, SourceKind::Stream) => {
+                let Some((b, r)) = e.row else {
+                    return Ok(());
+                };
+                let (before, after) = self.plan.within.unwrap_or((0, 0));
+                self.stream_time = self.stream_time.max(e.time);
+                // The other side's records this one meets: for a left record at t, right
+                // records in [t - before, t + after]; for a right record, the mirror.
+                let (lo, hi) = if this == 0 {
+                    (e.time - before, e.time + after)
+                } else {
+                    (e.time - after, e.time + before)
+                };
+                let mut matched = false;
+                if let Some(key) = &e.key {
+                    if let Some(list) = self.windows[other].get(key) {
+                        for (t, row) in list.iter().filter(|(t, _)| *t >= lo && *t <= hi) {
+                            matched = true;
+                            let (left, right) = pair(Side::Read(b, r), Side::Stored(row.clone()));
+                            outs.push(Out {
+                                time: e.time.max(*t),
+                                partition: e.partition,
+                                left,
+                                right,
+                                delete: false,
+                            });
+                        }
+                    }
+                    let row = stored(reads, (b, r))?;
+                    self.windows[this]
+                        .entry(key.clone())
+                        .or_default()
+                        .push((e.time, row));
+                }
+                if !matched && outer(this) {
+                    let (left, right) = pair(Side::Read(b, r), Side::None);
+                    outs.push(Out {
+                        time: e.time,
+                        partition: e.partition,
+                        left,
+                        right,
+                        delete: false,
+                    });
+                }
+                self.expire_windows(before.max(after));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops stream records no later record can meet any more.
+    fn expire_windows(&mut self, span: i64) {
+        let horizon = self
+            .stream_time
+            .saturating_sub(span.saturating_add(self.plan.grace));
+        for w in &mut self.windows {
+            w.retain(|_, list| {
+                list.retain(|(t, _)| *t >= horizon);
+                !list.is_empty()
+            });
+        }
+    }
+
+    /// The joined rows of `outs` as a batch of the joined source's input schema.
+    fn build(
+        &self,
+        outs: &[Out],
+        reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
+    ) -> Result<RecordBatch, EngineError> {
+        let n = outs.len();
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(outs.iter().map(|o| o.time))),
+            Arc::new(Int32Array::from_iter_values(
+                outs.iter().map(|o| o.partition),
+            )),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+        ];
+        for (s, c) in self.column_order() {
+            if self.plan.synthetic_key && s == usize::MAX {
+                // ROWKEY: the join key of whichever side is there.
+                columns.push(self.side_column(&present_side(outs), reads, (0, None))?);
+            } else if self.plan.key_column == Some((s, c)) {
+                // The key column holds the join key, whichever side the row has.
+                columns.push(self.side_column(&present_side(outs), reads, (0, None))?);
+            } else {
+                let refs: Vec<(usize, Side)> = outs
+                    .iter()
+                    .map(|o| {
+                        (
+                            s,
+                            if s == 0 {
+                                o.left.clone()
+                            } else {
+                                o.right.clone()
+                            },
+                        )
+                    })
+                    .collect();
+                columns.push(self.side_column(&refs, reads, (s, Some(c)))?);
+            }
+        }
+        let schema = crate::engine::Engine::input_schema(&self.joined_source_columns())?;
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// The joined columns in the joined source's input order: the key first (ROWKEY,
+    /// marked `usize::MAX`, or the key column), then each side's other columns.
+    fn column_order(&self) -> Vec<(usize, usize)> {
+        let mut order = Vec::new();
+        if self.plan.synthetic_key {
+            order.push((usize::MAX, 0));
+        }
+        if let Some(k) = self.plan.key_column {
+            order.push(k);
+        }
+        for (s, side) in [&self.plan.left, &self.plan.right].iter().enumerate() {
+            for c in 0..side.columns.len() {
+                if self.plan.key_column != Some((s, c)) {
+                    order.push((s, c));
+                }
+            }
+        }
+        order
+    }
+
+    /// A synthetic source of the joined columns (in `column_order`), for its input schema.
+    fn joined_source_columns(&self) -> crate::catalog::Source {
+        let mut source = self.plan.left.planned.source.clone();
+        source.headers = Vec::new();
+        source.columns = Vec::new();
+        let sides = [&self.plan.left, &self.plan.right];
+        for (s, c) in self.column_order() {
+            let column = if s == usize::MAX {
+                let ty = self
+                    .plan
+                    .left
+                    .planned
+                    .pipeline
+                    .output
+                    .last()
+                    .map(|c| c.ty.clone());
+                let Some(ty) = ty else { continue };
+                crate::catalog::Column {
+                    name: "ROWKEY".into(),
+                    ty,
+                    key: true,
+                }
+            } else {
+                let col = &sides[s].columns[c];
+                crate::catalog::Column {
+                    name: format!("{}_{}", sides[s].alias, col.name),
+                    ty: col.ty.clone(),
+                    key: self.plan.key_column == Some((s, c)),
+                }
+            };
+            source.columns.push(column);
+        }
+        source
+    }
+
+    /// One joined column: column `c` of each row's side (`None`: the join key), null where
+    /// the side is absent. Taken from the read batches where every row comes from one.
+    fn side_column(
+        &self,
+        refs: &[(usize, Side)],
+        reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
+        (side0, c): (usize, Option<usize>),
+    ) -> Result<ArrayRef, EngineError> {
+        let index = |side: usize| c.unwrap_or(self.side_width(side));
+        let ty = |side: usize| {
+            let s = if side == 0 {
+                &self.plan.left
+            } else {
+                &self.plan.right
+            };
+            s.planned
+                .pipeline
+                .output
+                .get(index(side))
+                .and_then(|col| arrow_type(&col.ty))
+                .ok_or_else(|| EngineError("join column has no type".into()))
+        };
+        let dt = ty(side0)?;
+        if refs.iter().all(|(_, r)| !matches!(r, Side::Stored(_))) {
+            // Interleave from the read batches, with a one-row null array for absent sides.
+            let nulls = datafusion::arrow::array::new_null_array(&dt, 1);
+            let mut sources: Vec<&dyn Array> = vec![nulls.as_ref()];
+            let mut at: HashMap<usize, usize> = HashMap::new();
+            let mut picks = Vec::with_capacity(refs.len());
+            for (s, r) in refs {
+                match r {
+                    Side::Read(b, row) => {
+                        let i = *at.entry(*b).or_insert_with(|| {
+                            sources.push(reads[*b].2[index(*s)].as_ref());
+                            sources.len() - 1
+                        });
+                        picks.push((i, *row));
+                    }
+                    _ => picks.push((0, 0)),
+                }
+            }
+            return Ok(datafusion::arrow::compute::interleave(&sources, &picks)?);
+        }
+        let null = ScalarValue::try_from(&dt)?;
+        let values = refs
+            .iter()
+            .map(|(s, r)| match r {
+                Side::None => Ok(null.clone()),
+                Side::Read(b, row) => ScalarValue::try_from_array(&reads[*b].2[index(*s)], *row),
+                Side::Stored(v) => Ok(v[index(*s)].clone()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if values.is_empty() {
+            return Ok(datafusion::arrow::array::new_empty_array(&dt));
+        }
+        let array = ScalarValue::iter_to_array(values)?;
+        Ok(if array.data_type() != &dt {
+            datafusion::arrow::compute::cast(&array, &dt)?
+        } else {
+            array
+        })
+    }
+
+    /// Columns of a side before its join key.
+    fn side_width(&self, side: usize) -> usize {
+        if side == 0 {
+            self.plan.left.columns.len()
+        } else {
+            self.plan.right.columns.len()
+        }
+    }
+}
+
+/// A row of `side` holding only the join key (in its key columns and join-key slot; the
+/// rest null), for a tombstone of a key: tables join on their primary key.
+fn tombstone_row(key: &[u8], join: &Join, side: usize) -> Result<Row, EngineError> {
+    let parser = join.converter.parser();
+    let arrays = join.converter.convert_rows([parser.parse(key)])?;
+    let value = ScalarValue::try_from_array(&arrays[0], 0)?;
+    let s = if side == 0 {
+        &join.plan.left
+    } else {
+        &join.plan.right
+    };
+    let mut values: Vec<ScalarValue> = s
+        .columns
+        .iter()
+        .map(|c| {
+            if c.key {
+                Ok(value.clone())
+            } else {
+                arrow_type(&c.ty).map_or(Ok(ScalarValue::Null), |t| ScalarValue::try_from(&t))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    values.push(value);
+    Ok(values.into())
+}
+
+/// Each row's side that is there (the left's where both are), for the join key.
+fn present_side(outs: &[Out]) -> Vec<(usize, Side)> {
+    outs.iter()
+        .map(|o| match (&o.left, &o.right) {
+            (Side::None, r) => (1, r.clone()),
+            (l, _) => (0, l.clone()),
+        })
+        .collect()
+}
+
+fn column_i64(batch: &RecordBatch, i: usize) -> Result<&Int64Array, EngineError> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| EngineError("pseudo-column is not BIGINT".into()))
+}
