@@ -4,6 +4,8 @@
 # bids, log -> log (one changelog update per bid, as ksqlDB emits with caching off), beside
 # query A (stateless) of the same run. Per core = records / CPU-seconds (user + sys) of the
 # sluice process; peak memory is its maximum resident set.
+# Also the stream-table join of the bids against a 100,000-row table of auctions (keyed by
+# id, loaded before the bids), log -> log.
 #   bench/query_b.sh [ROUNDS]   (needs target/release/sluice: cargo build --release;
 #   SLUICE_BIN=path runs another build the same way; BIDS=file reuses a generated bids file)
 set -euo pipefail
@@ -24,6 +26,8 @@ rate() { python3 -c "print(f'{$N/($user+$sys)/1e6:.2f} M rec/s per core ({$user}
 STREAM="CREATE STREAM bids (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, ts BIGINT)
       WITH (KAFKA_TOPIC='bids', VALUE_FORMAT='JSON', TIMESTAMP='ts');
     SET 'auto.offset.reset'='earliest';"
+TABLE="$DIR/auctions.txt"
+awk 'BEGIN { for (i = 0; i < 100000; i++) printf "%d|{\"SELLER\":%d,\"CATEGORY\":%d,\"NAME\":\"auction-%d\"}\n", i, (i * 7) % 5000, i % 40, i }' > "$TABLE"
 for r in $(seq "$ROUNDS"); do
   echo "== round $r"
   export SLUICE_DATA_DIR="$DIR/data-$r"
@@ -43,5 +47,21 @@ for r in $(seq "$ROUNDS"); do
       FROM bids WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY auction;"
   out=$($S consume QUERY_B --from-beginning --timeout-ms 200 2>/dev/null | wc -l)
   echo "query B (window, $out updates out): $(rate)"
+  rm -rf "$SLUICE_DATA_DIR"
+  $S topics create auctions --config flush.policy=on-roll >/dev/null
+  $S produce auctions --partition 0 --key-separator '|' < "$TABLE" >/dev/null
+  $S topics create bids --config flush.policy=on-roll >/dev/null
+  $S produce bids --partition 0 < "$BIDS" >/dev/null
+  $S topics create QUERY_J --config retention.ms=-1 >/dev/null
+  timed $S sql --execute "
+    CREATE STREAM bids (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, ts BIGINT)
+      WITH (KAFKA_TOPIC='bids', VALUE_FORMAT='JSON');
+    CREATE TABLE auctions (id BIGINT PRIMARY KEY, seller BIGINT, category BIGINT, name STRING)
+      WITH (KAFKA_TOPIC='auctions', KEY_FORMAT='JSON', VALUE_FORMAT='JSON');
+    SET 'auto.offset.reset'='earliest';
+    CREATE STREAM query_j AS SELECT b.auction, b.price, a.seller, a.category
+      FROM bids b JOIN auctions a ON b.auction = a.id;"
+  out=$($S consume QUERY_J --from-beginning --timeout-ms 200 2>/dev/null | wc -l)
+  echo "stream-table join (100,000-row table, $out rows out): $(rate)"
   rm -rf "$SLUICE_DATA_DIR"
 done

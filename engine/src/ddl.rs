@@ -477,7 +477,7 @@ impl Engine {
                         }
                     };
                 }
-                Some(Box::new(crate::join::Join::new(*plan)?))
+                Some(Box::new(crate::join::Join::new(*plan, &pipeline)?))
             }
             None => {
                 pipeline.positions = self.start_positions(&id, &planned.source.topic)?;

@@ -77,10 +77,38 @@ pub(crate) struct Join {
     /// Table-table: keys whose last result was a row (a later miss deletes it).
     shown: HashSet<Vec<u8>>,
     stream_time: i64,
+    /// Joined columns the query reads (the others are built as nulls).
+    used: HashSet<String>,
 }
 
 impl Join {
-    pub fn new(plan: JoinPlan) -> Result<Join, EngineError> {
+    /// A join whose joined rows `joined` (the query's pipeline over them) reads.
+    pub fn new(mut plan: JoinPlan, joined: &Pipeline) -> Result<Join, EngineError> {
+        let mut used: HashSet<String> = HashSet::new();
+        for e in joined.projection.iter().chain(joined.filter.iter()) {
+            for c in datafusion::physical_expr::utils::collect_columns(e) {
+                used.insert(c.name().to_string());
+            }
+        }
+        // Each side decodes only what the query and the join key read.
+        for side in [&mut plan.left, &mut plan.right] {
+            let pipeline = &mut side.planned.pipeline;
+            let mut read: HashSet<String> = side
+                .columns
+                .iter()
+                .filter(|c| used.contains(&format!("{}_{}", side.alias, c.name)))
+                .map(|c| c.name.clone())
+                .collect();
+            if let Some(key) = pipeline.projection.last() {
+                for c in datafusion::physical_expr::utils::collect_columns(key) {
+                    read.insert(c.name().to_string());
+                }
+            }
+            if let Some(t) = &pipeline.source.timestamp {
+                read.insert(t.column.clone());
+            }
+            pipeline.source_value.skip_unread(&read);
+        }
         let key = plan
             .left
             .planned
@@ -96,6 +124,7 @@ impl Join {
             windows: [HashMap::new(), HashMap::new()],
             shown: HashSet::new(),
             stream_time: i64::MIN,
+            used,
         })
     }
 
@@ -462,6 +491,10 @@ impl Join {
             } else if self.plan.key_column == Some((s, c)) {
                 // The key column holds the join key, whichever side the row has.
                 columns.push(self.side_column(&present_side(outs), reads, (0, None))?);
+            } else if !self.used.contains(&self.joined_name(s, c)) {
+                // Not read by the query: nulls, not a copy.
+                let dt = self.column_type(s, c)?;
+                columns.push(datafusion::arrow::array::new_null_array(&dt, n));
             } else {
                 let refs: Vec<(usize, Side)> = outs
                     .iter()
@@ -599,6 +632,30 @@ impl Join {
         } else {
             array
         })
+    }
+
+    /// The joined name of side `s`'s column `c`.
+    fn joined_name(&self, s: usize, c: usize) -> String {
+        let side = if s == 0 {
+            &self.plan.left
+        } else {
+            &self.plan.right
+        };
+        format!("{}_{}", side.alias, side.columns[c].name)
+    }
+
+    fn column_type(
+        &self,
+        s: usize,
+        c: usize,
+    ) -> Result<datafusion::arrow::datatypes::DataType, EngineError> {
+        let side = if s == 0 {
+            &self.plan.left
+        } else {
+            &self.plan.right
+        };
+        arrow_type(&side.columns[c].ty)
+            .ok_or_else(|| EngineError(format!("unsupported type {}", side.columns[c].ty)))
     }
 
     /// Columns of a side before its join key.
