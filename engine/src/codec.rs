@@ -22,6 +22,8 @@ pub struct Serde {
     /// whether a record decodes (JSON STRING columns: any JSON value is a valid STRING).
     /// Empty: decode everything.
     pub unread: Vec<bool>,
+    /// Whether this is a key's serde (as errors name its columns).
+    pub is_key: bool,
 }
 
 fn fields<'a>(columns: impl Iterator<Item = &'a Column>) -> Vec<json::Column> {
@@ -43,6 +45,7 @@ impl Serde {
             columns,
             delimiter: source.key_delimiter,
             unread: Vec::new(),
+            is_key: true,
         }
     }
 
@@ -53,6 +56,7 @@ impl Serde {
             wrapped: source.value_wrapped(),
             delimiter: source.value_delimiter,
             unread: Vec::new(),
+            is_key: false,
         }
     }
 
@@ -70,20 +74,26 @@ impl Serde {
             .collect();
     }
 
+    /// The columns as ksqlDB lists them in format errors (`` `K` INTEGER KEY, … ``).
+    pub fn describe_columns(&self) -> String {
+        let suffix = if self.is_key { " KEY" } else { "" };
+        self.columns
+            .iter()
+            .map(|c| format!("`{}` {}{suffix}", c.name, c.ty))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Checks at planning time that the format can carry the columns.
     pub fn check(&self) -> Result<(), FormatError> {
         let columns = &self.columns;
         match self.format {
             Format::Kafka => {
                 if columns.len() > 1 {
-                    return Err(FormatError::Deserialization(
-                        "The 'KAFKA' format only supports a single field. Got: ".to_string()
-                            + &columns
-                                .iter()
-                                .map(|c| format!("`{}` {}", c.name, c.ty))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                    ));
+                    return Err(FormatError::Deserialization(format!(
+                        "The 'KAFKA' format only supports a single field. Got: [{}]",
+                        self.describe_columns()
+                    )));
                 }
                 columns.iter().try_for_each(|c| kafka::check_type(&c.ty))
             }

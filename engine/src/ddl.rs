@@ -285,7 +285,14 @@ impl Engine {
                 ));
             }
         }
-        Serde::key(s).check()?;
+        let key = Serde::key(s);
+        key.check().map_err(|e| {
+            EngineError(format!(
+                "Key format does not support schema.\nformat: {}\nschema: Persistence{{columns=[{}], features=[]}}\nreason: {e}",
+                s.key_format.name(),
+                key.describe_columns()
+            ))
+        })?;
         Serde::value(s).check()?;
         Ok(())
     }

@@ -59,6 +59,10 @@ struct Canonical<'a> {
 impl VisitorMut for Canonical<'_> {
     type Break = ();
     fn pre_visit_expr(&mut self, expr: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+        // `(a + b)` is `a + b`.
+        while let sqlast::Expr::Nested(inner) = expr {
+            *expr = inner.as_ref().clone();
+        }
         let fix = |i: &mut Ident| {
             if i.quote_style.is_none() {
                 i.value = i.value.to_uppercase();
@@ -160,7 +164,21 @@ impl Engine {
         let mut groups: Vec<(String, String)> = Vec::new();
         let mut pre: Vec<(Column, Arc<dyn PhysicalExpr>)> = Vec::new();
         let mut group_fields: Vec<Field> = Vec::new();
-        for (i, g) in q.group_by.iter().enumerate() {
+        // `GROUP BY (a, b)` is `GROUP BY a, b`.
+        let group_by: Vec<sqlast::Expr> = match q.group_by.as_slice() {
+            [sqlast::Expr::Tuple(items)] => items.clone(),
+            other => other.to_vec(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for g in &group_by {
+            if !seen.insert(canonical(g, qualifier)) {
+                return err(format!(
+                    "Duplicate GROUP BY expression: {qualifier}.{}",
+                    canonical(g, qualifier)
+                ));
+            }
+        }
+        for (i, g) in group_by.iter().enumerate() {
             let planned = self.plan_expr(g, df_schema, "GROUP BY")?;
             let dt = planned.get_type(df_schema)?;
             let name = column_name(g).unwrap_or_else(|| format!("KSQL_GROUP_{i}"));
@@ -312,7 +330,7 @@ impl Engine {
         for (alias, original, rewritten) in &items {
             let e = self
                 .plan_expr(rewritten, &agg_df, "SELECT")
-                .map_err(|e| not_grouped(e, original))?;
+                .map_err(|e| not_grouped(e, rewritten, "SELECT expression(s)"))?;
             if q.window.is_none()
                 && let Some(n) = column_name(rewritten)
                 && (n == "WINDOWSTART" || n == "WINDOWEND")
@@ -345,7 +363,7 @@ impl Engine {
                 None => {
                     return err(format!(
                         "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the grouping expression {} in its projection (eg, SELECT {gname}...).",
-                        q.group_by[g]
+                        group_by[g]
                     ));
                 }
             }
@@ -386,7 +404,9 @@ impl Engine {
         }
         let having = match having {
             Some(h) => {
-                let e = self.plan_expr(&h, &agg_df, "HAVING")?;
+                let e = self
+                    .plan_expr(&h, &agg_df, "HAVING")
+                    .map_err(|e| not_grouped(e, &h, "HAVING expression"))?;
                 Some(self.ctx.create_physical_expr(e, &agg_df)?)
             }
             None => None,
@@ -428,12 +448,29 @@ fn literal(e: &sqlast::Expr) -> Result<ScalarValue, EngineError> {
     })
 }
 
-/// A projection that reads a column neither grouped nor aggregated, in ksqlDB's words.
-fn not_grouped(e: EngineError, original: &sqlast::Expr) -> EngineError {
-    if e.0.contains("cannot be resolved") {
-        return EngineError(format!(
-            "Non-aggregate SELECT expression(s) not part of GROUP BY: {original}"
-        ));
+/// A projection (or HAVING) that reads a column neither grouped nor aggregated, in
+/// ksqlDB's words: the columns it reads that are not group columns.
+fn not_grouped(e: EngineError, rewritten: &sqlast::Expr, what: &str) -> EngineError {
+    if !e.0.contains("cannot be resolved") {
+        return e;
     }
-    e
+    let mut columns: Vec<String> = Vec::new();
+    let _ = sqlast::visit_expressions(rewritten, |x| {
+        let name = match x {
+            // Group columns and aggregate results were quoted by the rewrite.
+            sqlast::Expr::Identifier(i) if i.quote_style.is_none() => Some(i.value.to_uppercase()),
+            sqlast::Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_uppercase()),
+            _ => None,
+        };
+        if let Some(n) = name
+            && !columns.contains(&n)
+        {
+            columns.push(n);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    EngineError(format!(
+        "Non-aggregate {what} not part of GROUP BY: {}",
+        columns.join(", ")
+    ))
 }

@@ -149,29 +149,13 @@ fn serialize(serde: &Serde, value: &Json) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-/// Reads back a key or value as JSON for comparison. DELIMITED text stays text, except a
-/// key of several columns, which ksqlDB's harness shows as an object of its fields.
-fn deserialize(serde: &Serde, is_key: bool, bytes: Option<&[u8]>) -> Result<Json, String> {
+/// Reads back a key or value as JSON for comparison. DELIMITED text stays text (a key of
+/// several columns too: `"a,1"`).
+fn deserialize(serde: &Serde, bytes: Option<&[u8]>) -> Result<Json, String> {
     let Some(bytes) = bytes else {
         return Ok(Json::Null);
     };
     match serde.format {
-        Format::Delimited if is_key && serde.columns.len() > 1 => {
-            let text = String::from_utf8_lossy(bytes);
-            Ok(Json::Object(
-                serde
-                    .columns
-                    .iter()
-                    .zip(text.split(serde.delimiter))
-                    .map(|(c, f)| {
-                        (
-                            c.name.clone(),
-                            Json::String(f.trim_matches('"').to_string()),
-                        )
-                    })
-                    .collect(),
-            ))
-        }
         Format::Delimited => Ok(Json::String(String::from_utf8_lossy(bytes).into_owned())),
         Format::Kafka => {
             let Some(col) = serde.columns.first() else {
@@ -438,10 +422,7 @@ fn read_topic(
                     }
                     let (key_bytes, window) = split_window(rec.key, sink);
                     let (key, value) = match &serdes {
-                        Some((k, v)) => (
-                            deserialize(k, true, key_bytes),
-                            deserialize(v, false, rec.value),
-                        ),
+                        Some((k, v)) => (deserialize(k, key_bytes), deserialize(v, rec.value)),
                         None => (
                             rec.key.map_or(Ok(Json::Null), |k| {
                                 json::parse(&String::from_utf8_lossy(k))
