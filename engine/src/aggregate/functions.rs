@@ -498,8 +498,11 @@ impl Sum {
                     .as_any()
                     .downcast_ref::<datafusion::arrow::array::Decimal128Array>()
                     .map_or(0, |x| x.value(row));
-                let next = self.decimal + v * sign as i128;
-                if next.unsigned_abs() >= 10u128.pow(p as u32) {
+                let next = self
+                    .decimal
+                    .checked_add(v * sign as i128)
+                    .ok_or("Numeric field overflow")?;
+                if next.unsigned_abs() >= 10u128.pow(u32::from(p.min(38))) {
                     return Err("Numeric field overflow".into());
                 }
                 self.decimal = next;
@@ -534,7 +537,12 @@ impl Accumulator for Sum {
             }
             Some(ScalarValue::Int64(v)) => self.int = self.int.wrapping_add(v.unwrap_or(0)),
             Some(ScalarValue::Float64(v)) => self.float += v.unwrap_or(0.0),
-            Some(ScalarValue::Decimal128(v, ..)) => self.decimal += v.unwrap_or(0),
+            Some(ScalarValue::Decimal128(v, ..)) => {
+                self.decimal = self
+                    .decimal
+                    .checked_add(v.unwrap_or(0))
+                    .ok_or("Numeric field overflow")?
+            }
             other => return Err(format!("unexpected SUM state {other:?}")),
         }
         Ok(())

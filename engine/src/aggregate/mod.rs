@@ -433,7 +433,10 @@ impl Aggregation {
             let s = &sessions[i];
             // Kafka Streams finds sessions ending at or after time - gap and starting at or
             // before time + gap.
-            if s.end >= time - gap && s.start <= time + gap && s.end > close_before {
+            if s.end >= time.saturating_sub(gap)
+                && s.start <= time.saturating_add(gap)
+                && s.end > close_before
+            {
                 start = start.min(s.start);
                 end = end.max(s.end);
                 let gone = sessions.remove(i);
@@ -701,16 +704,16 @@ impl Aggregation {
             return;
         }
         let (lower, upper) = match w.kind {
-            WindowKind::Session { .. } => (self.last_close.unwrap_or(0), close - 1),
+            WindowKind::Session { .. } => (self.last_close.unwrap_or(0), close.saturating_sub(1)),
             WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => {
                 let size = size.millis as i64;
                 let lower = match self.last_close {
                     None => 0,
-                    Some(last) => (last - size).max(0) + 1,
+                    Some(last) => last.saturating_sub(size).max(0) + 1,
                 };
                 // The store serves only starts within its retention of the latest start.
                 let retained = self.latest_start.saturating_sub(window::retention(w));
-                (lower.max(retained), close - size)
+                (lower.max(retained), close.saturating_sub(size))
             }
         };
         if upper < 0 {

@@ -38,8 +38,8 @@ pub(crate) fn time_windows(kind: &WindowKind, ts: i64, out: &mut Vec<(i64, i64)>
     // The last window starting at or before ts, then back while the window still holds ts
     // (collected latest first, then put in order: no allocation).
     let mut start = ts - ts.rem_euclid(advance);
-    while start > ts - size && start >= 0 {
-        out.push((start, start + size));
+    while start > ts.saturating_sub(size) && start >= 0 {
+        out.push((start, start.saturating_add(size)));
         start -= advance;
     }
     out.reverse();

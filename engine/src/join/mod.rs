@@ -416,9 +416,9 @@ impl Join {
                 // The other side's records this one meets: for a left record at t, right
                 // records in [t - before, t + after]; for a right record, the mirror.
                 let (lo, hi) = if this == 0 {
-                    (e.time - before, e.time + after)
+                    (e.time.saturating_sub(before), e.time.saturating_add(after))
                 } else {
-                    (e.time - after, e.time + before)
+                    (e.time.saturating_sub(after), e.time.saturating_add(before))
                 };
                 let mut matched = false;
                 if let Some(key) = &e.key {
