@@ -35,6 +35,13 @@ fn fields<'a>(columns: impl Iterator<Item = &'a Column>) -> Vec<json::Column> {
         .collect()
 }
 
+/// Buffers an encoder reuses between records.
+#[derive(Default)]
+pub struct Scratch {
+    text: String,
+    bytes: Vec<u8>,
+}
+
 impl Serde {
     /// The key side: a single key column is written bare, several as an object.
     pub fn key(source: &Source) -> Serde {
@@ -143,6 +150,31 @@ impl Serde {
 
     /// Encodes row `row` of `arrays` (one per column); `None` when there is nothing to write
     /// (no columns, a KAFKA null, an unwrapped JSON null).
+    /// `encode` into `scratch` (reused between records: no allocation per record for
+    /// JSON); the bytes borrow from it.
+    pub fn encode_to<'s>(
+        &self,
+        arrays: &[ArrayRef],
+        row: usize,
+        scratch: &'s mut Scratch,
+    ) -> Result<Option<&'s [u8]>, FormatError> {
+        if self.format == Format::Json && !self.columns.is_empty() {
+            if !self.wrapped && arrays[0].is_null(row) {
+                return Ok(None);
+            }
+            scratch.text.clear();
+            json::encode_row_into(&self.columns, arrays, self.wrapped, row, &mut scratch.text)?;
+            return Ok(Some(scratch.text.as_bytes()));
+        }
+        Ok(match self.encode(arrays, row)? {
+            Some(bytes) => {
+                scratch.bytes = bytes;
+                Some(&scratch.bytes)
+            }
+            None => None,
+        })
+    }
+
     pub fn encode(&self, arrays: &[ArrayRef], row: usize) -> Result<Option<Vec<u8>>, FormatError> {
         if self.columns.is_empty() {
             return Ok(None);

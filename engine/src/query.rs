@@ -23,7 +23,7 @@ use sluice_storage::{BatchBuilder, CommittedOffset, Compression, EventLog};
 use sluice_sql::ast::SourceKind;
 
 use crate::catalog::{Column, Source};
-use crate::codec::Serde;
+use crate::codec::{Scratch, Serde};
 use crate::engine::EngineError;
 use crate::processing_log::{ProcessingError, ProcessingLog};
 use crate::schema::arrow_type;
@@ -532,6 +532,68 @@ fn times_and_offsets(batch: &RecordBatch) -> Result<(&Int64Array, &Int64Array), 
     Ok((column(0)?, column(2)?))
 }
 
+/// A sink's batches being filled, one per partition; a full one is appended at once.
+struct SinkBatches<'a> {
+    topic: &'a str,
+    partitions: u32,
+    /// Where unkeyed records go: the input partition's number, modulo the sink's.
+    input_partition: u32,
+    builders: BTreeMap<u32, BatchBuilder>,
+}
+
+impl<'a> SinkBatches<'a> {
+    fn new(topic: &'a str, partitions: u32, input_partition: u32) -> Self {
+        SinkBatches {
+            topic,
+            partitions,
+            input_partition,
+            builders: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a record: keyed output goes where Kafka's partitioner puts the key, unkeyed
+    /// stays in step with the input partition.
+    fn push(
+        &mut self,
+        log: &dyn EventLog,
+        time: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<&RecordHeaders>,
+    ) -> Result<(), EngineError> {
+        let p = key.map_or(self.input_partition % self.partitions, |k| {
+            partition_for_key(k, self.partitions)
+        });
+        let header_refs: Vec<(&str, Option<&[u8]>)> = headers
+            .map(|hs| hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
+            .unwrap_or_default();
+        let b = self
+            .builders
+            .entry(p)
+            .or_insert_with(|| BatchBuilder::new(Compression::None));
+        b.push(time, key, value, &header_refs);
+        // Batches stay well under the topic's largest message.
+        if b.size_estimate() >= SINK_BATCH_BYTES {
+            let full = std::mem::replace(b, BatchBuilder::new(Compression::None));
+            let mut bytes = full.finish()?;
+            log.append(self.topic, p, &mut bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Appends what is left.
+    fn finish(self, log: &dyn EventLog) -> Result<(), EngineError> {
+        for (p, b) in self.builders {
+            if b.is_empty() {
+                continue;
+            }
+            let mut bytes = b.finish()?;
+            log.append(self.topic, p, &mut bytes)?;
+        }
+        Ok(())
+    }
+}
+
 /// A windowed aggregation's key as Kafka Streams writes it: the key's bytes, then the window
 /// start (8 bytes, big-endian) for time windows, or the end then the start for sessions.
 fn windowed_key(
@@ -733,8 +795,14 @@ impl PersistentQuery {
         let mut errors = ev.errors.clone();
         let nkeys = self.sink_key.columns.len();
         let partitions = self.sink_partitions;
-        // (input offset, timestamp, key, value), so output keeps the input's order.
+        // (input offset, timestamp, key, value), so output keeps the input's order, where
+        // rows and deletions must be merged by offset; otherwise rows go straight into the
+        // sink's batches as they are encoded (no copy per record).
         let mut out: Vec<OutRecord> = Vec::new();
+        let interleaved = !ev.tombstones.is_empty() || !ev.rejected.is_empty();
+        let mut sink = SinkBatches::new(&self.sink.topic, partitions, ev.partition);
+        let (mut key_scratch, mut value_scratch) = (Scratch::default(), Scratch::default());
+        let mut written = 0u64;
         let reads_value = self.pipeline.key_reads_value();
         // The sink's TIMESTAMP column, if it has one: (its output position, its spec).
         let sink_time = self.sink.timestamp.as_ref().and_then(|spec| {
@@ -773,19 +841,35 @@ impl PersistentQuery {
                 let key = if all_null && (nkeys == 1 || !self.pipeline.rekeyed) {
                     Ok(None)
                 } else {
-                    self.sink_key.encode(&outputs[..nkeys], row)
+                    self.sink_key
+                        .encode_to(&outputs[..nkeys], row, &mut key_scratch)
                 };
+                let windowed;
                 let key = match (key, &self.sink.window) {
-                    (Ok(k), Some(kind)) => Ok(Some(windowed_key(k, kind, batch, row)?)),
+                    (Ok(k), Some(kind)) => {
+                        windowed = windowed_key(k.map(<[u8]>::to_vec), kind, batch, row)?;
+                        Ok(Some(windowed.as_slice()))
+                    }
                     (k, _) => k,
                 };
                 let value = if null_value {
                     Ok(None)
                 } else {
-                    self.sink_value.encode(&outputs[nkeys..], row)
+                    self.sink_value
+                        .encode_to(&outputs[nkeys..], row, &mut value_scratch)
                 };
                 match (key, value) {
-                    (Ok(k), Ok(v)) => out.push((offsets.value(row), time, k, v)),
+                    (Ok(k), Ok(v)) if interleaved => out.push((
+                        offsets.value(row),
+                        time,
+                        k.map(<[u8]>::to_vec),
+                        v.map(<[u8]>::to_vec),
+                    )),
+                    (Ok(k), Ok(v)) => {
+                        let headers = ev.headers.get(&offsets.value(row));
+                        sink.push(log, time, k, v, headers)?;
+                        written += 1;
+                    }
                     (Err(e), _) | (_, Err(e)) => errors.push(ProcessingError::Serialization {
                         query_id: self.id.clone(),
                         message: e.to_string(),
@@ -795,7 +879,6 @@ impl PersistentQuery {
                 }
             }
         }
-        let interleaved = !ev.tombstones.is_empty() || !ev.rejected.is_empty();
         for (offset, ts, key) in &ev.tombstones {
             out.push((*offset, *ts, key.clone(), None));
         }
@@ -810,37 +893,17 @@ impl PersistentQuery {
         if interleaved {
             out.sort_by_key(|o| o.0);
         }
-        // Keyed output goes where Kafka's partitioner puts the key; unkeyed stays in step
-        // with the input partition.
-        let mut builders: BTreeMap<u32, BatchBuilder> = BTreeMap::new();
-        let mut header_refs: Vec<(&str, Option<&[u8]>)> = Vec::new();
         for (offset, ts, key, value) in &out {
-            let p = key.as_deref().map_or(ev.partition % partitions, |k| {
-                partition_for_key(k, partitions)
-            });
-            header_refs.clear();
-            if let Some(hs) = ev.headers.get(offset) {
-                header_refs.extend(hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
-            }
-            let b = builders
-                .entry(p)
-                .or_insert_with(|| BatchBuilder::new(Compression::None));
-            b.push(*ts, key.as_deref(), value.as_deref(), &header_refs);
-            // Batches stay well under the topic's largest message.
-            if b.size_estimate() >= SINK_BATCH_BYTES {
-                let full = std::mem::replace(b, BatchBuilder::new(Compression::None));
-                let mut bytes = full.finish()?;
-                log.append(&self.sink.topic, p, &mut bytes)?;
-            }
+            sink.push(
+                log,
+                *ts,
+                key.as_deref(),
+                value.as_deref(),
+                ev.headers.get(offset),
+            )?;
         }
-        let written = out.len() as u64;
-        for (p, b) in builders {
-            if b.is_empty() {
-                continue;
-            }
-            let mut bytes = b.finish()?;
-            log.append(&self.sink.topic, p, &mut bytes)?;
-        }
+        written += out.len() as u64;
+        sink.finish(log)?;
         self.stats.records_out.fetch_add(written, Ordering::Relaxed);
         if !errors.is_empty() {
             self.stats

@@ -646,25 +646,36 @@ pub fn encode_row(
     row: usize,
 ) -> Result<Vec<u8>, FormatError> {
     let mut out = String::new();
+    encode_row_into(columns, arrays, wrapped, row, &mut out)?;
+    Ok(out.into_bytes())
+}
+
+/// `encode_row` appending to `out` (a buffer a writer reuses between records).
+pub fn encode_row_into(
+    columns: &[Column],
+    arrays: &[ArrayRef],
+    wrapped: bool,
+    row: usize,
+    out: &mut String,
+) -> Result<(), FormatError> {
     if !wrapped {
         let (c, a) = columns
             .first()
             .zip(arrays.first())
             .ok_or_else(|| FormatError::Deserialization("no column to write".into()))?;
-        write_value(&mut out, &c.ty, a.as_ref(), row)?;
-        return Ok(out.into_bytes());
+        return write_value(out, &c.ty, a.as_ref(), row);
     }
     out.push('{');
     for (i, (c, a)) in columns.iter().zip(arrays).enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_string(&mut out, &c.name);
+        write_string(out, &c.name);
         out.push(':');
-        write_value(&mut out, &c.ty, a.as_ref(), row)?;
+        write_value(out, &c.ty, a.as_ref(), row)?;
     }
     out.push('}');
-    Ok(out.into_bytes())
+    Ok(())
 }
 
 #[cfg(test)]
