@@ -166,6 +166,16 @@ impl Serde {
             json::encode_row_into(&self.columns, arrays, self.wrapped, row, &mut scratch.text)?;
             return Ok(Some(scratch.text.as_bytes()));
         }
+        if self.format == Format::Kafka && !self.columns.is_empty() {
+            scratch.bytes.clear();
+            let written = kafka::encode_value_into(
+                &self.columns[0].ty,
+                arrays[0].as_ref(),
+                row,
+                &mut scratch.bytes,
+            )?;
+            return Ok(written.then_some(scratch.bytes.as_slice()));
+        }
         Ok(match self.encode(arrays, row)? {
             Some(bytes) => {
                 scratch.bytes = bytes;

@@ -771,7 +771,7 @@ impl Aggregation {
     #[allow(clippy::type_complexity)]
     fn project(
         &mut self,
-        updates: Updates,
+        mut updates: Updates,
     ) -> Result<
         (
             Vec<(RecordBatch, Vec<ArrayRef>)>,
@@ -784,7 +784,7 @@ impl Aggregation {
         if n == 0 {
             return Ok((Vec::new(), deleted));
         }
-        let mut batch = self.aggregated_batch(&updates)?;
+        let mut batch = self.aggregated_batch(&mut updates)?;
         let keep: Vec<bool> = match &self.plan.having {
             // Without HAVING every result is shown; a deleted window is a tombstone if it
             // was shown.
@@ -821,7 +821,7 @@ impl Aggregation {
 
     /// The aggregated rows (`ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND`,
     /// group columns, aggregate results) of `updates`.
-    fn aggregated_batch(&self, updates: &Updates) -> Result<RecordBatch, EngineError> {
+    fn aggregated_batch(&self, updates: &mut Updates) -> Result<RecordBatch, EngineError> {
         let n = updates.len();
         let parser = self.converter.parser();
         let group_arrays = self
@@ -837,11 +837,13 @@ impl Aggregation {
         columns.extend(group_arrays);
         let schema = self.plan.aggregated_schema.clone();
         let first_agg = 5 + self.plan.groups;
-        for (c, values) in updates.values.iter().enumerate() {
+        for (c, values) in updates.values.iter_mut().enumerate() {
+            // The results move into their arrays (no clone per value).
+            let values = std::mem::take(values);
             let array = if values.is_empty() {
                 datafusion::arrow::array::new_empty_array(schema.field(first_agg + c).data_type())
             } else {
-                ScalarValue::iter_to_array(values.iter().cloned())?
+                ScalarValue::iter_to_array(values)?
             };
             let wanted = schema.field(first_agg + c).data_type();
             let array = if array.data_type() != wanted {
@@ -863,7 +865,7 @@ impl Aggregation {
                 updates.push_slot(0, group, slot);
             }
         }
-        let mut batch = self.aggregated_batch(&updates)?;
+        let mut batch = self.aggregated_batch(&mut updates)?;
         if let Some(h) = &self.plan.having {
             let mask = evaluate(h.as_ref(), &batch)?;
             let passes: BooleanArray = mask

@@ -122,43 +122,55 @@ pub fn encode_value(
     array: &dyn Array,
     row: usize,
 ) -> Result<Option<Vec<u8>>, FormatError> {
+    let mut out = Vec::new();
+    Ok(encode_value_into(ty, array, row, &mut out)?.then_some(out))
+}
+
+/// `encode_value` appending to `out`; false for null (nothing written).
+pub fn encode_value_into(
+    ty: &SqlType,
+    array: &dyn Array,
+    row: usize,
+    out: &mut Vec<u8>,
+) -> Result<bool, FormatError> {
     check_type(ty)?;
     if array.is_null(row) {
-        return Ok(None);
+        return Ok(false);
     }
     let any = array.as_any();
     let wrong = || FormatError::Deserialization(format!("column is not of type {ty}"));
-    Ok(Some(match ty {
-        SqlType::Int => any
-            .downcast_ref::<Int32Array>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .to_be_bytes()
-            .to_vec(),
-        SqlType::Bigint => any
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .to_be_bytes()
-            .to_vec(),
-        SqlType::Double => any
-            .downcast_ref::<Float64Array>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .to_be_bytes()
-            .to_vec(),
-        SqlType::String => any
-            .downcast_ref::<StringArray>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .as_bytes()
-            .to_vec(),
-        _ => any
-            .downcast_ref::<BinaryArray>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .to_vec(),
-    }))
+    match ty {
+        SqlType::Int => out.extend_from_slice(
+            &any.downcast_ref::<Int32Array>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_be_bytes(),
+        ),
+        SqlType::Bigint => out.extend_from_slice(
+            &any.downcast_ref::<Int64Array>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_be_bytes(),
+        ),
+        SqlType::Double => out.extend_from_slice(
+            &any.downcast_ref::<Float64Array>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .to_be_bytes(),
+        ),
+        SqlType::String => out.extend_from_slice(
+            any.downcast_ref::<StringArray>()
+                .ok_or_else(wrong)?
+                .value(row)
+                .as_bytes(),
+        ),
+        _ => out.extend_from_slice(
+            any.downcast_ref::<BinaryArray>()
+                .ok_or_else(wrong)?
+                .value(row),
+        ),
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
