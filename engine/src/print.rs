@@ -29,18 +29,47 @@ impl Engine {
             }
             return self.pull(q, &table);
         }
-        let planned = self.plan_query(q, "", QueryUse::Push)?;
-        if planned.join.is_some() {
-            return err(
-                "push queries over joins are not supported yet: CREATE STREAM … AS SELECT the join, then query that stream",
-            );
-        }
-        let topic = planned.source.topic.clone();
-        let partitions = self.log.describe_topic(&topic)?.partitions.len() as u32;
+        let mut planned = self.plan_query(q, "", QueryUse::Push)?;
         let earliest = self
             .properties
             .get("auto.offset.reset")
             .is_some_and(|v| v.eq_ignore_ascii_case("earliest"));
+        if let Some(mut plan) = planned.join.take() {
+            if q.emit != Some(Emit::Changes) {
+                return err("A query over a join is a push query: add EMIT CHANGES.");
+            }
+            // Stream sides from their end (or start, with auto.offset.reset=earliest),
+            // tables from their start.
+            for side in [&mut plan.left, &mut plan.right] {
+                let topic = side.planned.source.topic.clone();
+                let from_start = earliest || side.kind == SourceKind::Table;
+                let n = self.log.describe_topic(&topic)?.partitions.len() as u32;
+                side.planned.pipeline.positions = (0..n)
+                    .map(|p| {
+                        self.log
+                            .offsets(&topic, p)
+                            .map(|(start, end)| if from_start { start } else { end })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            let join = crate::join::Join::new(*plan, &planned.pipeline)?;
+            let schema = planned.pipeline.output_schema()?;
+            return Ok(StatementResult::Query(Box::new(PushQuery {
+                pipeline: planned.pipeline,
+                log: self.log.clone(),
+                processing_log: self.processing_log,
+                id: format!("transient_join_{}", self.query_counter),
+                remaining: q.limit,
+                limit: q.limit,
+                until: None,
+                schema,
+                waiter: Waiter::new(),
+                pending: Vec::new(),
+                join: Some(Box::new(join)),
+            })));
+        }
+        let topic = planned.source.topic.clone();
+        let partitions = self.log.describe_topic(&topic)?.partitions.len() as u32;
         let push = q.emit == Some(Emit::Changes);
         let mut positions = Vec::new();
         let mut ends = Vec::new();
@@ -64,6 +93,7 @@ impl Engine {
             schema,
             waiter: Waiter::new(),
             pending: Vec::new(),
+            join: None,
         })))
     }
 

@@ -57,6 +57,7 @@ impl Engine {
             schema,
             waiter: Waiter::new(),
             pending: vec![batch],
+            join: None,
         })))
     }
 

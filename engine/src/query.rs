@@ -931,6 +931,8 @@ pub struct PushQuery {
     pub(crate) waiter: Waiter,
     /// Rows computed before the first poll (a pull query's answer).
     pub(crate) pending: Vec<RecordBatch>,
+    /// A join's sides and state (the pipeline then runs over joined rows).
+    pub(crate) join: Option<Box<crate::join::Join>>,
 }
 
 impl PushQuery {
@@ -973,6 +975,29 @@ impl PushQuery {
     /// Rows available now, as batches of the output columns (empty when none).
     pub fn poll(&mut self) -> Result<Vec<RecordBatch>, EngineError> {
         let mut out = std::mem::take(&mut self.pending);
+        if let Some(join) = self.join.as_mut() {
+            if self.remaining == Some(0) {
+                return Ok(out);
+            }
+            if let Some(ev) = join.poll(self.log.as_ref(), &self.pipeline, &self.id)? {
+                let ev = self.pipeline.aggregate(ev, &self.id)?;
+                if !ev.errors.is_empty() {
+                    self.processing_log.write(self.log.as_ref(), &ev.errors);
+                }
+                for (_, arrays) in ev.rows {
+                    let mut b = RecordBatch::try_new(self.schema.clone(), arrays)?;
+                    if let Some(rem) = self.remaining.as_mut() {
+                        let take = (*rem).min(b.num_rows() as u64);
+                        b = b.slice(0, take as usize);
+                        *rem -= take;
+                    }
+                    if b.num_rows() > 0 {
+                        out.push(b);
+                    }
+                }
+            }
+            return Ok(out);
+        }
         for p in 0..self.pipeline.positions.len() as u32 {
             if self.is_done() {
                 break;
@@ -1010,6 +1035,11 @@ impl PushQuery {
 
     /// Waits until a source partition has data past the query's position, or `deadline`.
     pub fn wait(&self, deadline: std::time::Instant) -> bool {
+        if let Some(join) = &self.join {
+            return self
+                .waiter
+                .wait_many(self.log.as_ref(), &join.wait_targets(), deadline);
+        }
         self.waiter.wait_any(
             self.log.as_ref(),
             &self.pipeline.source.topic,

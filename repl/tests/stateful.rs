@@ -320,3 +320,34 @@ fn kill_dash_nine_mid_stream_table_join_loses_no_row() {
     }
     eprintln!("{} rows for {n} orders", out.lines().count());
 }
+
+#[test]
+fn push_queries_over_a_join_stream_joined_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(
+        d,
+        &[
+            "sql",
+            "--execute",
+            "CREATE STREAM orders (id BIGINT KEY, item BIGINT) \
+               WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', PARTITIONS=1);
+             CREATE TABLE items (id BIGINT PRIMARY KEY, name STRING) \
+               WITH (KAFKA_TOPIC='items', VALUE_FORMAT='JSON', PARTITIONS=1);
+             INSERT INTO items (id, name) VALUES (1, 'pen');
+             INSERT INTO orders (id, item) VALUES (10, 1);
+             INSERT INTO orders (id, item) VALUES (11, 2);
+             SET 'auto.offset.reset'='earliest';
+             SELECT o.id, i.name FROM orders o LEFT JOIN items i ON o.item = i.id EMIT CHANGES LIMIT 2;",
+        ],
+        None,
+    );
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(
+        rows[0].contains("O_ID") && rows[0].contains("NAME"),
+        "{out}"
+    );
+    assert!(rows[1].contains("10") && rows[1].contains("pen"), "{out}");
+    assert!(rows[2].contains("11") && rows[2].contains("null"), "{out}");
+}
