@@ -218,8 +218,14 @@ impl Join {
         if advanced.is_empty() {
             return Ok(None);
         }
-        // Time order across the sides (a side's own order where times tie).
-        events.sort_by_key(|e| (e.time, e.side, e.partition, e.offset));
+        // Time order across the sides; where times tie, a table's change first (a row
+        // written at the same instant as a stream record is there for it), then the left,
+        // then each side's own order.
+        let kinds = [self.plan.left.kind, self.plan.right.kind];
+        events.sort_by_key(|e| {
+            let stream = kinds[e.side] == SourceKind::Stream;
+            (e.time, stream, e.side, e.partition, e.offset)
+        });
         let mut outs: Vec<Out> = Vec::new();
         for e in &events {
             self.process(e, &reads, &mut outs)?;
