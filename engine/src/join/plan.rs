@@ -159,10 +159,40 @@ fn join_condition<'a>(
         right: b,
     } = on
     else {
+        if let sqlast::Expr::BinaryOp {
+            op: sqlast::BinaryOperator::And,
+            left,
+            right,
+        } = on
+        {
+            return err(format!(
+                "Invalid join condition: joins on multiple conditions are not yet supported. Got (({}) AND ({})).",
+                qualified(left, ""),
+                qualified(right, "")
+            ));
+        }
         return err(format!(
             "Unsupported join expression: {on}. Only equality joins between one column or expression of each source are supported."
         ));
     };
+    // A qualifier must name one of the sources.
+    let mut unknown = None;
+    let _ = sqlast::visit_expressions(on, |x| {
+        if let sqlast::Expr::CompoundIdentifier(parts) = x
+            && parts.len() == 2
+        {
+            let q = normal(&parts[0]);
+            if q != names.0 && q != names.1 {
+                unknown = Some(q);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if let Some(q) = unknown {
+        return err(format!(
+            "Failed to prepare statement: '{q}' is not a valid stream/table name or alias."
+        ));
+    }
     let (al, ar) = sides(a, names.0, names.1, cols.0, cols.1);
     let (bl, br) = sides(b, names.0, names.1, cols.0, cols.1);
     if al && !ar && br && !bl {
@@ -170,8 +200,25 @@ fn join_condition<'a>(
     } else if ar && !al && bl && !br {
         Ok((b, a))
     } else {
+        // The side that reads no source (or a column neither has).
+        let (bad, unresolved) = if !al && !ar {
+            (a, true)
+        } else {
+            (b, !bl && !br)
+        };
+        if unresolved
+            && let sqlast::Expr::CompoundIdentifier(_) | sqlast::Expr::Identifier(_) = bad.as_ref()
+        {
+            return err(format!(
+                "JOIN ON column '{}' cannot be resolved.",
+                qualified(bad, "")
+            ));
+        }
         err(format!(
-            "Invalid join condition: {on}. Each side of the join must read exactly one source."
+            "Invalid comparison expression '{}' in join '({} = {})'. Each side of the join comparision must contain references from exactly one source.",
+            qualified(bad, ""),
+            qualified(a, ""),
+            qualified(b, "")
         ))
     }
 }
@@ -215,6 +262,23 @@ impl Engine {
                 .ok_or_else(|| EngineError(format!("{n} does not exist.")))
         };
         let (ls, rs) = (get(ln)?, get(rn)?);
+        if ls.name == rs.name {
+            return err(format!(
+                "Can not join '{}' to '{}': self joins are not yet supported.",
+                ls.name, rs.name
+            ));
+        }
+        let kafka: Vec<&str> = [&ls, &rs]
+            .iter()
+            .filter(|s| s.value_format == crate::catalog::Format::Kafka)
+            .map(|s| s.name.as_str())
+            .collect();
+        if !kafka.is_empty() {
+            return err(format!(
+                "Source(s) {} are using the 'KAFKA' value format. This format does not yet support JOIN.",
+                kafka.join(", ")
+            ));
+        }
         let la = la.clone().unwrap_or_else(|| ls.name.clone());
         let ra = ra.clone().unwrap_or_else(|| rs.name.clone());
         let kinds = (ls.kind, rs.kind);
