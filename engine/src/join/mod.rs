@@ -33,8 +33,11 @@ use plan::JoinPlan;
 /// A side's row kept in state: its columns and join key, as values.
 type Row = Arc<[ScalarValue]>;
 
-/// A stream side's records within the join window: (time, row) by join key.
-type Windows = HashMap<Vec<u8>, Vec<(i64, Row)>>;
+/// A stream side's records within the join window: (time, row, id) by join key.
+type Windows = HashMap<Vec<u8>, Vec<(i64, Row, u64)>>;
+
+/// Unmatched outer records held until their window closes: (time, id) -> (partition, row).
+type Held = std::collections::BTreeMap<(i64, u64), (i32, Row)>;
 
 /// Where a joined row's side comes from.
 #[derive(Clone)]
@@ -79,6 +82,10 @@ pub(crate) struct Join {
     stream_time: i64,
     /// Joined columns the query reads (the others are built as nulls).
     used: HashSet<String>,
+    /// Per side: unmatched outer records held until their window closes (GRACE PERIOD).
+    held: [Held; 2],
+    /// The id of the next stream record kept in a window.
+    next_id: u64,
 }
 
 impl Join {
@@ -125,6 +132,8 @@ impl Join {
             shown: HashSet::new(),
             stream_time: i64::MIN,
             used,
+            held: [Held::new(), Held::new()],
+            next_id: 0,
         })
     }
 
@@ -418,7 +427,37 @@ impl Join {
                     return Ok(());
                 };
                 let (before, after) = self.plan.within.unwrap_or((0, 0));
+                let span = before.max(after);
+                // With a GRACE PERIOD, Kafka Streams holds an unmatched outer record until
+                // its window closes; an outer side's record later than that is emitted at
+                // once, unmatched.
+                let held = self.plan.grace_given;
+                let late = held
+                    && e.time.saturating_add(span).saturating_add(self.plan.grace)
+                        < self.stream_time;
                 self.stream_time = self.stream_time.max(e.time);
+                if late && outer(this) {
+                    // Too late to wait: emitted unmatched at once (and kept for the other
+                    // side's later records), as Kafka Streams does.
+                    let (left, right) = pair(Side::Read(b, r), Side::None);
+                    outs.push(Out {
+                        time: e.time,
+                        partition: e.partition,
+                        left,
+                        right,
+                        delete: false,
+                    });
+                    if let Some(key) = &e.key {
+                        let row = stored(reads, (b, r))?;
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        self.windows[this]
+                            .entry(key.clone())
+                            .or_default()
+                            .push((e.time, row, id));
+                    }
+                    return Ok(());
+                }
                 // The other side's records this one meets: for a left record at t, right
                 // records in [t - before, t + after]; for a right record, the mirror.
                 let (lo, hi) = if this == 0 {
@@ -427,10 +466,14 @@ impl Join {
                     (e.time.saturating_sub(after), e.time.saturating_add(before))
                 };
                 let mut matched = false;
+                let id = self.next_id;
+                self.next_id += 1;
                 if let Some(key) = &e.key {
                     if let Some(list) = self.windows[other].get(key) {
-                        for (t, row) in list.iter().filter(|(t, _)| *t >= lo && *t <= hi) {
+                        for (t, row, other_id) in list.iter().filter(|(t, ..)| *t >= lo && *t <= hi)
+                        {
                             matched = true;
+                            self.held[other].remove(&(*t, *other_id));
                             let (left, right) = pair(Side::Read(b, r), Side::Stored(row.clone()));
                             outs.push(Out {
                                 time: e.time.max(*t),
@@ -442,12 +485,15 @@ impl Join {
                         }
                     }
                     let row = stored(reads, (b, r))?;
+                    if !matched && outer(this) && held {
+                        self.held[this].insert((e.time, id), (e.partition, row.clone()));
+                    }
                     self.windows[this]
                         .entry(key.clone())
                         .or_default()
-                        .push((e.time, row));
+                        .push((e.time, row, id));
                 }
-                if !matched && outer(this) {
+                if !matched && outer(this) && !(held && e.key.is_some()) {
                     let (left, right) = pair(Side::Read(b, r), Side::None);
                     outs.push(Out {
                         time: e.time,
@@ -457,10 +503,44 @@ impl Join {
                         delete: false,
                     });
                 }
-                self.expire_windows(before.max(after));
+                self.release_held(span, outs);
+                self.expire_windows(span);
             }
         }
         Ok(())
+    }
+
+    /// Emits, unmatched, the held outer records whose window has closed, oldest first.
+    fn release_held(&mut self, span: i64, outs: &mut Vec<Out>) {
+        let close = self
+            .stream_time
+            .saturating_sub(span)
+            .saturating_sub(self.plan.grace);
+        let mut due: Vec<(i64, u64, usize, i32, Row)> = Vec::new();
+        for side in 0..2 {
+            while let Some(entry) = self.held[side].first_entry() {
+                if entry.key().0 >= close {
+                    break;
+                }
+                let ((t, id), (partition, row)) = entry.remove_entry();
+                due.push((t, id, side, partition, row));
+            }
+        }
+        due.sort_by_key(|d| (d.0, d.1));
+        for (t, _, side, partition, row) in due {
+            let (left, right) = if side == 0 {
+                (Side::Stored(row), Side::None)
+            } else {
+                (Side::None, Side::Stored(row))
+            };
+            outs.push(Out {
+                time: t,
+                partition,
+                left,
+                right,
+                delete: false,
+            });
+        }
     }
 
     /// Drops stream records no later record can meet any more.
@@ -470,7 +550,7 @@ impl Join {
             .saturating_sub(span.saturating_add(self.plan.grace));
         for w in &mut self.windows {
             w.retain(|_, list| {
-                list.retain(|(t, _)| *t >= horizon);
+                list.retain(|(t, ..)| *t >= horizon);
                 !list.is_empty()
             });
         }

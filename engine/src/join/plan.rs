@@ -33,6 +33,9 @@ pub(crate) struct JoinPlan {
     /// `WITHIN (before, after)` of a stream-stream join, in milliseconds.
     pub within: Option<(i64, i64)>,
     pub grace: i64,
+    /// Whether the join names a GRACE PERIOD (then unmatched outer records wait for their
+    /// window to close, as Kafka Streams does since KIP-633).
+    pub grace_given: bool,
     /// Whether the joined row starts with a synthetic `ROWKEY` (the join key).
     pub synthetic_key: bool,
     /// Otherwise the joined column (side, column) that carries the join key, whichever
@@ -565,6 +568,7 @@ impl Engine {
         let within = within
             .as_ref()
             .map(|w| (w.before.millis as i64, w.after.millis as i64));
+        let grace_given = grace.is_some();
         let grace = grace.map_or(crate::aggregate::window::DEFAULT_GRACE_MS, |g| {
             g.millis as i64
         });
@@ -576,6 +580,7 @@ impl Engine {
                 kind: *kind,
                 within,
                 grace,
+                grace_given,
                 synthetic_key,
                 key_column,
             },
