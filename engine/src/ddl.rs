@@ -494,7 +494,7 @@ impl Engine {
         // An aggregation resumes from its last checkpoint: its state and the positions that
         // go with it.
         let checkpoints = match pipeline.aggregation.as_mut() {
-            Some(agg) => {
+            Some(agg) if join.is_none() => {
                 if let Some(restored) = crate::aggregate::checkpoint::restore(
                     self.log.as_ref(),
                     &id,
@@ -514,7 +514,7 @@ impl Engine {
                     );
                 Some((std::time::Instant::now(), interval))
             }
-            None => None,
+            _ => None,
         };
         self.add_query(
             PersistentQuery {

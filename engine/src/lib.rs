@@ -28,6 +28,7 @@ pub mod query;
 pub mod runtime;
 pub mod schema;
 mod show;
+mod sink;
 mod timestamps;
 
 pub use engine::{Engine, EngineError, EngineOptions, StatementResult};

@@ -5,7 +5,7 @@
 //! `PushQuery` hands them to its caller. Records that fail are skipped and reported as
 //! processing-log entries, never the end of a query.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +17,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::physical_expr::PhysicalExpr;
 use sluice_storage::batch::{self, BatchHeader, Batches};
-use sluice_storage::partitioner::partition_for_key;
-use sluice_storage::{BatchBuilder, CommittedOffset, Compression, EventLog};
+use sluice_storage::{CommittedOffset, EventLog};
 
 use sluice_sql::ast::SourceKind;
 
@@ -27,13 +26,11 @@ use crate::codec::{Scratch, Serde};
 use crate::engine::EngineError;
 use crate::processing_log::{ProcessingError, ProcessingLog};
 use crate::schema::arrow_type;
+use crate::sink::{SinkBatches, windowed_key};
 
 /// Bytes read from one partition per step: large enough to amortize, small enough that
 /// queries sharing a thread take turns.
 const READ_BYTES: usize = 4 << 20;
-
-/// Largest batch a query appends to its sink (a topic takes up to about 1 MB by default).
-const SINK_BATCH_BYTES: usize = 512 * 1024;
 
 /// The planned part of a query: its source, how to decode it, WHERE and the projection.
 pub(crate) struct Pipeline {
@@ -532,92 +529,6 @@ fn times_and_offsets(batch: &RecordBatch) -> Result<(&Int64Array, &Int64Array), 
     Ok((column(0)?, column(2)?))
 }
 
-/// A sink's batches being filled, one per partition; a full one is appended at once.
-struct SinkBatches<'a> {
-    topic: &'a str,
-    partitions: u32,
-    /// Where unkeyed records go: the input partition's number, modulo the sink's.
-    input_partition: u32,
-    builders: BTreeMap<u32, BatchBuilder>,
-}
-
-impl<'a> SinkBatches<'a> {
-    fn new(topic: &'a str, partitions: u32, input_partition: u32) -> Self {
-        SinkBatches {
-            topic,
-            partitions,
-            input_partition,
-            builders: BTreeMap::new(),
-        }
-    }
-
-    /// Adds a record: keyed output goes where Kafka's partitioner puts the key, unkeyed
-    /// stays in step with the input partition.
-    fn push(
-        &mut self,
-        log: &dyn EventLog,
-        time: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: Option<&RecordHeaders>,
-    ) -> Result<(), EngineError> {
-        let p = key.map_or(self.input_partition % self.partitions, |k| {
-            partition_for_key(k, self.partitions)
-        });
-        let header_refs: Vec<(&str, Option<&[u8]>)> = headers
-            .map(|hs| hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
-            .unwrap_or_default();
-        let b = self
-            .builders
-            .entry(p)
-            .or_insert_with(|| BatchBuilder::new(Compression::None));
-        b.push(time, key, value, &header_refs);
-        // Batches stay well under the topic's largest message.
-        if b.size_estimate() >= SINK_BATCH_BYTES {
-            let full = std::mem::replace(b, BatchBuilder::new(Compression::None));
-            let mut bytes = full.finish()?;
-            log.append(self.topic, p, &mut bytes)?;
-        }
-        Ok(())
-    }
-
-    /// Appends what is left.
-    fn finish(self, log: &dyn EventLog) -> Result<(), EngineError> {
-        for (p, b) in self.builders {
-            if b.is_empty() {
-                continue;
-            }
-            let mut bytes = b.finish()?;
-            log.append(self.topic, p, &mut bytes)?;
-        }
-        Ok(())
-    }
-}
-
-/// A windowed aggregation's key as Kafka Streams writes it: the key's bytes, then the window
-/// start (8 bytes, big-endian) for time windows, or the end then the start for sessions.
-fn windowed_key(
-    key: Option<Vec<u8>>,
-    kind: &sluice_sql::ast::WindowKind,
-    aggregated: &RecordBatch,
-    row: usize,
-) -> Result<Vec<u8>, EngineError> {
-    let bound = |i: usize| {
-        aggregated
-            .column(i)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .map(|a| a.value(row))
-            .ok_or_else(|| EngineError("window bounds are not BIGINT".into()))
-    };
-    let mut k = key.unwrap_or_default();
-    if matches!(kind, sluice_sql::ast::WindowKind::Session { .. }) {
-        k.extend_from_slice(&bound(4)?.to_be_bytes());
-    }
-    k.extend_from_slice(&bound(3)?.to_be_bytes());
-    Ok(k)
-}
-
 /// A row's input values as text, for the processing log.
 fn describe_row(row: &RecordBatch) -> String {
     let schema = row.schema();
@@ -735,7 +646,12 @@ impl PersistentQuery {
         let read = ev.read as u64;
         let ev = self.pipeline.aggregate(ev, &self.id)?;
         self.write(log, &ev, processing_log)?;
-        if let Some(join) = &self.join {
+        // An aggregation over a join keeps no checkpoint (its sides' state is not in one):
+        // it commits nothing and so starts over from its recorded start after a restart,
+        // rebuilding the same state and emitting its updates again.
+        if let Some(join) = &self.join
+            && self.pipeline.aggregation.is_none()
+        {
             join.commit(log, &self.id)?;
         }
         self.stats.records_in.fetch_add(read, Ordering::Relaxed);

@@ -6,9 +6,11 @@
 //! rows as a batch. A table source's rows replace their previous version: the old row is
 //! taken back (`undo`) before the new one is added, each step emitting its own update.
 
+mod accumulators;
 pub(crate) mod checkpoint;
 pub(crate) mod functions;
 pub(crate) mod plan;
+mod updates;
 pub(crate) mod window;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +28,7 @@ use crate::processing_log::ProcessingError;
 use crate::query::{Evaluated, evaluate};
 use functions::Accumulator;
 use plan::AggregatePlan;
+use updates::Updates;
 
 /// One group's aggregate over one window (the whole stream when not windowed).
 struct Slot {
@@ -52,121 +55,6 @@ struct TableRow {
 
 /// A group's window: (group key, start, end).
 type WindowRef = (Box<[u8]>, i64, i64);
-
-/// The updates a read emits before projection, column by column (no allocation per
-/// update): time, partition, group key bytes, window bounds and each call's result.
-struct Updates {
-    time: Vec<i64>,
-    partition: Vec<i32>,
-    group_bytes: Vec<u8>,
-    /// End of each update's group key in `group_bytes`.
-    group_ends: Vec<usize>,
-    start: Vec<i64>,
-    end: Vec<i64>,
-    /// A deleted window (a merged session) rather than a result.
-    deleted: Vec<bool>,
-    /// For a deleted window: whether it was shown downstream.
-    was_shown: Vec<bool>,
-    /// Per aggregate call, its result of each update (null for deleted windows).
-    values: Vec<Vec<ScalarValue>>,
-    /// Per aggregate call, its null.
-    nulls: Vec<ScalarValue>,
-}
-
-impl Updates {
-    fn new(plan: &AggregatePlan) -> Updates {
-        Updates {
-            time: Vec::new(),
-            partition: Vec::new(),
-            group_bytes: Vec::new(),
-            group_ends: Vec::new(),
-            start: Vec::new(),
-            end: Vec::new(),
-            deleted: Vec::new(),
-            was_shown: Vec::new(),
-            values: plan.calls.iter().map(|_| Vec::new()).collect(),
-            nulls: plan
-                .calls
-                .iter()
-                .map(|c| {
-                    ScalarValue::try_from(&c.function.return_type).unwrap_or(ScalarValue::Null)
-                })
-                .collect(),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.time.len()
-    }
-
-    fn group(&self, i: usize) -> &[u8] {
-        let from = if i == 0 { 0 } else { self.group_ends[i - 1] };
-        &self.group_bytes[from..self.group_ends[i]]
-    }
-
-    fn push_row(&mut self, time: i64, partition: i32, group: &[u8], start: i64, end: i64) {
-        self.time.push(time);
-        self.partition.push(partition);
-        self.group_bytes.extend_from_slice(group);
-        self.group_ends.push(self.group_bytes.len());
-        self.start.push(start);
-        self.end.push(end);
-    }
-
-    /// A slot's current result.
-    fn push_slot(&mut self, partition: i32, group: &[u8], slot: &Slot) {
-        self.push_row(slot.time, partition, group, slot.start, slot.end);
-        self.deleted.push(false);
-        self.was_shown.push(false);
-        for (column, acc) in self.values.iter_mut().zip(&slot.accumulators) {
-            column.push(acc.value());
-        }
-    }
-
-    /// A window that is gone (merged into another session).
-    fn push_deleted(&mut self, partition: i32, group: &[u8], slot: &Slot) {
-        self.push_row(slot.end, partition, group, slot.start, slot.end);
-        self.deleted.push(true);
-        self.was_shown.push(slot.visible);
-        for (column, null) in self.values.iter_mut().zip(&self.nulls) {
-            column.push(null.clone());
-        }
-    }
-
-    fn truncate(&mut self, n: usize) {
-        if n >= self.len() {
-            return;
-        }
-        self.time.truncate(n);
-        self.partition.truncate(n);
-        let bytes = if n == 0 { 0 } else { self.group_ends[n - 1] };
-        self.group_bytes.truncate(bytes);
-        self.group_ends.truncate(n);
-        self.start.truncate(n);
-        self.end.truncate(n);
-        self.deleted.truncate(n);
-        self.was_shown.truncate(n);
-        for v in &mut self.values {
-            v.truncate(n);
-        }
-    }
-
-    fn append(&mut self, other: &mut Updates) {
-        let base = self.group_bytes.len();
-        self.time.append(&mut other.time);
-        self.partition.append(&mut other.partition);
-        self.group_bytes.append(&mut other.group_bytes);
-        self.group_ends
-            .extend(other.group_ends.drain(..).map(|e| e + base));
-        self.start.append(&mut other.start);
-        self.end.append(&mut other.end);
-        self.deleted.append(&mut other.deleted);
-        self.was_shown.append(&mut other.was_shown);
-        for (a, b) in self.values.iter_mut().zip(&mut other.values) {
-            a.append(b);
-        }
-    }
-}
 
 /// The state and changelog of one aggregation.
 pub(crate) struct Aggregation {
