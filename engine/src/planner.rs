@@ -352,6 +352,24 @@ impl Engine {
         )?;
         let filter = match &q.filter {
             Some(f) => {
+                // Window bounds exist only after the aggregation, never in its WHERE.
+                if q.window.is_some() {
+                    let mut bound = None;
+                    let _ = sqlast::visit_expressions(f, |x| {
+                        if let sqlast::Expr::Identifier(i) = x
+                            && matches!(
+                                i.value.to_uppercase().as_str(),
+                                "WINDOWSTART" | "WINDOWEND"
+                            )
+                        {
+                            bound = Some(i.value.to_uppercase());
+                        }
+                        std::ops::ControlFlow::<()>::Continue(())
+                    });
+                    if let Some(n) = bound {
+                        return err(format!("Error in WHERE expression: Unknown column {n}."));
+                    }
+                }
                 let e = without_null_guards(self.plan_expr(f, &df_schema, "WHERE")?);
                 let dt = e.get_type(&df_schema)?;
                 if !matches!(dt, DataType::Boolean | DataType::Null) {

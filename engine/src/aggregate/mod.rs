@@ -312,7 +312,11 @@ impl Aggregation {
         let Some(w) = self.plan.window.clone() else {
             return Ok(());
         };
-        let close_before = self.stream_time.saturating_sub(window::grace(&w));
+        // A session closes `gap + grace` after its end (Kafka Streams' session close time).
+        let close_before = self
+            .stream_time
+            .saturating_sub(gap)
+            .saturating_sub(window::grace(&w));
         let sessions = self.groups.entry_ref(key).or_default();
         let (mut start, mut end) = (time, time);
         let mut merged: Vec<Slot> = Vec::new();
@@ -335,7 +339,7 @@ impl Aggregation {
                 i += 1;
             }
         }
-        if end <= close_before {
+        if end < close_before {
             self.late_records += 1;
             return Ok(());
         }

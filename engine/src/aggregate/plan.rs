@@ -169,6 +169,29 @@ impl Engine {
             [sqlast::Expr::Tuple(items)] => items.clone(),
             other => other.to_vec(),
         };
+        // Window bounds exist only in the aggregation's result.
+        let bounds = |e: &sqlast::Expr| -> Option<String> {
+            let mut found = None;
+            let _ = sqlast::visit_expressions(e, |x| {
+                if let sqlast::Expr::Identifier(i) = x {
+                    let n = i.value.to_uppercase();
+                    if n == "WINDOWSTART" || n == "WINDOWEND" {
+                        found = Some(n);
+                    }
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            found
+        };
+        if group_by
+            .iter()
+            .chain(q.having.iter())
+            .any(|e| bounds(e).is_some())
+        {
+            return err(
+                "Window bounds column WINDOWSTART can only be used in the SELECT clause of windowed aggregations",
+            );
+        }
         let mut seen = std::collections::HashSet::new();
         for g in &group_by {
             if !seen.insert(canonical(g, qualifier)) {

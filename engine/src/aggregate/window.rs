@@ -47,7 +47,11 @@ pub(crate) fn time_windows(kind: &WindowKind, ts: i64, out: &mut Vec<(i64, i64)>
 
 /// The stream time at which state of a window ending at `end` may be dropped.
 pub(crate) fn expiry(w: &Window, start: i64, end: i64) -> i64 {
-    let closed = end.saturating_add(grace(w));
+    let gap = match w.kind {
+        WindowKind::Session { gap } => gap.millis as i64,
+        _ => 0,
+    };
+    let closed = end.saturating_add(gap).saturating_add(grace(w));
     match w.retention {
         Some(r) => closed.max(start.saturating_add(r.millis as i64)),
         None => closed,
