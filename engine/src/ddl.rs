@@ -219,6 +219,10 @@ impl Engine {
             (',', ','),
         )?;
         source.read_only = c.read_only;
+        source.window = window_of(&c.properties)?;
+        if source.window.is_some() && source.key_columns().next().is_none() {
+            return err("Windowed sources require a key column.");
+        }
         if self.log.describe_topic(&topic).is_err() {
             match prop_string(&c.properties, "PARTITIONS").and_then(|p| p.parse::<u32>().ok()) {
                 Some(n) => {
@@ -611,6 +615,76 @@ impl Engine {
             None => "All queries terminated.".to_string(),
         })
     }
+}
+
+/// `WITH (WINDOW_TYPE='TUMBLING'|'HOPPING'|'SESSION', WINDOW_SIZE='30 SECONDS')`: a source
+/// whose record keys carry windows (another query's windowed output).
+fn window_of(
+    props: &BTreeMap<String, Literal>,
+) -> Result<Option<sluice_sql::ast::WindowKind>, EngineError> {
+    use sluice_sql::ast::{Duration, WindowKind};
+    let Some(kind) = prop_string(props, "WINDOW_TYPE") else {
+        return Ok(None);
+    };
+    let size = match prop_string(props, "WINDOW_SIZE") {
+        Some(text) => Some(
+            parse_duration(&text)
+                .map_err(|e| EngineError(format!("Configuration WINDOW_SIZE is invalid: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Some(match (kind.to_uppercase().as_str(), size) {
+        ("SESSION", None) => WindowKind::Session {
+            gap: Duration { millis: 0 },
+        },
+        ("SESSION", Some(_)) => {
+            return err("'WINDOW_SIZE' should not be set for SESSION windows.");
+        }
+        ("TUMBLING", Some(size)) => WindowKind::Tumbling { size },
+        ("HOPPING", Some(size)) => WindowKind::Hopping {
+            size,
+            advance: size,
+        },
+        ("TUMBLING" | "HOPPING", None) => {
+            return err(format!(
+                "WINDOW_SIZE must be set for {} windows.",
+                kind.to_uppercase()
+            ));
+        }
+        (other, _) => {
+            return err(format!(
+                "Invalid value {other} for property WINDOW_TYPE: String must be one of: SESSION, HOPPING, TUMBLING"
+            ));
+        }
+    }))
+}
+
+/// `30 SECONDS`, `1 MINUTE`, `500 MILLISECONDS` as a duration.
+fn parse_duration(text: &str) -> Result<sluice_sql::ast::Duration, String> {
+    let invalid = |why: String| format!("Invalid duration: '{text}'. {why}");
+    let mut parts = text.split_whitespace();
+    let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid("Expected a number and a time unit".into()));
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| invalid(format!("Not a number: '{n}'")))?;
+    let unit_ms: u64 = match unit.to_uppercase().trim_end_matches('S') {
+        "MILLISECOND" => 1,
+        "SECOND" => 1_000,
+        "MINUTE" => 60_000,
+        "HOUR" => 3_600_000,
+        "DAY" => 86_400_000,
+        _ => {
+            return Err(invalid(format!(
+                "Unknown time unit: '{}'",
+                unit.to_uppercase()
+            )));
+        }
+    };
+    Ok(sluice_sql::ast::Duration {
+        millis: n.saturating_mul(unit_ms),
+    })
 }
 
 fn capitalized(kind: SourceKind) -> &'static str {

@@ -254,6 +254,11 @@ impl Engine {
             .iter()
             .map(|(n, t)| Field::new(*n, t.clone(), true))
             .collect();
+        // A windowed source's rows carry their window's bounds.
+        if source.window.is_some() {
+            fields.push(Field::new("WINDOWSTART", DataType::Int64, true));
+            fields.push(Field::new("WINDOWEND", DataType::Int64, true));
+        }
         for c in source.key_columns().chain(source.row_columns()) {
             let t =
                 arrow_type(&c.ty).ok_or_else(|| EngineError(format!("unknown type {}", c.ty)))?;
@@ -387,6 +392,11 @@ impl Engine {
             }
             None => None,
         };
+        if source.window.is_some() && !q.partition_by.is_empty() {
+            return err(
+                "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.",
+            );
+        }
         if !q.group_by.is_empty() || q.having.is_some() || q.window.is_some() {
             return self.plan_aggregated(
                 q,
@@ -485,7 +495,8 @@ impl Engine {
                 aggregation: None,
             },
             kind: source.kind,
-            window: None,
+            // A query over a windowed source keeps its rows' windows in its keys.
+            window: source.window,
             join: None,
             source,
         })
@@ -535,7 +546,11 @@ impl Engine {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let n = key_types.len();
-            Some(crate::aggregate::SourceKeys::new(key_types, 3..3 + n)?)
+            let first = if source.window.is_some() { 5 } else { 3 };
+            Some(crate::aggregate::SourceKeys::new(
+                key_types,
+                first..first + n,
+            )?)
         } else {
             None
         };

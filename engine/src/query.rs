@@ -222,8 +222,13 @@ impl Pipeline {
         // The pseudo-columns take the read's vectors as they are (no copy).
         let timestamps = Int64Array::from(std::mem::take(&mut recs.timestamps));
         let offsets = Int64Array::from(std::mem::take(&mut recs.offsets));
-        let keys = recs.slices(read, &recs.keys);
+        let mut keys = recs.slices(read, &recs.keys);
         let values = recs.slices(read, &recs.values);
+        // A windowed source's keys end with their window: split off into two columns.
+        let bounds = self
+            .source
+            .window
+            .map(|kind| crate::sink::split_windows(&mut keys, kind));
         let (key_arrays, key_errors) = self.source_key.decode(&keys)?;
         let (value_arrays, value_errors) = self.source_value.decode(&values)?;
         let mut bad: HashSet<usize> = HashSet::new();
@@ -248,6 +253,10 @@ impl Pipeline {
             Arc::new(Int32Array::from(vec![partition as i32; n])),
             Arc::new(offsets.clone()),
         ];
+        if let Some((starts, ends)) = bounds {
+            columns.push(Arc::new(starts));
+            columns.push(Arc::new(ends));
+        }
         columns.extend(key_arrays);
         columns.extend(value_arrays);
         if self.source.header_columns().next().is_some() {

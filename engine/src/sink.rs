@@ -100,3 +100,43 @@ pub(crate) fn windowed_key(
     k.extend_from_slice(&bound(3)?.to_be_bytes());
     Ok(k)
 }
+
+/// Splits each windowed key into the key's own bytes (left in `keys`) and its window's
+/// bounds: (starts, ends). A time window's end is its start plus the window size; a key
+/// too short to hold a window keeps its bytes and gets null bounds.
+pub(crate) fn split_windows(
+    keys: &mut [Option<&[u8]>],
+    kind: sluice_sql::ast::WindowKind,
+) -> (Int64Array, Int64Array) {
+    use sluice_sql::ast::WindowKind;
+    let be = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    let mut starts = Vec::with_capacity(keys.len());
+    let mut ends = Vec::with_capacity(keys.len());
+    for key in keys.iter_mut() {
+        let Some(k) = *key else {
+            starts.push(None);
+            ends.push(None);
+            continue;
+        };
+        match kind {
+            WindowKind::Session { .. } if k.len() >= 16 => {
+                let at = k.len() - 16;
+                ends.push(Some(be(&k[at..at + 8])));
+                starts.push(Some(be(&k[at + 8..])));
+                *key = Some(&k[..at]);
+            }
+            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } if k.len() >= 8 => {
+                let at = k.len() - 8;
+                let start = be(&k[at..]);
+                starts.push(Some(start));
+                ends.push(Some(start.saturating_add(size.millis as i64)));
+                *key = Some(&k[..at]);
+            }
+            _ => {
+                starts.push(None);
+                ends.push(None);
+            }
+        }
+    }
+    (Int64Array::from(starts), Int64Array::from(ends))
+}

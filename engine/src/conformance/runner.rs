@@ -285,6 +285,17 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
                 (r.value != Json::Null).then(|| r.value.to_string().into_bytes()),
             ),
         };
+        // A windowed key: the key's bytes, then the window as Kafka Streams lays it out.
+        let key = match (&r.window, key) {
+            (Some(w), Some(mut k)) => {
+                if w.session {
+                    k.extend_from_slice(&w.end.to_be_bytes());
+                }
+                k.extend_from_slice(&w.start.to_be_bytes());
+                Some(k)
+            }
+            (_, k) => k,
+        };
         let partitions = log
             .describe_topic(&r.topic)
             .map_err(|e| e.to_string())?

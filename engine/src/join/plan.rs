@@ -57,7 +57,7 @@ impl Resolve<'_> {
             Some(q) if q == self.left.0 => Some(format!("{}_{column}", self.left.0)),
             Some(q) if q == self.right.0 => Some(format!("{}_{column}", self.right.0)),
             Some(q) => {
-                self.error = Some(format!("Source '{q}' does not exist in this query."));
+                self.error = Some(format!("'{q}' is not a valid stream/table name or alias."));
                 None
             }
             None => match (has(self.left.1), has(self.right.1)) {
@@ -430,7 +430,7 @@ impl Engine {
                     } else if w.eq_ignore_ascii_case(&ra) {
                         (&ra, &rc)
                     } else {
-                        return err(format!("Source '{w}' does not exist in this query."));
+                        return err(format!("'{w}' is not a valid stream/table name or alias."));
                     };
                     for c in cols {
                         select.push(SelectItem::Expr {
@@ -458,6 +458,8 @@ impl Engine {
                     let alias = alias.clone().or_else(|| {
                         bare.filter(|b| {
                             !(lc.iter().any(|c| &c.name == b) && rc.iter().any(|c| &c.name == b))
+                                // A system column stays unaliased (and is refused as such).
+                                && !crate::planner::RESERVED_COLUMNS.contains(&b.as_str())
                         })
                     });
                     let mut e = expr.clone();
