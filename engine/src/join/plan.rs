@@ -457,9 +457,11 @@ impl Engine {
                     };
                     let alias = alias.clone().or_else(|| {
                         bare.filter(|b| {
-                            !(lc.iter().any(|c| &c.name == b) && rc.iter().any(|c| &c.name == b))
-                                // A system column stays unaliased (and is refused as such).
-                                && !crate::planner::RESERVED_COLUMNS.contains(&b.as_str())
+                            let both =
+                                lc.iter().any(|c| &c.name == b) && rc.iter().any(|c| &c.name == b);
+                            // A system column stays unaliased (and is refused as such).
+                            let system = crate::planner::RESERVED_COLUMNS.contains(&b.as_str());
+                            !both && !system
                         })
                     });
                     let mut e = expr.clone();
