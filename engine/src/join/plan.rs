@@ -325,6 +325,28 @@ impl Engine {
             s.key_columns().chain(s.row_columns()).cloned().collect()
         };
         let (lc, rc) = (all(&ls), all(&rs));
+        // Each side's system columns, in the joined row as `<ALIAS>_ROWTIME` and so on
+        // (never in `*`).
+        let system = |s: &Source| -> Vec<Column> {
+            let mut cols = vec![
+                ("ROWTIME", sluice_sql::SqlType::Bigint),
+                ("ROWPARTITION", sluice_sql::SqlType::Int),
+                ("ROWOFFSET", sluice_sql::SqlType::Bigint),
+            ];
+            if s.window.is_some() {
+                cols.push(("WINDOWSTART", sluice_sql::SqlType::Bigint));
+                cols.push(("WINDOWEND", sluice_sql::SqlType::Bigint));
+            }
+            cols.into_iter()
+                .map(|(n, ty)| Column {
+                    name: n.into(),
+                    ty,
+                    key: false,
+                })
+                .collect()
+        };
+        let lfull: Vec<Column> = lc.iter().cloned().chain(system(&ls)).collect();
+        let rfull: Vec<Column> = rc.iter().cloned().chain(system(&rs)).collect();
         let (lexpr, rexpr) = join_condition(on, (&la, &ra), (&lc, &rc))?;
         if kinds == (SourceKind::Stream, SourceKind::Stream) && within.is_none() {
             return err(
@@ -358,14 +380,19 @@ impl Engine {
         }
         // Each side: all its columns, then the join expression.
         let side = |s: &Source, alias: &str, e: &sqlast::Expr, cols: Vec<Column>| {
+            let mut select = vec![SelectItem::Wildcard];
+            for c in &system(s) {
+                select.push(SelectItem::Expr {
+                    expr: sqlast::Expr::Identifier(Ident::with_quote('"', c.name.clone())),
+                    alias: Some(c.name.clone()),
+                });
+            }
+            select.push(SelectItem::Expr {
+                expr: e.clone(),
+                alias: Some("__JOIN_KEY".into()),
+            });
             let side_query = Query {
-                select: vec![
-                    SelectItem::Wildcard,
-                    SelectItem::Expr {
-                        expr: e.clone(),
-                        alias: Some("__JOIN_KEY".into()),
-                    },
-                ],
+                select,
                 from: Relation::Source {
                     name: s.name.clone(),
                     alias: Some(alias.to_string()),
@@ -386,8 +413,8 @@ impl Engine {
                 columns: cols,
             })
         };
-        let lside = side(&ls, &la, lexpr, lc.clone())?;
-        let rside = side(&rs, &ra, rexpr, rc.clone())?;
+        let lside = side(&ls, &la, lexpr, lfull.clone())?;
+        let rside = side(&rs, &ra, rexpr, rfull.clone())?;
         let key_type = |s: &JoinSide| {
             s.planned
                 .pipeline
@@ -538,7 +565,7 @@ impl Engine {
                 key: true,
             });
         }
-        for (alias, cols) in [(&la, &lc), (&ra, &rc)] {
+        for (alias, cols) in [(&la, &lfull), (&ra, &rfull)] {
             for c in cols {
                 let name = format!("{alias}_{}", c.name);
                 columns.push(Column {
@@ -548,6 +575,34 @@ impl Engine {
                 });
             }
         }
+        // `*`: the key, then each side's own columns (not their system columns).
+        let visible: Vec<String> = columns
+            .iter()
+            .filter(|c| c.key)
+            .map(|c| c.name.clone())
+            .chain(
+                [(&la, &lc), (&ra, &rc)]
+                    .into_iter()
+                    .flat_map(|(alias, cols)| {
+                        cols.iter().map(move |c| format!("{alias}_{}", c.name))
+                    })
+                    .filter(|n| key.as_deref() != Some(n.as_str())),
+            )
+            .collect();
+        rewritten.select = rewritten
+            .select
+            .into_iter()
+            .flat_map(|item| match item {
+                SelectItem::Wildcard => visible
+                    .iter()
+                    .map(|n| SelectItem::Expr {
+                        expr: sqlast::Expr::Identifier(Ident::with_quote('"', n.clone())),
+                        alias: None,
+                    })
+                    .collect::<Vec<_>>(),
+                other => vec![other],
+            })
+            .collect();
         let joined_kind = if kinds == (SourceKind::Table, SourceKind::Table) {
             SourceKind::Table
         } else {
