@@ -178,15 +178,19 @@ fn join_condition<'a>(
             "Unsupported join expression: {on}. Only equality joins between one column or expression of each source are supported."
         ));
     };
-    // A qualifier must name one of the sources.
+    // A qualifier must name one of the sources, and the column be one of its.
     let mut unknown = None;
+    let mut unresolved = None;
     let _ = sqlast::visit_expressions(on, |x| {
         if let sqlast::Expr::CompoundIdentifier(parts) = x
             && parts.len() == 2
         {
-            let q = normal(&parts[0]);
+            let (q, c) = (normal(&parts[0]), normal(&parts[1]));
+            let has = |cols: &[Column]| cols.iter().any(|col| col.name == c);
             if q != names.0 && q != names.1 {
                 unknown = Some(q);
+            } else if (q == names.0 && !has(cols.0)) || (q == names.1 && !has(cols.1)) {
+                unresolved = Some(format!("{q}.{c}"));
             }
         }
         ControlFlow::<()>::Continue(())
@@ -195,6 +199,9 @@ fn join_condition<'a>(
         return err(format!(
             "Failed to prepare statement: '{q}' is not a valid stream/table name or alias."
         ));
+    }
+    if let Some(c) = unresolved {
+        return err(format!("JOIN ON column '{c}' cannot be resolved."));
     }
     let (al, ar) = sides(a, names.0, names.1, cols.0, cols.1);
     let (bl, br) = sides(b, names.0, names.1, cols.0, cols.1);
@@ -548,6 +555,15 @@ impl Engine {
             ));
         }
         let synthetic_key = key.is_none();
+        if synthetic_key
+            && usage == QueryUse::Persistent
+            && q.group_by.is_empty()
+            && !projected("ROWKEY")
+        {
+            return err(format!(
+                "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the join expression ROWKEY in its projection (eg, SELECT ROWKEY...).\nROWKEY was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased."
+            ));
+        }
         let key_column = key.as_ref().and_then(|k| {
             [(0usize, &la, &lc), (1, &ra, &rc)]
                 .into_iter()
