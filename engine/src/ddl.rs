@@ -328,6 +328,19 @@ impl Engine {
                 source.key_format
             };
         let value_format = value_format.unwrap_or(source.value_format);
+        // An aggregate whose running state is not a single primitive (AVG's sum and count,
+        // TOPK's list, …) cannot be kept in a DELIMITED changelog, as ksqlDB says.
+        if value_format == Format::Delimited
+            && planned
+                .pipeline
+                .aggregation
+                .as_ref()
+                .is_some_and(|a| a.aggregation.plan.has_structured_state())
+        {
+            return err(
+                "One of the functions used in the statement has an intermediate type that the value format can not handle. Please remove the function or change the format.",
+            );
+        }
         let mut sink = self.new_source(
             &c.name,
             c.kind,

@@ -285,7 +285,7 @@ pub(crate) fn resolve(
                         kind,
                         n: 0,
                         sum: 0.0,
-                        sum_sq: 0.0,
+                        m2: 0.0,
                     })
                 }),
             )

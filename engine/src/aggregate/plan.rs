@@ -43,6 +43,22 @@ pub(crate) struct AggregatePlan {
     pub output: Vec<Column>,
 }
 
+impl AggregatePlan {
+    /// Whether an aggregate keeps more than one primitive as its running state.
+    pub fn has_structured_state(&self) -> bool {
+        self.calls.iter().any(|c| {
+            let state = &c.function.state_types;
+            state.len() > 1
+                || state.iter().any(|t| {
+                    matches!(
+                        t,
+                        DataType::List(_) | DataType::Map(..) | DataType::Struct(_)
+                    )
+                })
+        })
+    }
+}
+
 /// What planning the aggregation hands back to the query planner: the pipeline's own
 /// projection (group-by expressions then aggregate arguments) and the stateful part.
 pub(crate) struct PlannedAggregation {
