@@ -323,6 +323,8 @@ pub(super) const COLLECT_LIMIT: usize = 1000;
 
 /// COLLECT_LIST (every value, nulls too, in arrival order) or COLLECT_SET (distinct values).
 pub(super) struct Collect {
+    /// At most this many values (`ksql.functions.collect_list.limit`, …_set.limit).
+    pub(super) limit: usize,
     pub(super) items: Vec<ScalarValue>,
     pub(super) distinct: bool,
     pub(super) item_type: DataType,
@@ -331,7 +333,7 @@ pub(super) struct Collect {
 impl Accumulator for Collect {
     fn add(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
         let v = ScalarValue::try_from_array(&args[0], row).map_err(|e| e.to_string())?;
-        if self.items.len() >= COLLECT_LIMIT || (self.distinct && self.items.contains(&v)) {
+        if self.items.len() >= self.limit || (self.distinct && self.items.contains(&v)) {
             return Ok(());
         }
         self.items.push(v);
@@ -352,7 +354,7 @@ impl Accumulator for Collect {
     }
     fn merge(&mut self, state: &[ScalarValue]) -> Result<(), String> {
         for v in list_items(state, 0)? {
-            if self.items.len() < COLLECT_LIMIT && !(self.distinct && self.items.contains(&v)) {
+            if self.items.len() < self.limit && !(self.distinct && self.items.contains(&v)) {
                 self.items.push(v);
             }
         }

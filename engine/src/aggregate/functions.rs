@@ -70,12 +70,40 @@ const NAMES: &[&str] = &[
     "ATTR",
 ];
 
+/// Limits the session's properties set on collecting aggregates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub collect_list: usize,
+    pub collect_set: usize,
+}
+
+impl Default for Limits {
+    /// ksqlDB's defaults (`ksql.functions.collect_list.limit`, `….collect_set.limit`).
+    fn default() -> Self {
+        Limits {
+            collect_list: COLLECT_LIMIT,
+            collect_set: COLLECT_LIMIT,
+        }
+    }
+}
+
+impl Limits {
+    fn collect(self, distinct: bool) -> usize {
+        if distinct {
+            self.collect_set
+        } else {
+            self.collect_list
+        }
+    }
+}
+
 /// Resolves `name` over columns of `args` types, with `params` the literal arguments that
 /// follow them (TOPK's k, EARLIEST_BY_OFFSET's n and ignore-nulls flag).
 pub(crate) fn resolve(
     name: &str,
     args: &[DataType],
     params: &[ScalarValue],
+    limits: Limits,
 ) -> Result<Aggregate, String> {
     let upper = name.to_uppercase();
     let first = args.first().cloned();
@@ -162,6 +190,7 @@ pub(crate) fn resolve(
             let t = first.ok_or_else(no_args)?;
             let list = DataType::List(Arc::new(Field::new("item", t.clone(), true)));
             let distinct = upper == "COLLECT_SET";
+            let limit = limits.collect(distinct);
             let t2 = t.clone();
             agg(
                 list.clone(),
@@ -169,6 +198,7 @@ pub(crate) fn resolve(
                 true,
                 Arc::new(move || {
                     Box::new(Collect {
+                        limit,
                         items: Vec::new(),
                         distinct,
                         item_type: t2.clone(),
@@ -381,7 +411,7 @@ mod tests {
             ("MAX", ScalarValue::Int64(Some(7))),
             ("MIN", ScalarValue::Int64(Some(3))),
         ] {
-            let f = resolve(name, &[DataType::Int64], &[]).unwrap();
+            let f = resolve(name, &[DataType::Int64], &[], Limits::default()).unwrap();
             let mut acc = f.accumulator();
             for r in 0..4 {
                 acc.add(&args, r).unwrap();
@@ -397,7 +427,7 @@ mod tests {
     #[test]
     fn undo_takes_rows_back() {
         let args = ints(&[Some(3), Some(4)]);
-        let f = resolve("AVG", &[DataType::Int64], &[]).unwrap();
+        let f = resolve("AVG", &[DataType::Int64], &[], Limits::default()).unwrap();
         let mut acc = f.accumulator();
         acc.add(&args, 0).unwrap();
         acc.add(&args, 1).unwrap();
@@ -408,7 +438,13 @@ mod tests {
     #[test]
     fn topk_keeps_the_largest_first() {
         let args = ints(&[Some(3), Some(9), Some(1), Some(5)]);
-        let f = resolve("TOPK", &[DataType::Int64], &[ScalarValue::Int64(Some(2))]).unwrap();
+        let f = resolve(
+            "TOPK",
+            &[DataType::Int64],
+            &[ScalarValue::Int64(Some(2))],
+            Limits::default(),
+        )
+        .unwrap();
         let mut acc = f.accumulator();
         for r in 0..4 {
             acc.add(&args, r).unwrap();
@@ -427,7 +463,7 @@ mod tests {
                 .with_precision_and_scale(3, 1)
                 .unwrap(),
         );
-        let f = resolve("SUM", &[DataType::Decimal128(3, 1)], &[]).unwrap();
+        let f = resolve("SUM", &[DataType::Decimal128(3, 1)], &[], Limits::default()).unwrap();
         let mut acc = f.accumulator();
         acc.add(std::slice::from_ref(&a), 0).unwrap();
         assert!(acc.add(std::slice::from_ref(&a), 1).is_err());

@@ -333,7 +333,16 @@ impl Engine {
                     self.ctx.create_physical_expr(planned, df_schema)?,
                 ));
             }
-            let function = functions::resolve(&name, &arg_types, &params).map_err(EngineError)?;
+            let limit = |p: &str| self.properties.get(p).and_then(|v| v.parse::<usize>().ok());
+            let defaults = functions::Limits::default();
+            let limits = functions::Limits {
+                collect_list: limit("ksql.functions.collect_list.limit")
+                    .unwrap_or(defaults.collect_list),
+                collect_set: limit("ksql.functions.collect_set.limit")
+                    .unwrap_or(defaults.collect_set),
+            };
+            let function =
+                functions::resolve(&name, &arg_types, &params, limits).map_err(EngineError)?;
             if source.kind == sluice_sql::ast::SourceKind::Table && !function.undoable {
                 return err(format!(
                     "The aggregation functions {name} cannot be applied to a table source, only to a stream source."
