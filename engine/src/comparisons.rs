@@ -28,6 +28,53 @@ impl Engine {
         })
     }
 
+    /// ksqlDB's `+` on two strings concatenates them: rewritten as SQL's `||` (null if
+    /// either side is null). Operands whose type cannot be planned here (inside lambdas) are
+    /// left as they are.
+    pub(crate) fn concatenate_strings(&self, expr: &mut sqlast::Expr, schema: &DFSchema) {
+        struct StringPlus<'a> {
+            engine: &'a Engine,
+            schema: &'a DFSchema,
+        }
+        impl sqlast::VisitorMut for StringPlus<'_> {
+            type Break = ();
+            fn post_visit_expr(&mut self, e: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+                if let sqlast::Expr::BinaryOp {
+                    left,
+                    op: op @ sqlast::BinaryOperator::Plus,
+                    right,
+                } = e
+                {
+                    let is_string = |x: &sqlast::Expr| {
+                        self.engine
+                            .plan_expr_with(x, self.schema, "SELECT", false)
+                            .and_then(|p| Ok(p.get_type(self.schema)?))
+                            .is_ok_and(|t| {
+                                matches!(
+                                    t,
+                                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                                )
+                            })
+                    };
+                    if is_string(left) && is_string(right) {
+                        *op = sqlast::BinaryOperator::StringConcat;
+                    }
+                }
+                std::ops::ControlFlow::Continue(())
+            }
+        }
+        if !contains_plus(expr) {
+            return;
+        }
+        let _ = sqlast::VisitMut::visit(
+            expr,
+            &mut StringPlus {
+                engine: self,
+                schema,
+            },
+        );
+    }
+
     fn check_comparison(
         &self,
         left: &sqlast::Expr,
@@ -84,4 +131,22 @@ fn comparable(a: &DataType, b: &DataType, op: &str) -> bool {
         (x, y) if nested(x) && nested(y) => op == "EQUAL" || op == "NOT_EQUAL",
         _ => false,
     }
+}
+
+/// Whether an expression has a `+` anywhere (most have none: no planning needed).
+fn contains_plus(e: &sqlast::Expr) -> bool {
+    let mut found = false;
+    let _ = sqlast::visit_expressions(e, |x| {
+        if matches!(
+            x,
+            sqlast::Expr::BinaryOp {
+                op: sqlast::BinaryOperator::Plus,
+                ..
+            }
+        ) {
+            found = true;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
 }

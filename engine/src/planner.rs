@@ -274,7 +274,22 @@ impl Engine {
         df_schema: &DFSchema,
         clause: &str,
     ) -> Result<DfExpr, EngineError> {
+        self.plan_expr_with(expr, df_schema, clause, true)
+    }
+
+    /// `plan_expr`; `concat`: whether to rewrite string `+` first (the rewrite plans the
+    /// operands, already rewritten, without it).
+    pub(crate) fn plan_expr_with(
+        &self,
+        expr: &sqlast::Expr,
+        df_schema: &DFSchema,
+        clause: &str,
+        concat: bool,
+    ) -> Result<DfExpr, EngineError> {
         let mut e = expr.clone();
+        if concat {
+            self.concatenate_strings(&mut e, df_schema);
+        }
         self.type_in_lists(&mut e, df_schema, clause)?;
         self.check_comparisons(&mut e, df_schema, clause)?;
         let _ = e.visit(&mut NormalizeIdents);
