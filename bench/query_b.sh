@@ -28,42 +28,41 @@ STREAM="CREATE STREAM bids (auction BIGINT, bidder BIGINT, price BIGINT, channel
     SET 'auto.offset.reset'='earliest';"
 TABLE="$DIR/auctions.txt"
 awk 'BEGIN { for (i = 0; i < 100000; i++) printf "%d|{\"SELLER\":%d,\"CATEGORY\":%d,\"NAME\":\"auction-%d\"}\n", i, (i * 7) % 5000, i % 40, i }' > "$TABLE"
+# A fresh data directory holding the bids (after the auctions table when `$2` is
+# `auctions`: it must be older than the bids), and the (empty) sink topic `$1`: the bids'
+# event times are from 2023, so the sink keeps records whatever their time.
+fresh() {
+  rm -rf "$SLUICE_DATA_DIR"
+  if [ "${2:-}" = auctions ]; then
+    $S topics create auctions --config flush.policy=on-roll >/dev/null
+    $S produce auctions --partition 0 --key-separator '|' < "$TABLE" >/dev/null
+  fi
+  $S topics create bids --config flush.policy=on-roll >/dev/null
+  $S produce bids --partition 0 < "$BIDS" >/dev/null
+  $S topics create "$1" --config retention.ms=-1 >/dev/null
+}
+# Runs the statements, then prints the label, the sink's record count and the rate.
+run() {
+  local label=$1 sink=$2 sql=$3
+  timed $S sql --execute "$sql"
+  out=$($S consume "$sink" --from-beginning --timeout-ms 200 2>/dev/null | wc -l)
+  echo "$label ($out records out): $(rate)"
+}
+QUERY_B="CREATE TABLE query_b AS SELECT auction, COUNT(*) AS cnt, SUM(price) AS sum_price, MAX(price) AS max_price
+      FROM bids WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 100 MILLISECONDS) GROUP BY auction"
 for r in $(seq "$ROUNDS"); do
   echo "== round $r"
   export SLUICE_DATA_DIR="$DIR/data-$r"
-  $S topics create bids --config flush.policy=on-roll >/dev/null
-  $S produce bids --partition 0 < "$BIDS" >/dev/null
-  $S topics create QUERY_A --config retention.ms=-1 >/dev/null
-  timed $S sql --execute "$STREAM
+  fresh QUERY_A
+  run "query A (stateless)" QUERY_A "$STREAM
     CREATE STREAM query_a AS SELECT auction, bidder, price * 0.908 AS euro, ts FROM bids WHERE auction % 123 = 0;"
-  echo "query A (stateless): $(rate)"
-  rm -rf "$SLUICE_DATA_DIR"
-  $S topics create bids --config flush.policy=on-roll >/dev/null
-  $S produce bids --partition 0 < "$BIDS" >/dev/null
-  # The bids' event times are from 2023: the sink keeps them (no time-based retention).
-  $S topics create QUERY_B --config retention.ms=-1 >/dev/null
-  timed $S sql --execute "$STREAM
-    CREATE TABLE query_b AS SELECT auction, COUNT(*) AS cnt, SUM(price) AS sum_price, MAX(price) AS max_price
-      FROM bids WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 100 MILLISECONDS) GROUP BY auction;"
-  out=$($S consume QUERY_B --from-beginning --timeout-ms 200 2>/dev/null | wc -l)
-  echo "query B (window, EMIT CHANGES, $out updates out): $(rate)"
-  rm -rf "$SLUICE_DATA_DIR"
+  fresh QUERY_B
+  run "query B (window, EMIT CHANGES)" QUERY_B "$STREAM $QUERY_B;"
   # The same with EMIT FINAL: one row per closed window, as Flink's tumbling window emits.
-  $S topics create bids --config flush.policy=on-roll >/dev/null
-  $S produce bids --partition 0 < "$BIDS" >/dev/null
-  $S topics create QUERY_B --config retention.ms=-1 >/dev/null
-  timed $S sql --execute "$STREAM
-    CREATE TABLE query_b AS SELECT auction, COUNT(*) AS cnt, SUM(price) AS sum_price, MAX(price) AS max_price
-      FROM bids WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 100 MILLISECONDS) GROUP BY auction EMIT FINAL;"
-  out=$($S consume QUERY_B --from-beginning --timeout-ms 200 2>/dev/null | wc -l)
-  echo "query B (window, EMIT FINAL, $out windows out): $(rate)"
-  rm -rf "$SLUICE_DATA_DIR"
-  $S topics create auctions --config flush.policy=on-roll >/dev/null
-  $S produce auctions --partition 0 --key-separator '|' < "$TABLE" >/dev/null
-  $S topics create bids --config flush.policy=on-roll >/dev/null
-  $S produce bids --partition 0 < "$BIDS" >/dev/null
-  $S topics create QUERY_J --config retention.ms=-1 >/dev/null
-  timed $S sql --execute "
+  fresh QUERY_B
+  run "query B (window, EMIT FINAL)" QUERY_B "$STREAM $QUERY_B EMIT FINAL;"
+  fresh QUERY_J auctions
+  run "stream-table join (100,000-row table)" QUERY_J "
     CREATE STREAM bids (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, ts BIGINT)
       WITH (KAFKA_TOPIC='bids', VALUE_FORMAT='JSON');
     CREATE TABLE auctions (id BIGINT PRIMARY KEY, seller BIGINT, category BIGINT, name STRING)
@@ -71,7 +70,5 @@ for r in $(seq "$ROUNDS"); do
     SET 'auto.offset.reset'='earliest';
     CREATE STREAM query_j AS SELECT b.auction, b.price, a.seller, a.category
       FROM bids b JOIN auctions a ON b.auction = a.id;"
-  out=$($S consume QUERY_J --from-beginning --timeout-ms 200 2>/dev/null | wc -l)
-  echo "stream-table join (100,000-row table, $out rows out): $(rate)"
-  rm -rf "$SLUICE_DATA_DIR"
 done
+rm -rf "$SLUICE_DATA_DIR"

@@ -455,20 +455,11 @@ impl Engine {
                 };
             }
             exploded.push(table_functions[i]);
-            if dt == DataType::Null {
-                return err(
-                    "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
-                );
-            }
-            let ty = sql_type(&dt)
-                .ok_or_else(|| EngineError(format!("unsupported result type {dt}")))?;
-            // Evaluation yields exactly the Arrow type of the column's ksqlDB type (a
-            // function may answer in a wider or differently laid out type).
-            let e = match arrow_type(&ty) {
-                Some(wanted) if wanted != dt && !table_functions[i] => DfExpr::Cast(
-                    datafusion::logical_expr::Cast::new(Box::new(e.clone()), wanted),
-                ),
-                _ => e.clone(),
+            let (ty, e) = if table_functions[i] {
+                let ty = result_type(&dt)?.0;
+                (ty, e.clone())
+            } else {
+                result_type_of(e, &dt)?
             };
             let e = &e;
             output.push(Column {
@@ -480,17 +471,7 @@ impl Engine {
         }
         // Columns the query reads: decoding may skip the others where that cannot change
         // which records decode.
-        let mut read: std::collections::HashSet<String> = std::collections::HashSet::new();
-        if let Some(spec) = &source.timestamp {
-            read.insert(spec.column.clone());
-        }
-        for e in projection.iter().chain(filter.iter()) {
-            for c in datafusion::physical_expr::utils::collect_columns(e) {
-                read.insert(c.name().to_string());
-            }
-        }
-        let mut source_value = Serde::value(&source);
-        source_value.skip_unread(&read);
+        let source_value = value_serde(&source, &projection, filter.as_ref());
         Ok(Planned {
             pipeline: Pipeline {
                 source_key: Serde::key(&source),
@@ -534,17 +515,8 @@ impl Engine {
             return err("PARTITION BY and GROUP BY cannot be used together in one query.");
         }
         let planned = self.plan_aggregation(q, &source, qualifier, df_schema, sink, usage)?;
-        let mut read: std::collections::HashSet<String> = std::collections::HashSet::new();
-        if let Some(spec) = &source.timestamp {
-            read.insert(spec.column.clone());
-        }
         let (output, projection): (Vec<Column>, Vec<_>) =
             planned.pre_projection.into_iter().unzip();
-        for e in projection.iter().chain(filter.iter()) {
-            for c in datafusion::physical_expr::utils::collect_columns(e) {
-                read.insert(c.name().to_string());
-            }
-        }
         let group_types = output[..planned.plan.groups]
             .iter()
             .map(|c| {
@@ -571,8 +543,7 @@ impl Engine {
         };
         let window = planned.plan.window.as_ref().map(|w| w.kind);
         let aggregation = crate::aggregate::Aggregation::new(planned.plan, group_types, table)?;
-        let mut source_value = Serde::value(&source);
-        source_value.skip_unread(&read);
+        let source_value = value_serde(&source, &projection, filter.as_ref());
         Ok(Planned {
             pipeline: Pipeline {
                 source_key: Serde::key(&source),
@@ -707,6 +678,60 @@ impl Engine {
         }
         Ok((items, table_functions))
     }
+}
+
+/// The ksqlDB type of a result of Arrow type `dt` (an untyped null refused as ksqlDB does),
+/// with its Arrow type.
+pub(crate) fn result_type(
+    dt: &DataType,
+) -> Result<(sluice_sql::SqlType, Option<DataType>), EngineError> {
+    if *dt == DataType::Null {
+        return err(
+            "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
+        );
+    }
+    let ty = sql_type(dt).ok_or_else(|| EngineError(format!("unsupported result type {dt}")))?;
+    let arrow = arrow_type(&ty);
+    Ok((ty, arrow))
+}
+
+/// A result column's ksqlDB type and its expression, cast so evaluation yields exactly the
+/// Arrow type of that ksqlDB type (a function may answer in a wider or differently laid out
+/// type).
+pub(crate) fn result_type_of(
+    e: &DfExpr,
+    dt: &DataType,
+) -> Result<(sluice_sql::SqlType, DfExpr), EngineError> {
+    let (ty, wanted) = result_type(dt)?;
+    let e = match wanted {
+        Some(wanted) if wanted != *dt => DfExpr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(e.clone()),
+            wanted,
+        )),
+        _ => e.clone(),
+    };
+    Ok((ty, e))
+}
+
+/// The source's value serde, told which columns the query reads (its TIMESTAMP column, and
+/// those its projection and filter use) so decoding may skip the others.
+fn value_serde(
+    source: &Source,
+    projection: &[Arc<dyn datafusion::physical_expr::PhysicalExpr>],
+    filter: Option<&Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+) -> Serde {
+    let mut read: std::collections::HashSet<String> = std::collections::HashSet::new();
+    if let Some(spec) = &source.timestamp {
+        read.insert(spec.column.clone());
+    }
+    for e in projection.iter().chain(filter) {
+        for c in datafusion::physical_expr::utils::collect_columns(e) {
+            read.insert(c.name().to_string());
+        }
+    }
+    let mut serde = Serde::value(source);
+    serde.skip_unread(&read);
+    serde
 }
 
 /// The argument of a top-level `EXPLODE(x)`, the table function.

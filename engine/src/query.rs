@@ -906,20 +906,7 @@ impl PushQuery {
             }
             if let Some(ev) = join.poll(self.log.as_ref(), &self.pipeline, &self.id)? {
                 let ev = self.pipeline.aggregate(ev, &self.id)?;
-                if !ev.errors.is_empty() {
-                    self.processing_log.write(self.log.as_ref(), &ev.errors);
-                }
-                for (_, arrays) in ev.rows {
-                    let mut b = RecordBatch::try_new(self.schema.clone(), arrays)?;
-                    if let Some(rem) = self.remaining.as_mut() {
-                        let take = (*rem).min(b.num_rows() as u64);
-                        b = b.slice(0, take as usize);
-                        *rem -= take;
-                    }
-                    if b.num_rows() > 0 {
-                        out.push(b);
-                    }
-                }
+                self.deliver(ev, &mut out)?;
             }
             return Ok(out);
         }
@@ -940,22 +927,29 @@ impl PushQuery {
             };
             let ev = self.pipeline.aggregate(ev, &self.id)?;
             self.pipeline.positions[p as usize] = ev.next;
-            if !ev.errors.is_empty() {
-                self.processing_log.write(self.log.as_ref(), &ev.errors);
-            }
-            for (_, arrays) in ev.rows {
-                let mut b = RecordBatch::try_new(self.schema.clone(), arrays)?;
-                if let Some(rem) = self.remaining.as_mut() {
-                    let take = (*rem).min(b.num_rows() as u64);
-                    b = b.slice(0, take as usize);
-                    *rem -= take;
-                }
-                if b.num_rows() > 0 {
-                    out.push(b);
-                }
-            }
+            self.deliver(ev, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Hands a read's rows to the caller (up to the LIMIT), its failures to the
+    /// processing log.
+    fn deliver(&mut self, ev: Evaluated, out: &mut Vec<RecordBatch>) -> Result<(), EngineError> {
+        if !ev.errors.is_empty() {
+            self.processing_log.write(self.log.as_ref(), &ev.errors);
+        }
+        for (_, arrays) in ev.rows {
+            let mut b = RecordBatch::try_new(self.schema.clone(), arrays)?;
+            if let Some(rem) = self.remaining.as_mut() {
+                let take = (*rem).min(b.num_rows() as u64);
+                b = b.slice(0, take as usize);
+                *rem -= take;
+            }
+            if b.num_rows() > 0 {
+                out.push(b);
+            }
+        }
+        Ok(())
     }
 
     /// Waits until a source partition has data past the query's position, or `deadline`.
@@ -999,6 +993,7 @@ impl Waiter {
         deadline: std::time::Instant,
     ) -> bool {
         let Some(rt) = &self.rt else {
+            // No runtime (could not be built): fall back to a short pause.
             std::thread::sleep(std::time::Duration::from_millis(10));
             return true;
         };
@@ -1010,6 +1005,7 @@ impl Waiter {
                     Ok(f) => {
                         waits.spawn_on(f, rt.handle());
                     }
+                    // The topic went away: nothing to wait for; the next read says why.
                     Err(_) => return true,
                 }
             }
@@ -1033,30 +1029,7 @@ impl Waiter {
         positions: &[u64],
         deadline: std::time::Instant,
     ) -> bool {
-        let Some(rt) = &self.rt else {
-            // No runtime (could not be built): fall back to a short pause.
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            return true;
-        };
-        let tokio_deadline = tokio::time::Instant::from_std(deadline);
-        let mut waits = tokio::task::JoinSet::new();
-        for (p, &pos) in positions.iter().enumerate() {
-            match log.wait_for_data(topic, p as u32, pos, tokio_deadline) {
-                Ok(f) => {
-                    waits.spawn_on(f, rt.handle());
-                }
-                // The topic went away: nothing to wait for; the caller's next read says why.
-                Err(_) => return true,
-            }
-        }
-        rt.block_on(async {
-            while let Some(r) = waits.join_next().await {
-                if r.unwrap_or(true) {
-                    return true;
-                }
-            }
-            false
-        })
+        self.wait_many(log, &[(topic.to_string(), positions.to_vec())], deadline)
     }
 }
 

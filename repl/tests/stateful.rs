@@ -6,33 +6,25 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 use common::ok;
 
-/// Bytes in the state topic's log files (0 before the first checkpoint).
-fn state_bytes(data: &Path) -> u64 {
+/// Bytes in the log files of the topics whose name starts with `prefix` (0 before anything
+/// is written).
+fn log_bytes(data: &Path, prefix: &str) -> u64 {
     let Ok(topics) = std::fs::read_dir(data.join("topics")) else {
         return 0;
     };
-    let mut total = 0;
-    for t in topics.flatten() {
-        if !t
-            .file_name()
-            .to_string_lossy()
-            .starts_with("_sluice_state_")
-        {
-            continue;
-        }
-        for f in walk(&t.path()) {
-            if f.extension().is_some_and(|e| e == "log") {
-                total += std::fs::metadata(&f).map_or(0, |m| m.len());
-            }
-        }
-    }
-    total
+    topics
+        .flatten()
+        .filter(|t| t.file_name().to_string_lossy().starts_with(prefix))
+        .flat_map(|t| walk(&t.path()))
+        .filter(|f| f.extension().is_some_and(|e| e == "log"))
+        .map(|f| std::fs::metadata(&f).map_or(0, |m| m.len()))
+        .sum()
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -48,6 +40,47 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Starts `sluice sql --execute <sql>` and returns it once it says its query is created,
+/// with its output (kept open while it runs).
+fn start_query(data: &Path, sql: &str, deadline: Instant) -> (Child, impl BufRead) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["sql", "--execute", sql])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    let created = (&mut output)
+        .lines()
+        .any(|l| l.is_ok_and(|l| l.contains("Created query")));
+    if !created || Instant::now() >= deadline {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no query created");
+    }
+    (child, output)
+}
+
+/// Kills `child` (SIGKILL) once `written` says so, or at the deadline.
+fn kill_when(mut child: Child, written: impl Fn() -> bool, deadline: Instant) {
+    while !written() && Instant::now() < deadline {
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Every value of a topic, from the beginning, one per line.
+fn values(data: &Path, topic: &str) -> String {
+    ok(
+        data,
+        &["consume", topic, "--from-beginning", "--timeout-ms", "200"],
+        None,
+    )
 }
 
 #[test]
@@ -81,63 +114,22 @@ fn kill_dash_nine_mid_window_aggregation_keeps_every_window_exact() {
         w.1 += v;
     }
     ok(d, &["produce", "ev"], Some(&input));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("--data-dir")
-        .arg(d)
-        .args([
-            "sql",
-            "--execute",
-            "SET 'auto.offset.reset'='earliest'; SET 'commit.interval.ms'='100'; \
-             CREATE TABLE per_window AS SELECT k, AS_VALUE(k) AS kk, WINDOWSTART AS ws, \
-               COUNT(*) AS n, SUM(v) AS s FROM ev WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY k;",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let line = lines.next().expect("sluice sql ended early").unwrap();
-        if line.contains("Created query") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no query created");
-    }
+    let (child, _output) = start_query(
+        d,
+        "SET 'auto.offset.reset'='earliest'; SET 'commit.interval.ms'='100'; \
+         CREATE TABLE per_window AS SELECT k, AS_VALUE(k) AS kk, WINDOWSTART AS ws, \
+           COUNT(*) AS n, SUM(v) AS s FROM ev WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY k;",
+        deadline,
+    );
     // Kill once a checkpoint is on disk: the query is then somewhere in its input (or
     // done), with output written past its last checkpoint.
-    while state_bytes(d) == 0 && Instant::now() < deadline {
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let at_kill = ok(
-        d,
-        &[
-            "consume",
-            "PER_WINDOW",
-            "--from-beginning",
-            "--timeout-ms",
-            "100",
-        ],
-        None,
-    )
-    .lines()
-    .count();
+    kill_when(child, || log_bytes(d, "_sluice_state_") > 0, deadline);
+    let at_kill = values(d, "PER_WINDOW").lines().count();
     eprintln!("{at_kill} updates written when killed");
     // The next process restores the state and catches up.
     ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
-    let out = ok(
-        d,
-        &[
-            "consume",
-            "PER_WINDOW",
-            "--from-beginning",
-            "--timeout-ms",
-            "200",
-        ],
-        None,
-    );
+    let out = values(d, "PER_WINDOW");
     let mut last: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
     for line in out.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -150,17 +142,7 @@ fn kill_dash_nine_mid_window_aggregation_keeps_every_window_exact() {
     let updates = out.lines().count();
     eprintln!("{updates} updates for {n} records (more: replayed after the kill)");
     ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
-    let again = ok(
-        d,
-        &[
-            "consume",
-            "PER_WINDOW",
-            "--from-beginning",
-            "--timeout-ms",
-            "200",
-        ],
-        None,
-    );
+    let again = values(d, "PER_WINDOW");
     assert_eq!(again.lines().count(), updates);
     assert!(
         updates >= n as usize,
@@ -251,55 +233,19 @@ fn kill_dash_nine_mid_stream_table_join_loses_no_row() {
         .map(|i| format!("{{\"ITEM\":{}}}\n", i % 1500))
         .collect();
     ok(d, &["produce", "orders", "--partition", "1"], Some(&orders));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("--data-dir")
-        .arg(d)
-        .args([
-            "sql",
-            "--execute",
-            "SET 'auto.offset.reset'='earliest'; \
-             CREATE STREAM named AS SELECT o.item, AS_VALUE(o.item) AS it, i.name FROM orders o \
-               LEFT JOIN items i ON o.item = i.id;",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let line = lines.next().expect("sluice sql ended early").unwrap();
-        if line.contains("Created query") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no query created");
-    }
+    let (child, _output) = start_query(
+        d,
+        "SET 'auto.offset.reset'='earliest'; \
+         CREATE STREAM named AS SELECT o.item, AS_VALUE(o.item) AS it, i.name FROM orders o \
+           LEFT JOIN items i ON o.item = i.id;",
+        deadline,
+    );
     // Kill once some output is on disk.
-    let sink_bytes = |d: &Path| -> u64 {
-        walk(&d.join("topics").join("NAMED"))
-            .iter()
-            .filter(|f| f.extension().is_some_and(|e| e == "log"))
-            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
-            .sum()
-    };
-    while sink_bytes(d) == 0 && Instant::now() < deadline {
-        std::thread::park_timeout(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when(child, || log_bytes(d, "NAMED") > 0, deadline);
     // The next process rebuilds the table, resumes the orders and catches up.
     ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
-    let out = ok(
-        d,
-        &[
-            "consume",
-            "NAMED",
-            "--from-beginning",
-            "--timeout-ms",
-            "200",
-        ],
-        None,
-    );
+    let out = values(d, "NAMED");
     // Each order's output: its item, and the item's name when the table has it.
     let mut per_item: BTreeMap<i64, (u64, bool)> = BTreeMap::new();
     for line in out.lines() {

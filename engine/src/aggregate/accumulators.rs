@@ -301,6 +301,11 @@ impl Accumulator for Extreme {
     }
 }
 
+/// Row `row` of an aggregate's first argument, as a value.
+fn first_arg(args: &[ArrayRef], row: usize) -> Result<ScalarValue, String> {
+    ScalarValue::try_from_array(&args[0], row).map_err(|e| e.to_string())
+}
+
 pub(super) fn list_value(items: &[ScalarValue], item_type: &DataType) -> ScalarValue {
     ScalarValue::List(ScalarValue::new_list_nullable(items, item_type))
 }
@@ -332,7 +337,7 @@ pub(super) struct Collect {
 
 impl Accumulator for Collect {
     fn add(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
-        let v = ScalarValue::try_from_array(&args[0], row).map_err(|e| e.to_string())?;
+        let v = first_arg(args, row)?;
         if self.items.len() >= self.limit || (self.distinct && self.items.contains(&v)) {
             return Ok(());
         }
@@ -340,7 +345,7 @@ impl Accumulator for Collect {
         Ok(())
     }
     fn undo(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
-        let v = ScalarValue::try_from_array(&args[0], row).map_err(|e| e.to_string())?;
+        let v = first_arg(args, row)?;
         if let Some(i) = self.items.iter().position(|x| x == &v) {
             self.items.remove(i);
         }
@@ -372,7 +377,7 @@ impl Accumulator for CountDistinct {
         if args[0].is_null(row) {
             return Ok(());
         }
-        let v = ScalarValue::try_from_array(&args[0], row).map_err(|e| e.to_string())?;
+        let v = first_arg(args, row)?;
         if !self.seen.contains(&v) {
             self.seen.push(v);
         }
@@ -424,7 +429,7 @@ impl TopK {
 
 impl Accumulator for TopK {
     fn add(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
-        let v = ScalarValue::try_from_array(&args[0], row).map_err(|e| e.to_string())?;
+        let v = first_arg(args, row)?;
         self.offer(v);
         Ok(())
     }
@@ -474,7 +479,7 @@ impl ByOffset {
 
 impl Accumulator for ByOffset {
     fn add(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
-        let v = ScalarValue::try_from_array(&args[0], row).map_err(|e| e.to_string())?;
+        let v = first_arg(args, row)?;
         self.offer(v);
         Ok(())
     }
@@ -745,12 +750,12 @@ impl Attr {
 
 impl Accumulator for Attr {
     fn add(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
-        let v = ScalarValue::try_from_array(&args[0], row).map_err(|e| e.to_string())?;
+        let v = first_arg(args, row)?;
         self.apply(v, 1);
         Ok(())
     }
     fn undo(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
-        let v = ScalarValue::try_from_array(&args[0], row).map_err(|e| e.to_string())?;
+        let v = first_arg(args, row)?;
         self.apply(v, -1);
         Ok(())
     }

@@ -253,16 +253,8 @@ impl Aggregation {
             let i = match slots.iter().rposition(|s| s.start == start) {
                 Some(i) => i,
                 None => {
-                    self.expiries
-                        .entry(window::expiry(&w, start, end))
-                        .or_default()
-                        .push((key.into(), start, end));
-                    if self.plan.emit_final {
-                        self.closings
-                            .entry(start)
-                            .or_default()
-                            .push((key.into(), start, end));
-                    }
+                    let closings = self.plan.emit_final.then_some(&mut self.closings);
+                    schedule(&mut self.expiries, closings, &w, (key, start, end));
                     slots.push(Slot {
                         start,
                         end,
@@ -367,16 +359,8 @@ impl Aggregation {
         slot.time = end;
         slot.visible = self.plan.having.is_none() && !self.plan.emit_final;
         updates.push_slot(partition, key, &slot);
-        self.expiries
-            .entry(window::expiry(&w, start, end))
-            .or_default()
-            .push((key.into(), start, end));
-        if self.plan.emit_final {
-            self.closings
-                .entry(end)
-                .or_default()
-                .push((key.into(), start, end));
-        }
+        let closings = self.plan.emit_final.then_some(&mut self.closings);
+        schedule(&mut self.expiries, closings, &w, (key, start, end));
         sessions.push(slot);
         Ok(())
     }
@@ -557,21 +541,8 @@ impl Aggregation {
         };
         for (key, slots) in &self.groups {
             for s in slots {
-                self.expiries
-                    .entry(window::expiry(&w, s.start, s.end))
-                    .or_default()
-                    .push((key.as_slice().into(), s.start, s.end));
-                if self.plan.emit_final {
-                    let at = match w.kind {
-                        WindowKind::Session { .. } => s.end,
-                        _ => s.start,
-                    };
-                    self.closings.entry(at).or_default().push((
-                        key.as_slice().into(),
-                        s.start,
-                        s.end,
-                    ));
-                }
+                let closings = self.plan.emit_final.then_some(&mut self.closings);
+                schedule(&mut self.expiries, closings, &w, (key, s.start, s.end));
             }
         }
     }
@@ -815,6 +786,31 @@ impl Aggregation {
             }
         }
         keep
+    }
+}
+
+/// Notes when a new window's state may go and, for EMIT FINAL (`closings`), where it
+/// waits to be emitted: by start for time windows, by end for sessions (as
+/// `close_windows` looks them up).
+fn schedule(
+    expiries: &mut BTreeMap<i64, Vec<WindowRef>>,
+    closings: Option<&mut BTreeMap<i64, Vec<WindowRef>>>,
+    w: &sluice_sql::ast::Window,
+    (key, start, end): (&[u8], i64, i64),
+) {
+    expiries
+        .entry(window::expiry(w, start, end))
+        .or_default()
+        .push((key.into(), start, end));
+    if let Some(closings) = closings {
+        let at = match w.kind {
+            WindowKind::Session { .. } => end,
+            _ => start,
+        };
+        closings
+            .entry(at)
+            .or_default()
+            .push((key.into(), start, end));
     }
 }
 

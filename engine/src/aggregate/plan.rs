@@ -19,7 +19,7 @@ use super::functions::{self, Aggregate};
 use crate::catalog::{Column, Source};
 use crate::engine::{Engine, EngineError, err};
 use crate::planner::{AliasGenerator, QueryUse, column_name};
-use crate::schema::{arrow_type, sql_type};
+use crate::schema::sql_type;
 
 /// One aggregate call: the function and where its arguments are in the pipeline's output.
 pub(crate) struct AggregateCall {
@@ -429,20 +429,7 @@ impl Engine {
                 return err(format!("Duplicate value columns found in schema: `{name}`"));
             }
             let dt = e.get_type(&agg_df)?;
-            if dt == DataType::Null {
-                return err(
-                    "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
-                );
-            }
-            let ty = sql_type(&dt)
-                .ok_or_else(|| EngineError(format!("unsupported result type {dt}")))?;
-            let e = match arrow_type(&ty) {
-                Some(wanted) if wanted != dt => DfExpr::Cast(datafusion::logical_expr::Cast::new(
-                    Box::new(e.clone()),
-                    wanted,
-                )),
-                _ => e.clone(),
-            };
+            let (ty, e) = crate::planner::result_type_of(e, &dt)?;
             output.push(Column {
                 name: name.clone(),
                 ty,

@@ -57,6 +57,19 @@ struct Out {
     delete: bool,
 }
 
+impl Out {
+    /// A joined row (not a tombstone).
+    fn row(time: i64, partition: i32, (left, right): (Side, Side)) -> Out {
+        Out {
+            time,
+            partition,
+            left,
+            right,
+            delete: false,
+        }
+    }
+}
+
 /// A record of either side, in the order the step processes them.
 struct Event {
     time: i64,
@@ -352,24 +365,18 @@ impl Join {
                     .cloned();
                 match found {
                     Some(row) => {
-                        let (left, right) = pair(Side::Read(b, r), Side::Stored(row));
-                        outs.push(Out {
-                            time: e.time,
-                            partition: e.partition,
-                            left,
-                            right,
-                            delete: false,
-                        });
+                        outs.push(Out::row(
+                            e.time,
+                            e.partition,
+                            pair(Side::Read(b, r), Side::Stored(row)),
+                        ));
                     }
                     None if outer(this) => {
-                        let (left, right) = pair(Side::Read(b, r), Side::None);
-                        outs.push(Out {
-                            time: e.time,
-                            partition: e.partition,
-                            left,
-                            right,
-                            delete: false,
-                        });
+                        outs.push(Out::row(
+                            e.time,
+                            e.partition,
+                            pair(Side::Read(b, r), Side::None),
+                        ));
                     }
                     None => {}
                 }
@@ -404,13 +411,7 @@ impl Join {
                 let side = |x: Option<Row>| x.map_or(Side::None, Side::Stored);
                 if show {
                     self.shown.insert(key.clone());
-                    outs.push(Out {
-                        time: e.time,
-                        partition: e.partition,
-                        left: side(l),
-                        right: side(r),
-                        delete: false,
-                    });
+                    outs.push(Out::row(e.time, e.partition, (side(l), side(r))));
                 } else if self.shown.remove(key) {
                     // The key's result goes away: a tombstone, keyed by the join key.
                     outs.push(Out {
@@ -439,14 +440,11 @@ impl Join {
                 if late && outer(this) {
                     // Too late to wait: emitted unmatched at once (and kept for the other
                     // side's later records), as Kafka Streams does.
-                    let (left, right) = pair(Side::Read(b, r), Side::None);
-                    outs.push(Out {
-                        time: e.time,
-                        partition: e.partition,
-                        left,
-                        right,
-                        delete: false,
-                    });
+                    outs.push(Out::row(
+                        e.time,
+                        e.partition,
+                        pair(Side::Read(b, r), Side::None),
+                    ));
                     if let Some(key) = &e.key {
                         let row = stored(reads, (b, r))?;
                         let id = self.next_id;
@@ -474,14 +472,11 @@ impl Join {
                         {
                             matched = true;
                             self.held[other].remove(&(*t, *other_id));
-                            let (left, right) = pair(Side::Read(b, r), Side::Stored(row.clone()));
-                            outs.push(Out {
-                                time: e.time.max(*t),
-                                partition: e.partition,
-                                left,
-                                right,
-                                delete: false,
-                            });
+                            outs.push(Out::row(
+                                e.time.max(*t),
+                                e.partition,
+                                pair(Side::Read(b, r), Side::Stored(row.clone())),
+                            ));
                         }
                     }
                     let row = stored(reads, (b, r))?;
@@ -494,14 +489,11 @@ impl Join {
                         .push((e.time, row, id));
                 }
                 if !matched && outer(this) && !(held && e.key.is_some()) {
-                    let (left, right) = pair(Side::Read(b, r), Side::None);
-                    outs.push(Out {
-                        time: e.time,
-                        partition: e.partition,
-                        left,
-                        right,
-                        delete: false,
-                    });
+                    outs.push(Out::row(
+                        e.time,
+                        e.partition,
+                        pair(Side::Read(b, r), Side::None),
+                    ));
                 }
                 self.release_held(span, outs);
                 self.expire_windows(span);
@@ -528,18 +520,12 @@ impl Join {
         }
         due.sort_by_key(|d| (d.0, d.1));
         for (t, _, side, partition, row) in due {
-            let (left, right) = if side == 0 {
+            let sides = if side == 0 {
                 (Side::Stored(row), Side::None)
             } else {
                 (Side::None, Side::Stored(row))
             };
-            outs.push(Out {
-                time: t,
-                partition,
-                left,
-                right,
-                delete: false,
-            });
+            outs.push(Out::row(t, partition, sides));
         }
     }
 
