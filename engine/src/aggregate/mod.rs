@@ -44,6 +44,20 @@ struct Slot {
     accumulators: Vec<Box<dyn Accumulator>>,
 }
 
+impl Slot {
+    /// A new window of a group: no rows yet (so nothing shown), not yet checkpointed.
+    fn empty(calls: &[plan::AggregateCall], start: i64, end: i64, time: i64) -> Slot {
+        Slot {
+            start,
+            end,
+            time,
+            visible: false,
+            dirty: true,
+            accumulators: calls.iter().map(|c| c.function.accumulator()).collect(),
+        }
+    }
+}
+
 /// What a table source's row last contributed, to take back when it changes.
 struct TableRow {
     group: Box<[u8]>,
@@ -255,19 +269,7 @@ impl Aggregation {
                 None => {
                     let closings = self.plan.emit_final.then_some(&mut self.closings);
                     schedule(&mut self.expiries, closings, &w, (key, start, end));
-                    slots.push(Slot {
-                        start,
-                        end,
-                        time: i64::MIN,
-                        visible: false,
-                        dirty: true,
-                        accumulators: self
-                            .plan
-                            .calls
-                            .iter()
-                            .map(|c| c.function.accumulator())
-                            .collect(),
-                    });
+                    slots.push(Slot::empty(&self.plan.calls, start, end, i64::MIN));
                     slots.len() - 1
                 }
             };
@@ -335,19 +337,7 @@ impl Aggregation {
             self.late_records += 1;
             return Ok(());
         }
-        let mut slot = Slot {
-            start,
-            end,
-            time: end,
-            visible: false,
-            dirty: true,
-            accumulators: self
-                .plan
-                .calls
-                .iter()
-                .map(|c| c.function.accumulator())
-                .collect(),
-        };
+        let mut slot = Slot::empty(&self.plan.calls, start, end, end);
         merged.sort_by_key(|s| s.start);
         for old in &merged {
             for (acc, o) in slot.accumulators.iter_mut().zip(&old.accumulators) {
@@ -517,14 +507,7 @@ impl Aggregation {
         let i = match slots.iter().rposition(|s| s.start == start) {
             Some(i) => i,
             None => {
-                slots.push(Slot {
-                    start,
-                    end,
-                    time: i64::MIN,
-                    visible: false,
-                    dirty: true,
-                    accumulators: calls.iter().map(|c| c.function.accumulator()).collect(),
-                });
+                slots.push(Slot::empty(calls, start, end, i64::MIN));
                 slots.len() - 1
             }
         };
