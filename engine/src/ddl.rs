@@ -353,7 +353,7 @@ impl Engine {
         sink.window = planned.window;
         // A join's sink takes the left source's partitions.
         let input_topic = match &planned.join {
-            Some(j) => j.left.planned.source.topic.clone(),
+            Some(j) => j.leftmost().planned.source.topic.clone(),
             None => source.topic.clone(),
         };
         let source_partitions = self.log.describe_topic(&input_topic)?.partitions.len() as u32;
@@ -489,7 +489,7 @@ impl Engine {
             Some(mut plan) => {
                 // Stream sides resume where the query was; table sides are rebuilt from
                 // their start.
-                for side in [&mut plan.left, &mut plan.right] {
+                for side in plan.source_sides_mut() {
                     let source = side.planned.source.clone();
                     side.planned.pipeline.positions = match source.kind {
                         SourceKind::Stream => self.start_positions(&id, &source.topic)?,

@@ -313,7 +313,21 @@ impl Engine {
         // Arguments coerced to what each function and operator takes, so the type the plan
         // reports is the type evaluation produces.
         let logical = {
-            use datafusion::common::tree_node::TreeNode;
+            use datafusion::common::tree_node::{Transformed, TreeNode};
+            // An integer literal that fits is an INTEGER, as in ksqlDB (`ID + 1` stays INT).
+            let logical = logical
+                .transform(|e| match e {
+                    DfExpr::Literal(datafusion::common::ScalarValue::Int64(Some(v)), meta)
+                        if i32::try_from(v).is_ok() =>
+                    {
+                        Ok(Transformed::yes(DfExpr::Literal(
+                            datafusion::common::ScalarValue::Int32(Some(v as i32)),
+                            meta,
+                        )))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?
+                .data;
             let mut coercion =
                 datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter::new(
                     df_schema,

@@ -40,7 +40,7 @@ impl Engine {
             }
             // Stream sides from their end (or start, with auto.offset.reset=earliest),
             // tables from their start.
-            for side in [&mut plan.left, &mut plan.right] {
+            for side in plan.source_sides_mut() {
                 let topic = side.planned.source.topic.clone();
                 let from_start = earliest || side.kind == SourceKind::Table;
                 let n = self.log.describe_topic(&topic)?.partitions.len() as u32;

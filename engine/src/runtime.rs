@@ -77,10 +77,7 @@ impl QueryHandle {
             sink_name: query.sink.name.clone(),
             sink_topic: query.sink.topic.clone(),
             source_name: match &query.join {
-                Some(j) => format!(
-                    "{}, {}",
-                    j.plan.left.planned.source.name, j.plan.right.planned.source.name
-                ),
+                Some(j) => j.source_names().join(", "),
                 None => query.pipeline.source.name.clone(),
             },
             kind: "PERSISTENT",

@@ -11,7 +11,11 @@
 //! projection (and GROUP BY, if any) then run over. Table sides are kept in memory and
 //! rebuilt from their topics when the query starts; stream sides resume from the query's
 //! committed offsets. The join runs as one task over every partition of both sources, so
-//! the sources need not be co-partitioned and nothing is re-partitioned.
+//! nothing is re-partitioned.
+//!
+//! A join of more than two sources nests: the left side of `(a ⋈ b) ⋈ c` reads the rows
+//! the inner join builds in the same step (its tombstones as a table's deletes), in time
+//! order with the right side's records.
 
 pub(crate) mod plan;
 
@@ -85,6 +89,8 @@ struct Event {
 /// A running join: its plan, the table sides' rows and the stream sides' windows.
 pub(crate) struct Join {
     pub plan: JoinPlan,
+    /// The join whose rows the left side reads (a join of more than two sources).
+    nested: Option<Box<Join>>,
     converter: RowConverter,
     /// Per side: a table's current rows by join key.
     tables: [HashMap<Vec<u8>, Row>; 2],
@@ -104,6 +110,10 @@ pub(crate) struct Join {
 impl Join {
     /// A join whose joined rows `joined` (the query's pipeline over them) reads.
     pub fn new(mut plan: JoinPlan, joined: &Pipeline) -> Result<Join, EngineError> {
+        let nested = match plan.nested.take() {
+            Some(inner) => Some(Box::new(Join::new(*inner, &plan.left.planned.pipeline)?)),
+            None => None,
+        };
         let mut used: HashSet<String> = HashSet::new();
         for e in joined.projection.iter().chain(joined.filter.iter()) {
             for c in datafusion::physical_expr::utils::collect_columns(e) {
@@ -112,6 +122,10 @@ impl Join {
         }
         // Each side decodes only what the query and the join key read.
         for side in [&mut plan.left, &mut plan.right] {
+            if side.alias.is_empty() {
+                // An inner join's rows: built, not decoded.
+                continue;
+            }
             let pipeline = &mut side.planned.pipeline;
             let mut read: HashSet<String> = side
                 .columns
@@ -139,6 +153,7 @@ impl Join {
             .ok_or_else(|| EngineError("join side has no join key".into()))?;
         Ok(Join {
             plan,
+            nested,
             converter: RowConverter::new(vec![SortField::new(key)])?,
             tables: [HashMap::new(), HashMap::new()],
             windows: [HashMap::new(), HashMap::new()],
@@ -168,12 +183,26 @@ impl Join {
 
     /// The topics the join reads and its positions in each (to wait on).
     pub fn wait_targets(&self) -> Vec<(String, Vec<u64>)> {
-        (0..2)
-            .map(|s| {
-                let p = self.side_pipeline(s);
-                (p.source.topic.clone(), p.positions.clone())
-            })
-            .collect()
+        let mut targets = match &self.nested {
+            Some(inner) => inner.wait_targets(),
+            None => {
+                let left = self.side_pipeline(0);
+                vec![(left.source.topic.clone(), left.positions.clone())]
+            }
+        };
+        let right = self.side_pipeline(1);
+        targets.push((right.source.topic.clone(), right.positions.clone()));
+        targets
+    }
+
+    /// The sources' names, left to right.
+    pub fn source_names(&self) -> Vec<String> {
+        let mut names = match &self.nested {
+            Some(inner) => inner.source_names(),
+            None => vec![self.plan.left.planned.source.name.clone()],
+        };
+        names.push(self.plan.right.planned.source.name.clone());
+        names
     }
 
     /// Reads what both sides hold, joins it in time order and runs `joined` (the query's
@@ -189,7 +218,47 @@ impl Join {
         let mut errors: Vec<ProcessingError> = Vec::new();
         let mut read = 0;
         let mut advanced: Vec<(usize, u32, u64)> = Vec::new();
+        let mut nested_read = false;
+        if let Some(inner) = self.nested.as_mut()
+            && let Some(ev) = inner.poll(log, &self.plan.left.planned.pipeline, query_id)?
+        {
+            // The inner join's rows, as the left side's records (its tombstones as a
+            // table's deletes).
+            nested_read = true;
+            read += ev.read;
+            errors.extend(ev.errors);
+            let deletes: HashSet<i64> = ev.null_values.iter().copied().collect();
+            for (batch, outputs) in ev.rows {
+                let key_array = outputs
+                    .last()
+                    .cloned()
+                    .ok_or_else(|| EngineError("join side has no join key".into()))?;
+                let keys = self
+                    .converter
+                    .convert_columns(std::slice::from_ref(&key_array))?;
+                let times = column_i64(&batch, 0)?;
+                let partitions = batch
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<Int32Array>()
+                    .ok_or_else(|| EngineError("pseudo-column is not INT".into()))?;
+                for r in 0..batch.num_rows() {
+                    events.push(Event {
+                        time: times.value(r),
+                        side: 0,
+                        offset: r as i64,
+                        partition: partitions.value(r),
+                        row: (!deletes.contains(&(r as i64))).then_some((reads.len(), r)),
+                        key: (!key_array.is_null(r)).then(|| keys.row(r).as_ref().to_vec()),
+                    });
+                }
+                reads.push((0, batch, outputs));
+            }
+        }
         for side in 0..2 {
+            if side == 0 && self.nested.is_some() {
+                continue;
+            }
             let pipeline = self.side_pipeline(side);
             for p in 0..pipeline.positions.len() as u32 {
                 let Some(ev) = pipeline.poll_partition(log, p, query_id)? else {
@@ -237,7 +306,7 @@ impl Join {
                 }
             }
         }
-        if advanced.is_empty() {
+        if advanced.is_empty() && !nested_read {
             return Ok(None);
         }
         // Time order across the sides; where times tie, a table's change first (a row
@@ -279,8 +348,20 @@ impl Join {
 
     /// Commits the stream sides' positions (table sides are re-read at start).
     pub fn commit(&self, log: &dyn EventLog, query_id: &str) -> Result<(), EngineError> {
-        let mut offsets = Vec::new();
+        log.commit_offsets(query_id, &self.stream_offsets())?;
+        Ok(())
+    }
+
+    /// The stream sides' positions, this join's and its nested joins'.
+    fn stream_offsets(&self) -> Vec<CommittedOffset> {
+        let mut offsets = match &self.nested {
+            Some(inner) => inner.stream_offsets(),
+            None => Vec::new(),
+        };
         for side in 0..2 {
+            if side == 0 && self.nested.is_some() {
+                continue;
+            }
             let p = self.side_pipeline(side);
             if p.source.kind != SourceKind::Stream {
                 continue;
@@ -295,8 +376,7 @@ impl Join {
                 });
             }
         }
-        log.commit_offsets(query_id, &offsets)?;
-        Ok(())
+        offsets
     }
 
     fn kind_of(&self, side: usize) -> SourceKind {
@@ -626,14 +706,14 @@ impl Join {
                     .map(|c| c.ty.clone());
                 let Some(ty) = ty else { continue };
                 crate::catalog::Column {
-                    name: "ROWKEY".into(),
+                    name: self.plan.synthetic_name.clone(),
                     ty,
                     key: true,
                 }
             } else {
                 let col = &sides[s].columns[c];
                 crate::catalog::Column {
-                    name: format!("{}_{}", sides[s].alias, col.name),
+                    name: sides[s].joined_name(c),
                     ty: col.ty.clone(),
                     key: self.plan.key_column == Some((s, c)),
                 }
@@ -713,7 +793,7 @@ impl Join {
         } else {
             &self.plan.right
         };
-        format!("{}_{}", side.alias, side.columns[c].name)
+        side.joined_name(c)
     }
 
     fn column_type(
