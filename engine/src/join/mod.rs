@@ -84,6 +84,16 @@ struct Event {
     /// The row (read, row), or None for a table tombstone.
     row: Option<(usize, usize)>,
     key: Option<Vec<u8>>,
+    /// A foreign-key join's left row: its primary key.
+    pk: Option<Vec<u8>>,
+}
+
+/// A foreign-key join's index: each left row's foreign key, and the left rows (by primary
+/// key, in key order) that name each right key.
+#[derive(Default)]
+struct ForeignKeys {
+    of: HashMap<Vec<u8>, Vec<u8>>,
+    subscribers: HashMap<Vec<u8>, std::collections::BTreeSet<Vec<u8>>>,
 }
 
 /// A running join: its plan, the table sides' rows and the stream sides' windows.
@@ -105,6 +115,10 @@ pub(crate) struct Join {
     held: [Held; 2],
     /// The id of the next stream record kept in a window.
     next_id: u64,
+    /// A foreign-key join: the left key's converter (the left table's rows are kept by
+    /// their key) and the index from right keys to left rows.
+    primary_key: Option<(RowConverter, Vec<usize>)>,
+    foreign_keys: ForeignKeys,
 }
 
 impl Join {
@@ -151,9 +165,27 @@ impl Join {
             .last()
             .and_then(|c| arrow_type(&c.ty))
             .ok_or_else(|| EngineError("join side has no join key".into()))?;
+        let primary_key = if plan.foreign_key {
+            let columns: Vec<usize> = (0..plan.left.columns.len())
+                .filter(|c| plan.left.columns[*c].key)
+                .collect();
+            let fields = columns
+                .iter()
+                .map(|c| {
+                    arrow_type(&plan.left.columns[*c].ty)
+                        .map(SortField::new)
+                        .ok_or_else(|| EngineError("key column has no type".into()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some((RowConverter::new(fields)?, columns))
+        } else {
+            None
+        };
         Ok(Join {
             plan,
             nested,
+            primary_key,
+            foreign_keys: ForeignKeys::default(),
             converter: RowConverter::new(vec![SortField::new(key)])?,
             tables: [HashMap::new(), HashMap::new()],
             windows: [HashMap::new(), HashMap::new()],
@@ -250,6 +282,7 @@ impl Join {
                         partition: partitions.value(r),
                         row: (!deletes.contains(&(r as i64))).then_some((reads.len(), r)),
                         key: (!key_array.is_null(r)).then(|| keys.row(r).as_ref().to_vec()),
+                        pk: None,
                     });
                 }
                 reads.push((0, batch, outputs));
@@ -276,7 +309,20 @@ impl Join {
                     let times = column_i64(&batch, 0)?;
                     let offsets = column_i64(&batch, 2)?;
                     let key_array = outputs.last().cloned();
+                    let pks = match &self.primary_key {
+                        Some((converter, columns)) if side == 0 => {
+                            let arrays: Vec<ArrayRef> =
+                                columns.iter().map(|c| outputs[*c].clone()).collect();
+                            Some(converter.convert_columns(&arrays)?)
+                        }
+                        _ => None,
+                    };
                     for r in 0..batch.num_rows() {
+                        // A stream record without a value joins nothing (Kafka Streams
+                        // skips it).
+                        if ev.null_values.contains(&offsets.value(r)) {
+                            continue;
+                        }
                         let null_key = key_array.as_ref().is_none_or(|k| k.is_null(r));
                         events.push(Event {
                             time: times.value(r),
@@ -285,6 +331,7 @@ impl Join {
                             partition: p as i32,
                             row: Some((reads.len(), r)),
                             key: (!null_key).then(|| keys.row(r).as_ref().to_vec()),
+                            pk: pks.as_ref().map(|k| k.row(r).as_ref().to_vec()),
                         });
                     }
                     reads.push((side, batch, outputs));
@@ -294,14 +341,28 @@ impl Join {
                     if !errs.is_empty() || arrays.is_empty() {
                         continue;
                     }
-                    let keys = self.converter.convert_columns(&arrays[..1])?;
+                    let (key, pk) = match &self.primary_key {
+                        // A foreign-key join's left row goes by its primary key.
+                        Some((converter, columns)) if side == 0 => {
+                            if arrays.len() < columns.len() {
+                                continue;
+                            }
+                            let pk = converter.convert_columns(&arrays[..columns.len()])?;
+                            (None, Some(pk.row(0).as_ref().to_vec()))
+                        }
+                        _ => {
+                            let keys = self.converter.convert_columns(&arrays[..1])?;
+                            (Some(keys.row(0).as_ref().to_vec()), None)
+                        }
+                    };
                     events.push(Event {
                         time: *time,
                         side,
                         offset: *offset,
                         partition: p as i32,
                         row: None,
-                        key: Some(keys.row(0).as_ref().to_vec()),
+                        key,
+                        pk,
                     });
                 }
             }
@@ -394,17 +455,13 @@ impl Join {
         reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
         outs: &mut Vec<Out>,
     ) -> Result<(), EngineError> {
+        if self.plan.foreign_key {
+            return self.process_foreign_key(e, reads, outs);
+        }
         let kind = self.plan.kind;
         let this = e.side;
         let other = 1 - this;
-        let stored = |reads: &[(usize, RecordBatch, Vec<ArrayRef>)], (b, r): (usize, usize)| {
-            reads[b]
-                .2
-                .iter()
-                .map(|a| ScalarValue::try_from_array(a, r))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Row::from)
-        };
+        let stored = stored_row;
         let pair = |mine: Side, theirs: Side| {
             if this == 0 {
                 (mine, theirs)
@@ -582,6 +639,109 @@ impl Join {
         Ok(())
     }
 
+    /// One record through a foreign-key join (as Kafka Streams' KIP-213 join resolves it):
+    /// a left row meets the right row its foreign key names; a right row's change
+    /// re-joins every left row that names it, in left-key order. An INNER join's left row
+    /// without a match deletes its earlier result (a new row without one emits nothing); a
+    /// deleted left row's result is deleted.
+    fn process_foreign_key(
+        &mut self,
+        e: &Event,
+        reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
+        outs: &mut Vec<Out>,
+    ) -> Result<(), EngineError> {
+        let left_join = self.plan.kind == JoinKind::Left;
+        let tombstone = |left: Side| Out {
+            time: e.time,
+            partition: e.partition,
+            left,
+            right: Side::None,
+            delete: true,
+        };
+        if e.side == 0 {
+            let Some(pk) = &e.pk else {
+                return Ok(());
+            };
+            let old = self.tables[0].remove(pk);
+            if let Some(fk) = self.foreign_keys.of.remove(pk)
+                && let Some(set) = self.foreign_keys.subscribers.get_mut(&fk)
+            {
+                set.remove(pk);
+                if set.is_empty() {
+                    self.foreign_keys.subscribers.remove(&fk);
+                }
+            }
+            let Some((b, r)) = e.row else {
+                if let Some(old) = old {
+                    outs.push(tombstone(Side::Stored(old)));
+                }
+                return Ok(());
+            };
+            let row = stored_row(reads, (b, r))?;
+            self.tables[0].insert(pk.clone(), row);
+            if let Some(fk) = &e.key {
+                self.foreign_keys.of.insert(pk.clone(), fk.clone());
+                self.foreign_keys
+                    .subscribers
+                    .entry(fk.clone())
+                    .or_default()
+                    .insert(pk.clone());
+            }
+            let right = e.key.as_ref().and_then(|k| self.tables[1].get(k)).cloned();
+            match right {
+                Some(right) => outs.push(Out::row(
+                    e.time,
+                    e.partition,
+                    (Side::Read(b, r), Side::Stored(right)),
+                )),
+                None if left_join => outs.push(Out::row(
+                    e.time,
+                    e.partition,
+                    (Side::Read(b, r), Side::None),
+                )),
+                None if old.is_some() => outs.push(tombstone(Side::Read(b, r))),
+                None => {}
+            }
+            return Ok(());
+        }
+        let Some(key) = &e.key else {
+            return Ok(());
+        };
+        let right = match e.row {
+            Some(at) => {
+                let row = stored_row(reads, at)?;
+                self.tables[1].insert(key.clone(), row.clone());
+                Some(row)
+            }
+            None => {
+                self.tables[1].remove(key);
+                None
+            }
+        };
+        let Some(subscribers) = self.foreign_keys.subscribers.get(key) else {
+            return Ok(());
+        };
+        for pk in subscribers {
+            let Some(left) = self.tables[0].get(pk).cloned() else {
+                continue;
+            };
+            match &right {
+                Some(row) => outs.push(Out::row(
+                    e.time,
+                    e.partition,
+                    (Side::Stored(left), Side::Stored(row.clone())),
+                )),
+                None if left_join => outs.push(Out::row(
+                    e.time,
+                    e.partition,
+                    (Side::Stored(left), Side::None),
+                )),
+                None => outs.push(tombstone(Side::Stored(left))),
+            }
+        }
+        Ok(())
+    }
+
     /// Emits, unmatched, the held outer records whose window has closed, oldest first.
     fn release_held(&mut self, span: i64, outs: &mut Vec<Out>) {
         let close = self
@@ -715,7 +875,8 @@ impl Join {
                 crate::catalog::Column {
                     name: sides[s].joined_name(c),
                     ty: col.ty.clone(),
-                    key: self.plan.key_column == Some((s, c)),
+                    key: self.plan.key_column == Some((s, c))
+                        || (self.plan.foreign_key && s == 0 && col.key),
                 }
             };
             source.columns.push(column);
@@ -844,6 +1005,19 @@ fn tombstone_row(key: &[u8], join: &Join, side: usize) -> Result<Row, EngineErro
         .collect::<Result<_, _>>()?;
     values.push(value);
     Ok(values.into())
+}
+
+/// Row `r` of read `b`'s outputs, as a row kept in state.
+fn stored_row(
+    reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
+    (b, r): (usize, usize),
+) -> Result<Row, datafusion::error::DataFusionError> {
+    reads[b]
+        .2
+        .iter()
+        .map(|a| ScalarValue::try_from_array(a, r))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Row::from)
 }
 
 /// Each row's side that is there (the left's where both are), for the join key.

@@ -63,6 +63,9 @@ pub(crate) struct JoinPlan {
     /// Otherwise the joined column (side, column) that carries the join key, whichever
     /// side a row has.
     pub key_column: Option<(usize, usize)>,
+    /// A foreign-key table-table join: the left's join expression names the right's key;
+    /// the result is keyed by the left's key.
+    pub foreign_key: bool,
 }
 
 impl JoinPlan {
@@ -206,9 +209,38 @@ fn normal(i: &Ident) -> String {
     }
 }
 
+/// `alias.column[…]…` (a qualified column with a subscript or field access after it) as
+/// (alias, column, the accesses after the column).
+fn qualified_access(e: &sqlast::Expr) -> Option<(String, String, &[sqlast::AccessExpr])> {
+    let sqlast::Expr::CompoundFieldAccess { root, access_chain } = e else {
+        return None;
+    };
+    let (sqlast::Expr::Identifier(q), [sqlast::AccessExpr::Dot(sqlast::Expr::Identifier(c)), ..]) =
+        (root.as_ref(), access_chain.as_slice())
+    else {
+        return None;
+    };
+    Some((normal(q), normal(c), &access_chain[1..]))
+}
+
 impl VisitorMut for Resolve<'_> {
     type Break = ();
     fn pre_visit_expr(&mut self, expr: &mut sqlast::Expr) -> ControlFlow<()> {
+        if let Some((q, c, rest)) = qualified_access(expr)
+            && self.members.iter().any(|m| m.alias == q)
+            && let Some(name) = self.joined(Some(&q), &c)
+        {
+            let column = sqlast::Expr::Identifier(Ident::with_quote('"', name));
+            *expr = if rest.is_empty() {
+                column
+            } else {
+                sqlast::Expr::CompoundFieldAccess {
+                    root: Box::new(column),
+                    access_chain: rest.to_vec(),
+                }
+            };
+            return ControlFlow::Continue(());
+        }
         let renamed = match column_ref(expr) {
             Some((q, c)) => self.joined(q.as_deref(), &c),
             None => None,
@@ -248,7 +280,19 @@ fn qualified(e: &sqlast::Expr, alias: &str) -> String {
 /// Which members an expression reads (their indices, in order).
 fn sides(e: &sqlast::Expr, members: &[Member]) -> Vec<usize> {
     let mut found = vec![false; members.len()];
-    let _ = sqlast::visit_expressions(e, |x| {
+    // Field names and subscripts after a column are not columns: only the column is read.
+    let mut e = e.clone();
+    let _ = sqlast::visit_expressions_mut(&mut e, |x| {
+        if let Some((q, c, _)) = qualified_access(x)
+            && members.iter().any(|m| m.alias == q)
+        {
+            *x = sqlast::Expr::CompoundIdentifier(vec![Ident::new(q), Ident::new(c)]);
+        } else if let sqlast::Expr::CompoundFieldAccess { root, .. } = x {
+            *x = root.as_ref().clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let _ = sqlast::visit_expressions(&e, |x| {
         match x {
             sqlast::Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
                 let q = normal(&parts[0]);
@@ -393,6 +437,53 @@ fn describe_kind(kind: JoinKind) -> &'static str {
         JoinKind::Left => "[LEFT] OUTER",
         JoinKind::Right => "[RIGHT] OUTER",
         JoinKind::Full => "[FULL] OUTER",
+    }
+}
+
+/// ksqlDB's rules for windowed sources in a join: both windowed or neither, sessions
+/// only with sessions, and joined on their (windowed) keys with windows of one size, as
+/// a windowed source cannot be re-partitioned.
+fn check_windows(left: &Member, right: &Member, on_keys: bool) -> Result<(), EngineError> {
+    use sluice_sql::ast::WindowKind;
+    let name = |w: &WindowKind| match w {
+        WindowKind::Tumbling { .. } => "TUMBLING",
+        WindowKind::Hopping { .. } => "HOPPING",
+        WindowKind::Session { .. } => "SESSION",
+    };
+    let size = |w: &WindowKind| match w {
+        WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => Some(size.millis),
+        WindowKind::Session { .. } => None,
+    };
+    match (&left.source.window, &right.source.window) {
+        (None, None) => Ok(()),
+        (Some(w), None) | (None, Some(w)) => {
+            let (windowed, plain) = if left.source.window.is_some() {
+                (left, right)
+            } else {
+                (right, left)
+            };
+            err(format!(
+                "Can not join windowed source to non-windowed source.\n`{}` is {} windowed\n`{}` is not windowed",
+                windowed.source.name,
+                name(w),
+                plain.source.name
+            ))
+        }
+        (Some(a), Some(b)) => {
+            if size(a).is_none() != size(b).is_none() {
+                return err(format!(
+                    "Incompatible windowed sources.\nLeft source: {}\nRight source: {}\nSession windowed sources can only be joined to other session windowed sources, and may still not result in expected behaviour as session bounds must be an exact match for the join to work\nHopping and tumbling windowed sources can only be joined to other hopping and tumbling windowed sources",
+                    name(a),
+                    name(b)
+                ));
+            }
+            if !on_keys || size(a) != size(b) {
+                return err(
+                    "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.",
+                );
+            }
+            Ok(())
+        }
     }
 }
 
@@ -547,10 +638,19 @@ impl Engine {
             }
             let pair = &members[..i + 2];
             // A table joins on its primary key.
+            // A table joins on its primary key (all of it: its one key column).
             let table_key = |e: &sqlast::Expr, m: &Member| {
+                let keys: Vec<&Column> = m.source.key_columns().collect();
                 column_of(e, std::slice::from_ref(m))
-                    .is_some_and(|(_, c)| m.source.key_columns().any(|k| k.name == c))
+                    .is_some_and(|(_, c)| matches!(keys.as_slice(), [k] if k.name == c))
             };
+            if joined.is_none() {
+                check_windows(
+                    &members[0],
+                    right,
+                    table_key(lexpr, &members[0]) && table_key(rexpr, right),
+                )?;
+            }
             if right.source.kind == SourceKind::Table && !table_key(rexpr, right) {
                 let what = if left_kind == SourceKind::Table {
                     "table-table joins require to join on the primary key of the right input table"
@@ -563,11 +663,23 @@ impl Engine {
                 ));
             }
             let lcol = column_of(lexpr, so_far);
+            // A table-table join on something else than the left table's key joins on a
+            // foreign key: each left row meets the right row its expression names.
+            let foreign_key = kinds == (SourceKind::Table, SourceKind::Table)
+                && joined.is_none()
+                && !table_key(lexpr, &members[0]);
+            if foreign_key && matches!(step.kind, JoinKind::Right | JoinKind::Full) {
+                return err(format!(
+                    "{} JOIN on a foreign key is not supported",
+                    if step.kind == JoinKind::Right {
+                        "RIGHT OUTER"
+                    } else {
+                        "FULL OUTER"
+                    }
+                ));
+            }
             if left_kind == SourceKind::Table {
                 match &joined {
-                    None if !table_key(lexpr, &members[0]) => {
-                        return err("foreign-key table-table joins are not supported yet");
-                    }
                     Some(j) if lcol.as_ref().is_none_or(|l| !j.equivalents.contains(l)) => {
                         return err(format!(
                             "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {}.",
@@ -613,12 +725,21 @@ impl Engine {
                     .ok_or_else(|| EngineError("join side has no join key".into()))
             };
             let (lt, rt) = (key_type(&left)?, key_type(&rside)?);
+            if lt != rt && foreign_key {
+                return err(format!(
+                    "Invalid join condition: types don't match. Got {}{{{lt}}} = {}{{{rt}}}.",
+                    qualify_all(lexpr, pair),
+                    qualify_all(rexpr, pair)
+                ));
+            }
             if lt != rt {
                 return err(format!(
                     "Invalid join condition: types don't match. Got {lexpr}{{{lt}}} = {rexpr}{{{rt}}}."
                 ));
             }
-            if !matches!(kinds, (SourceKind::Table, SourceKind::Table)) {
+            // Co-partitioning of a join with a stream (ksqlDB's table-table joins, and
+            // foreign-key joins, accept tables of different partition counts).
+            if kinds != (SourceKind::Table, SourceKind::Table) {
                 let count = |s: &Source| {
                     self.log
                         .describe_topic(&s.topic)
@@ -637,7 +758,15 @@ impl Engine {
             // The columns equal to the join key: the left's join column (with the columns
             // equal to the inner join's key, when it is one of them), the right's.
             let mut equivalents = Vec::new();
-            if step.kind != JoinKind::Full {
+            if foreign_key {
+                // The result is keyed by the left table's key.
+                equivalents.extend(
+                    members[0]
+                        .source
+                        .key_columns()
+                        .map(|c| (members[0].alias.clone(), c.name.clone())),
+                );
+            } else if step.kind != JoinKind::Full {
                 if let Some(l) = &lcol {
                     match &joined {
                         Some(j) if j.equivalents.contains(l) => {
@@ -682,7 +811,7 @@ impl Engine {
                     })
                 })
             };
-            let key: Option<String> = if equivalents.is_empty() {
+            let key: Option<String> = if equivalents.is_empty() || foreign_key {
                 None
             } else {
                 equivalents
@@ -692,6 +821,21 @@ impl Engine {
                     .or_else(|| equivalents.first().map(joined_name))
             };
             let persistent = last && usage == QueryUse::Persistent && q.group_by.is_empty();
+            if persistent && foreign_key {
+                let missing: Vec<String> = equivalents
+                    .iter()
+                    .filter(|e| !projected(&joined_name(e)))
+                    .map(|(_, c)| format!("`{c}`"))
+                    .collect();
+                if !missing.is_empty() {
+                    let plural = if missing.len() == 1 { "" } else { "s" };
+                    return err(format!(
+                        "Primary key column{plural} missing in projection. For foreign-key table-table joins, the projection must include all primary key columns from the left input table (`{}`). Missing column{plural}: {}.",
+                        members[0].alias,
+                        missing.join(", ")
+                    ));
+                }
+            }
             if persistent
                 && key.is_some()
                 && !equivalents.iter().any(|e| projected(&joined_name(e)))
@@ -707,17 +851,22 @@ impl Engine {
                     names[0]
                 ));
             }
-            let synthetic_key = key.is_none();
+            let synthetic_key = key.is_none() && !foreign_key;
             if synthetic_key && persistent && !projected(&synthetic_name) {
                 return err(format!(
                     "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the join expression {synthetic_name} in its projection (eg, SELECT {synthetic_name}...).\n{synthetic_name} was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased."
                 ));
             }
-            if persistent
-                && let Some(k) = &key
-                && let Some(r) = &rewritten
-            {
-                key_projected_once(r, k)?;
+            // The result's key columns, by their joined names.
+            let key_names: Vec<String> = if foreign_key {
+                equivalents.iter().map(joined_name).collect()
+            } else {
+                key.iter().cloned().collect()
+            };
+            if persistent && let Some(r) = &rewritten {
+                for k in &key_names {
+                    key_projected_once(r, k)?;
+                }
             }
             let key_column = key.as_ref().and_then(|k| {
                 [(0usize, &left), (1, &rside)]
@@ -740,7 +889,7 @@ impl Engine {
                 for c in 0..s.columns.len() {
                     let name = s.joined_name(c);
                     columns.push(Column {
-                        key: key.as_deref() == Some(name.as_str()),
+                        key: key_names.contains(&name),
                         name,
                         ty: s.columns[c].ty.clone(),
                     });
@@ -780,6 +929,7 @@ impl Engine {
                 synthetic_key,
                 synthetic_name,
                 key_column,
+                foreign_key,
             };
             if let Some(mut rewritten) = rewritten {
                 // `*`: the key, then each source's own columns (not their system columns).
@@ -790,7 +940,7 @@ impl Engine {
                         members
                             .iter()
                             .flat_map(|m| m.own.iter().map(|c| format!("{}_{}", m.alias, c.name)))
-                            .filter(|n| key.as_deref() != Some(n.as_str())),
+                            .filter(|n| !key_names.contains(n)),
                     )
                     .collect();
                 rewritten.select = rewritten
@@ -841,8 +991,22 @@ impl Engine {
                 });
             }
         }
+        // `alias.column[…]` reads the side's own column.
+        let mut e = e.clone();
+        let _ = sqlast::visit_expressions_mut(&mut e, |x| {
+            if let Some((q, c, rest)) = qualified_access(x)
+                && q == alias
+            {
+                let rest = rest.to_vec();
+                *x = sqlast::Expr::CompoundFieldAccess {
+                    root: Box::new(sqlast::Expr::Identifier(Ident::with_quote('"', c))),
+                    access_chain: rest,
+                };
+            }
+            ControlFlow::<()>::Continue(())
+        });
         select.push(SelectItem::Expr {
-            expr: e.clone(),
+            expr: e,
             alias: Some("__JOIN_KEY".into()),
         });
         let side_query = Query {
