@@ -207,6 +207,7 @@ impl Pipeline {
         if recs.len() > 0 {
             self.evaluate_records(recs, &r.data, p, query_id, &mut out)?;
         }
+        sluice_storage::read_buffers::recycle(r.data);
         Ok(Some(out))
     }
 

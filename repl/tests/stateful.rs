@@ -215,7 +215,7 @@ fn kill_dash_nine_mid_stream_table_join_loses_no_row() {
             "CREATE STREAM orders (id BIGINT KEY, item BIGINT) \
                WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', PARTITIONS=2);
              CREATE TABLE items (id BIGINT PRIMARY KEY, name STRING) \
-               WITH (KAFKA_TOPIC='items', KEY_FORMAT='JSON', VALUE_FORMAT='JSON', PARTITIONS=1);",
+               WITH (KAFKA_TOPIC='items', KEY_FORMAT='JSON', VALUE_FORMAT='JSON', PARTITIONS=2);",
         ],
         None,
     );
@@ -296,4 +296,131 @@ fn push_queries_over_a_join_stream_joined_rows() {
     );
     assert!(rows[1].contains("10") && rows[1].contains("pen"), "{out}");
     assert!(rows[2].contains("11") && rows[2].contains("null"), "{out}");
+}
+
+#[test]
+fn kill_dash_nine_mid_three_way_join_loses_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "sql",
+            "--execute",
+            "CREATE STREAM orders (id BIGINT KEY, item BIGINT, customer BIGINT) \
+               WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', PARTITIONS=2);
+             CREATE TABLE items (id BIGINT PRIMARY KEY, name STRING) \
+               WITH (KAFKA_TOPIC='items', KEY_FORMAT='JSON', VALUE_FORMAT='JSON', PARTITIONS=2);
+             CREATE TABLE customers (id BIGINT PRIMARY KEY, city STRING) \
+               WITH (KAFKA_TOPIC='customers', KEY_FORMAT='JSON', VALUE_FORMAT='JSON', PARTITIONS=2);",
+        ],
+        None,
+    );
+    // The tables first (older records), then the orders.
+    let items: String = (0..1000)
+        .map(|i| format!("{i}|{{\"NAME\":\"item-{i}\"}}\n"))
+        .collect();
+    ok(
+        d,
+        &["produce", "items", "--key-separator", "|"],
+        Some(&items),
+    );
+    let customers: String = (0..300)
+        .map(|i| format!("{i}|{{\"CITY\":\"city-{}\"}}\n", i % 7))
+        .collect();
+    ok(
+        d,
+        &["produce", "customers", "--key-separator", "|"],
+        Some(&customers),
+    );
+    let n = 150_000u64;
+    let orders: String = (0..n)
+        .map(|i| format!("{{\"ITEM\":{},\"CUSTOMER\":{}}}\n", i % 1000, i % 400))
+        .collect();
+    ok(d, &["produce", "orders", "--partition", "1"], Some(&orders));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (child, _output) = start_query(
+        d,
+        "SET 'auto.offset.reset'='earliest'; \
+         CREATE STREAM enriched AS SELECT o.customer, AS_VALUE(o.item) AS it, \
+             AS_VALUE(o.customer) AS cu, i.name, c.city \
+           FROM orders o JOIN items i ON o.item = i.id \
+           LEFT JOIN customers c ON o.customer = c.id;",
+        deadline,
+    );
+    kill_when(child, || log_bytes(d, "ENRICHED") > 0, deadline);
+    ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
+    let out = values(d, "ENRICHED");
+    let mut per_customer: BTreeMap<i64, u64> = BTreeMap::new();
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (item, customer) = (v["IT"].as_i64().unwrap(), v["CU"].as_i64().unwrap());
+        assert_eq!(v["NAME"], format!("item-{item}"), "{line}");
+        match v["CITY"].as_str() {
+            Some(city) => assert_eq!(city, format!("city-{}", customer % 7), "{line}"),
+            None => assert!(customer >= 300, "{line}"),
+        }
+        *per_customer.entry(customer).or_default() += 1;
+    }
+    // At-least-once: every order at least once.
+    assert_eq!(
+        per_customer.len(),
+        400,
+        "every customer's orders came through"
+    );
+    for (customer, count) in &per_customer {
+        let expected = (0..n).filter(|i| i % 400 == *customer as u64).count() as u64;
+        assert!(
+            *count >= expected,
+            "customer {customer}: {count} < {expected}"
+        );
+    }
+}
+
+#[test]
+fn foreign_key_join_follows_changes_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "sql",
+            "--execute",
+            "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner BIGINT) \
+               WITH (KAFKA_TOPIC='accounts', VALUE_FORMAT='JSON', PARTITIONS=2);
+             CREATE TABLE owners (id BIGINT PRIMARY KEY, name STRING) \
+               WITH (KAFKA_TOPIC='owners', VALUE_FORMAT='JSON', PARTITIONS=1);
+             INSERT INTO owners (id, name) VALUES (1, 'ann');
+             INSERT INTO owners (id, name) VALUES (2, 'bob');
+             INSERT INTO accounts (id, owner) VALUES (10, 1);
+             INSERT INTO accounts (id, owner) VALUES (11, 1);
+             INSERT INTO accounts (id, owner) VALUES (12, 2);
+             INSERT INTO accounts (id, owner) VALUES (13, 3);
+             SET 'auto.offset.reset'='earliest';
+             CREATE TABLE named AS SELECT a.id AS account, o.name FROM accounts a \
+               LEFT JOIN owners o ON a.owner = o.id;
+             INSERT INTO owners (id, name) VALUES (1, 'anna');
+             INSERT INTO accounts (id, owner) VALUES (12, 1);
+             INSERT INTO owners (id, name) VALUES (3, 'cy');",
+        ],
+        None,
+    );
+    // The last value per account: every account follows its owner's renames and moves.
+    let out = ok(
+        d,
+        &[
+            "sql",
+            "--execute",
+            "SELECT * FROM named WHERE account >= 10;",
+        ],
+        None,
+    );
+    for (account, name) in [("10", "anna"), ("11", "anna"), ("12", "anna"), ("13", "cy")] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!(" {account} ")) && l.contains(name)),
+            "account {account} is {name}: {out}"
+        );
+    }
+    assert!(!out.contains("bob"), "{out}");
 }

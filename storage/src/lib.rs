@@ -16,6 +16,7 @@ pub mod groups;
 pub mod index;
 pub mod partition;
 pub mod partitioner;
+pub mod read_buffers;
 mod retention;
 pub mod segment;
 pub mod sim_fs;

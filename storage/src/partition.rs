@@ -496,7 +496,7 @@ impl PartitionLog {
                 self.max_batch(&c),
             )
         };
-        let mut data = Vec::new();
+        let mut data = crate::read_buffers::take();
         let mut damage = None;
         scan_batches(file.as_ref(), pos, limit, max_batch, |pos, b| {
             let Ok(h) = BatchHeader::parse(b) else {

@@ -32,10 +32,24 @@ pub fn scan_batches(
     from: u64,
     limit: u64,
     max_batch: usize,
+    f: impl FnMut(u64, &[u8]) -> Result<bool>,
+) -> Result<(u64, ScanEnd)> {
+    let mut chunk = crate::read_buffers::take();
+    let scanned = scan_batches_with(file, from, limit, max_batch, &mut chunk, f);
+    crate::read_buffers::recycle(chunk);
+    scanned
+}
+
+/// `scan_batches`, reading through `chunk`.
+fn scan_batches_with(
+    file: &dyn VFile,
+    from: u64,
+    limit: u64,
+    max_batch: usize,
+    chunk: &mut Vec<u8>,
     mut f: impl FnMut(u64, &[u8]) -> Result<bool>,
 ) -> Result<(u64, ScanEnd)> {
     const CHUNK: usize = 1 << 20;
-    let mut chunk: Vec<u8> = Vec::new();
     let mut chunk_start = from;
     let mut pos = from;
     loop {
@@ -50,10 +64,10 @@ pub fn scan_batches(
         let need = |chunk: &Vec<u8>, start: u64, at: u64, n: usize| {
             at >= start && at + n as u64 <= start + chunk.len() as u64
         };
-        if !need(&chunk, chunk_start, pos, LOG_OVERHEAD) {
+        if !need(chunk, chunk_start, pos, LOG_OVERHEAD) {
             let n = (limit - pos).min(CHUNK as u64) as usize;
             chunk.resize(n, 0);
-            file.read_exact_at(&mut chunk, pos)
+            file.read_exact_at(chunk, pos)
                 .map_err(|e| StorageError::io("segment", e))?;
             chunk_start = pos;
         }
@@ -67,10 +81,10 @@ pub fn scan_batches(
         if pos + len as u64 > limit {
             return Ok((pos, ScanEnd::Torn));
         }
-        if !need(&chunk, chunk_start, pos, len) {
+        if !need(chunk, chunk_start, pos, len) {
             let n = (limit - pos).min(CHUNK.max(len) as u64) as usize;
             chunk.resize(n, 0);
-            file.read_exact_at(&mut chunk, pos)
+            file.read_exact_at(chunk, pos)
                 .map_err(|e| StorageError::io("segment", e))?;
             chunk_start = pos;
         }

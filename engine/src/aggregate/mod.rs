@@ -688,6 +688,8 @@ impl Aggregation {
             let values = std::mem::take(values);
             let array = if values.is_empty() {
                 datafusion::arrow::array::new_empty_array(schema.field(first_agg + c).data_type())
+            } else if let Some(array) = primitive_array(&values) {
+                array
             } else {
                 ScalarValue::iter_to_array(values)?
             };
@@ -868,6 +870,30 @@ impl SourceKeys {
         Ok((0..batch.num_rows())
             .map(|r| rows.row(r).as_ref().into())
             .collect())
+    }
+}
+
+/// The common results (BIGINT, INT, DOUBLE) as an array in one typed pass; None for any
+/// other type or a mix (then `ScalarValue::iter_to_array` builds it).
+fn primitive_array(values: &[ScalarValue]) -> Option<ArrayRef> {
+    use datafusion::arrow::array::{Float64Array, Int32Array};
+    macro_rules! typed {
+        ($variant:ident, $array:ty) => {
+            values
+                .iter()
+                .map(|v| match v {
+                    ScalarValue::$variant(x) => Some(*x),
+                    _ => None,
+                })
+                .collect::<Option<$array>>()
+                .map(|a| Arc::new(a) as ArrayRef)
+        };
+    }
+    match values.first()? {
+        ScalarValue::Int64(_) => typed!(Int64, Int64Array),
+        ScalarValue::Int32(_) => typed!(Int32, Int32Array),
+        ScalarValue::Float64(_) => typed!(Float64, Float64Array),
+        _ => None,
     }
 }
 

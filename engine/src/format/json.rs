@@ -530,16 +530,18 @@ pub(crate) fn write_value(
             },
         ),
         SqlType::Int => out.push_str(
-            &any.downcast_ref::<Int32Array>()
-                .ok_or_else(wrong)?
-                .value(row)
-                .to_string(),
+            itoa::Buffer::new().format(
+                any.downcast_ref::<Int32Array>()
+                    .ok_or_else(wrong)?
+                    .value(row),
+            ),
         ),
         SqlType::Bigint => out.push_str(
-            &any.downcast_ref::<Int64Array>()
-                .ok_or_else(wrong)?
-                .value(row)
-                .to_string(),
+            itoa::Buffer::new().format(
+                any.downcast_ref::<Int64Array>()
+                    .ok_or_else(wrong)?
+                    .value(row),
+            ),
         ),
         SqlType::Double => write_double(
             out,

@@ -1,16 +1,15 @@
 //! The JSON hot path: objects whose columns are all scalars (BOOLEAN, INT, BIGINT, DOUBLE,
-//! STRING, DATE, TIME, TIMESTAMP) are read in one pass straight from the record's bytes —
-//! keys matched to columns without allocating, unescaped strings borrowed, values appended
-//! to the Arrow builders — instead of building a `serde_json::Value` tree per record.
+//! STRING, DATE, TIME, TIMESTAMP) are read in one pass straight from the record's bytes by
+//! a strict byte scanner — keys matched to columns without allocating, unescaped strings
+//! borrowed, values appended to the Arrow builders — instead of building a
+//! `serde_json::Value` tree per record.
 //! Anything this path does not handle exactly as `json.rs` does (a coercion from text, a
 //! float into an integer column, a key that two fields match, a parse error) sends that
 //! one record down the general path, so both paths always agree.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use datafusion::arrow::array::*;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use sluice_sql::SqlType;
 
@@ -66,15 +65,9 @@ pub(super) fn decode_objects_skipping(
         .collect::<Result<Vec<_>, _>>()?;
     let mut errors = Vec::new();
     let mut slots: Vec<Slot<'_>> = Vec::with_capacity(columns.len());
-    // Records of a topic usually list their fields in the same order: remember which column
-    // the n-th key matched last time and try that first. Only safe when no two column names
-    // differ by case alone (then a case-insensitive match is the only match).
-    let ambiguous = columns.iter().enumerate().any(|(i, a)| {
-        columns[i + 1..]
-            .iter()
-            .any(|b| a.name.eq_ignore_ascii_case(&b.name))
-    });
-    let mut hints: Vec<Option<usize>> = Vec::new();
+    // Records of a topic usually list the same keys in the same order: the n-th key of the
+    // last record and the column it named, to reuse when this record's n-th key is the same.
+    let mut keys: Vec<(String, Option<usize>)> = Vec::new();
     for (i, p) in payloads.iter().enumerate() {
         let Some(bytes) = p else {
             for (b, c) in builders.iter_mut().zip(columns) {
@@ -84,8 +77,7 @@ pub(super) fn decode_objects_skipping(
         };
         slots.clear();
         slots.resize(columns.len(), Slot::Missing);
-        let hints = (!ambiguous).then_some(&mut hints);
-        let fast = read_object(bytes, columns, unread, hints, &mut slots).and_then(|()| {
+        let fast = read_object(bytes, columns, unread, &mut keys, &mut slots).and_then(|()| {
             // Check every slot converts before appending any, so a row is all or nothing.
             let ok = columns.iter().zip(&slots).all(|(c, s)| fits(&c.ty, s));
             if ok { Ok(()) } else { Err(Fallback) }
@@ -164,154 +156,330 @@ fn read_object<'a>(
     bytes: &'a [u8],
     columns: &[Column],
     unread: &[bool],
-    hints: Option<&mut Vec<Option<usize>>>,
+    keys: &mut Vec<(String, Option<usize>)>,
     slots: &mut [Slot<'a>],
 ) -> Result<(), Fallback> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.deserialize_map(ObjectVisitor {
-        columns,
-        unread,
-        hints,
-        slots,
+    scan::object(bytes, columns, unread, keys, slots).map_err(|scan::GiveUp| Fallback)
+}
+
+/// The column a key names (exactly, else ignoring case).
+fn column_for(columns: &[Column], key: &str) -> Option<usize> {
+    columns.iter().position(|c| c.name == key).or_else(|| {
+        columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(key))
     })
-    .map_err(|_| Fallback)?;
-    de.end().map_err(|_| Fallback)
 }
 
-struct ObjectVisitor<'s, 'a> {
-    columns: &'s [Column],
-    unread: &'s [bool],
-    hints: Option<&'s mut Vec<Option<usize>>>,
-    slots: &'s mut [Slot<'a>],
-}
+/// A byte scanner for the common record: one flat object of numbers, unescaped strings,
+/// booleans and nulls, read without a general JSON parser. It is strict: anything it
+/// does not read exactly as serde_json would (an escape in a string it keeps, a nested
+/// value, a number out of range, any syntax it does not expect) gives up on the record,
+/// which serde_json's reader then reads.
+mod scan {
+    use std::borrow::Cow;
 
-impl<'de: 'a, 'a> Visitor<'de> for ObjectVisitor<'_, 'a> {
-    type Value = ();
+    use super::{Column, Slot, column_for};
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
+    pub(super) struct GiveUp;
+
+    /// Whether any of the eight bytes of `word` is a quote, a backslash, a control
+    /// character or not ASCII (the string scanner then looks at them one by one).
+    fn special(word: u64) -> bool {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
+        word & HIGH != 0
+            || below_space
+            || has_zero(word ^ (ONES * u64::from(b'"')))
+            || has_zero(word ^ (ONES * u64::from(b'\\')))
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        let mut ordinal = 0;
-        loop {
-            let hint = self
-                .hints
-                .as_ref()
-                .and_then(|h| h.get(ordinal).copied().flatten());
-            let Some(column) = map.next_key_seed(KeySeed {
-                columns: self.columns,
-                hint,
-            })?
-            else {
-                break;
-            };
-            if let Some(h) = self.hints.as_mut() {
-                if h.len() <= ordinal {
-                    h.resize(ordinal + 1, None);
-                }
-                h[ordinal] = column;
+    struct Cursor<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn skip_ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+                self.at += 1;
             }
-            ordinal += 1;
-            match column {
-                Some(i) if self.unread.get(i).copied().unwrap_or(false) => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Some(i) => {
-                    if self.slots[i] != Slot::Missing {
-                        // Two fields for one column: the general path knows which wins.
-                        return Err(de::Error::custom("duplicate"));
+        }
+
+        fn peek(&self) -> Option<u8> {
+            self.bytes.get(self.at).copied()
+        }
+
+        fn expect(&mut self, b: u8) -> Result<(), GiveUp> {
+            if self.peek() == Some(b) {
+                self.at += 1;
+                Ok(())
+            } else {
+                Err(GiveUp)
+            }
+        }
+
+        /// A string after its opening quote (borrowed when it has no escape; one with
+        /// escapes is decoded by serde_json, which also checks them).
+        fn string(&mut self) -> Result<Cow<'a, str>, GiveUp> {
+            let from = self.at;
+            let mut escaped = false;
+            let mut ascii = true;
+            loop {
+                // Eight plain ASCII bytes at a time.
+                while let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
+                    let word = u64::from_le_bytes(chunk.try_into().map_err(|_| GiveUp)?);
+                    if special(word) {
+                        break;
                     }
-                    self.slots[i] = map.next_value_seed(ValueSeed)?;
+                    self.at += 8;
                 }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
+                match *self.bytes.get(self.at).ok_or(GiveUp)? {
+                    b'"' => break,
+                    b'\\' => {
+                        escaped = true;
+                        self.at += 2;
+                    }
+                    0..=0x1f => return Err(GiveUp),
+                    0x80.. => {
+                        ascii = false;
+                        self.at += 1;
+                    }
+                    _ => self.at += 1,
+                }
+            }
+            self.at += 1;
+            if escaped {
+                let quoted = &self.bytes[from - 1..self.at];
+                return serde_json::from_slice::<String>(quoted)
+                    .map(Cow::Owned)
+                    .map_err(|_| GiveUp);
+            }
+            let text = &self.bytes[from..self.at - 1];
+            if ascii {
+                // SAFETY: every byte of `text` is below 0x80 (checked above), and ASCII is
+                // valid UTF-8.
+                return Ok(Cow::Borrowed(unsafe {
+                    std::str::from_utf8_unchecked(text)
+                }));
+            }
+            std::str::from_utf8(text)
+                .map(Cow::Borrowed)
+                .map_err(|_| GiveUp)
+        }
+
+        /// An array or object (after its opening bracket) nobody reads, checked as JSON.
+        fn skip_nested(&mut self, close: u8, depth: usize) -> Result<(), GiveUp> {
+            if depth > 64 {
+                return Err(GiveUp);
+            }
+            self.skip_ws();
+            if self.peek() == Some(close) {
+                self.at += 1;
+                return Ok(());
+            }
+            loop {
+                if close == b'}' {
+                    self.expect(b'"')?;
+                    self.string()?;
+                    self.skip_ws();
+                    self.expect(b':')?;
+                    self.skip_ws();
+                }
+                self.skipped_value(depth + 1)?;
+                self.skip_ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.at += 1;
+                        self.skip_ws();
+                    }
+                    Some(c) if c == close => {
+                        self.at += 1;
+                        return Ok(());
+                    }
+                    _ => return Err(GiveUp),
                 }
             }
         }
-        Ok(())
-    }
-}
 
-/// Matches a key to a column (exactly or ignoring case) without allocating; `hint` is the
-/// column to try first.
-struct KeySeed<'s> {
-    columns: &'s [Column],
-    hint: Option<usize>,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        if let Some(h) = self.hint
-            && self
-                .columns
-                .get(h)
-                .is_some_and(|c| c.name.eq_ignore_ascii_case(key))
-        {
-            return Ok(Some(h));
+        /// A value nobody reads, checked as JSON.
+        fn skipped_value(&mut self, depth: usize) -> Result<(), GiveUp> {
+            match self.peek().ok_or(GiveUp)? {
+                b'[' => {
+                    self.at += 1;
+                    self.skip_nested(b']', depth)
+                }
+                b'{' => {
+                    self.at += 1;
+                    self.skip_nested(b'}', depth)
+                }
+                _ => self.value().map(|_| ()),
+            }
         }
-        Ok(self.columns.iter().position(|c| c.name == key).or_else(|| {
-            self.columns
-                .iter()
-                .position(|c| c.name.eq_ignore_ascii_case(key))
-        }))
-    }
-}
 
-/// Reads a scalar value; arrays and objects send the record down the general path.
-struct ValueSeed;
+        fn literal(&mut self, word: &[u8]) -> Result<(), GiveUp> {
+            if self.bytes[self.at..].starts_with(word) {
+                self.at += word.len();
+                Ok(())
+            } else {
+                Err(GiveUp)
+            }
+        }
 
-impl<'de> DeserializeSeed<'de> for ValueSeed {
-    type Value = Slot<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Slot<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+        /// A number, as JSON's grammar has it.
+        fn number(&mut self) -> Result<Slot<'a>, GiveUp> {
+            let from = self.at;
+            if self.peek() == Some(b'-') {
+                self.at += 1;
+            }
+            let digits = self.at;
+            match self.peek() {
+                Some(b'0') => self.at += 1,
+                Some(b'1'..=b'9') => {
+                    while let Some(b'0'..=b'9') = self.peek() {
+                        self.at += 1;
+                    }
+                }
+                _ => return Err(GiveUp),
+            }
+            let mut float = false;
+            if self.peek() == Some(b'.') {
+                float = true;
+                self.at += 1;
+                let start = self.at;
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.at += 1;
+                }
+                if self.at == start {
+                    return Err(GiveUp);
+                }
+            }
+            if let Some(b'e' | b'E') = self.peek() {
+                float = true;
+                self.at += 1;
+                if let Some(b'+' | b'-') = self.peek() {
+                    self.at += 1;
+                }
+                let start = self.at;
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.at += 1;
+                }
+                if self.at == start {
+                    return Err(GiveUp);
+                }
+            }
+            if float {
+                let text = std::str::from_utf8(&self.bytes[from..self.at]).map_err(|_| GiveUp)?;
+                let f: f64 = text.parse().map_err(|_| GiveUp)?;
+                return if f.is_finite() {
+                    Ok(Slot::Float(f))
+                } else {
+                    Err(GiveUp)
+                };
+            }
+            // `-0` and integers beyond i64 are serde_json's to read.
+            let negative = digits > from;
+            if &self.bytes[digits..self.at] == b"0" && negative {
+                return Err(GiveUp);
+            }
+            let mut value: i64 = 0;
+            for &d in &self.bytes[digits..self.at] {
+                let d = i64::from(d - b'0');
+                value = value
+                    .checked_mul(10)
+                    .and_then(|v| {
+                        if negative {
+                            v.checked_sub(d)
+                        } else {
+                            v.checked_add(d)
+                        }
+                    })
+                    .ok_or(GiveUp)?;
+            }
+            Ok(Slot::Int(value))
+        }
 
-impl<'de> Visitor<'de> for ValueSeed {
-    type Value = Slot<'de>;
+        /// A scalar value.
+        fn value(&mut self) -> Result<Slot<'a>, GiveUp> {
+            match self.peek().ok_or(GiveUp)? {
+                b'"' => {
+                    self.at += 1;
+                    self.string().map(Slot::Str)
+                }
+                b't' => self.literal(b"true").map(|()| Slot::Bool(true)),
+                b'f' => self.literal(b"false").map(|()| Slot::Bool(false)),
+                b'n' => self.literal(b"null").map(|()| Slot::Null),
+                b'-' | b'0'..=b'9' => self.number(),
+                _ => Err(GiveUp),
+            }
+        }
+    }
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a scalar")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Slot<'de>, E> {
-        Ok(Slot::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Slot<'de>, E> {
-        Ok(Slot::Null)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Slot<'de>, E> {
-        Ok(Slot::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Slot<'de>, E> {
-        Ok(Slot::Int(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Slot<'de>, E> {
-        i64::try_from(v)
-            .map(Slot::Int)
-            .map_err(|_| E::custom("out of range"))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Slot<'de>, E> {
-        Ok(Slot::Float(v))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Slot<'de>, E> {
-        Ok(Slot::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Slot<'de>, E> {
-        Ok(Slot::Str(Cow::Owned(v.to_string())))
+    /// Reads one flat object into `slots`, or gives up.
+    pub(super) fn object<'a>(
+        bytes: &'a [u8],
+        columns: &[Column],
+        unread: &[bool],
+        keys: &mut Vec<(String, Option<usize>)>,
+        slots: &mut [Slot<'a>],
+    ) -> Result<(), GiveUp> {
+        let mut c = Cursor { bytes, at: 0 };
+        c.skip_ws();
+        c.expect(b'{')?;
+        c.skip_ws();
+        let mut ordinal = 0;
+        if c.peek() == Some(b'}') {
+            c.at += 1;
+        } else {
+            loop {
+                c.expect(b'"')?;
+                let key = c.string()?;
+                c.skip_ws();
+                c.expect(b':')?;
+                c.skip_ws();
+                let column = match keys.get(ordinal) {
+                    Some((last, column)) if *last == key => *column,
+                    _ => {
+                        let column = column_for(columns, &key);
+                        if keys.len() <= ordinal {
+                            keys.resize(ordinal + 1, (String::new(), None));
+                        }
+                        keys[ordinal] = (key.to_string(), column);
+                        column
+                    }
+                };
+                ordinal += 1;
+                match column {
+                    Some(i) if !unread.get(i).copied().unwrap_or(false) => {
+                        if slots[i] != Slot::Missing {
+                            return Err(GiveUp);
+                        }
+                        slots[i] = c.value()?;
+                    }
+                    _ => c.skipped_value(0)?,
+                }
+                c.skip_ws();
+                match c.peek() {
+                    Some(b',') => {
+                        c.at += 1;
+                        c.skip_ws();
+                    }
+                    Some(b'}') => {
+                        c.at += 1;
+                        break;
+                    }
+                    _ => return Err(GiveUp),
+                }
+            }
+        }
+        c.skip_ws();
+        if c.at == bytes.len() {
+            Ok(())
+        } else {
+            Err(GiveUp)
+        }
     }
 }
 
@@ -353,6 +521,35 @@ mod tests {
             Some(br#"{"id":1} trailing"#),
             None,
             Some(br#"{}"#),
+            // What the byte scanner reads, and where it must give up.
+            Some(b" {\t\"id\" : -12 ,\n\"price\":1.5e3, \"ts\":0 }\r\n"),
+            Some(br#"{"id":-0,"price":-0.0}"#),
+            Some(br#"{"id":01}"#),
+            Some(br#"{"id":1.}"#),
+            Some(br#"{"id":-}"#),
+            Some(br#"{"price":1e400}"#),
+            Some(br#"{"price":2.2250738585072011e-308,"n":2147483648}"#),
+            Some(br#"{"id":9223372036854775807,"n":-2147483648}"#),
+            Some(br#"{"id":-9223372036854775809}"#),
+            Some(br#"{"id":1,}"#),
+            Some(br#"{"id":1 "name":"x"}"#),
+            Some(br#"{"url":"http:\/\/x\u0041\n","id":3}"#),
+            Some(br#"{"url":"bad \x escape","id":3}"#),
+            Some(br#"{"url":"\ud83d\ude00","id":3}"#),
+            Some(b"{\"name\":\"tab\there\"}"),
+            Some(br#"{"n\u0061me":"x"}"#),
+            Some(br#"{"extra":[1,{"a":"}"}],"id":5}"#),
+            Some(br#"{"id":tru}"#),
+            Some(br#"{"ok":true,"ok2":false,"id":null}"#),
+            Some(b"{\"name\":\"\xff\"}"),
+            Some(br#"{"id":1}}"#),
+            Some(br#"{"name":"\ud83d\ude00 \ud83d","id":7}"#),
+            Some(br#"{"name":"\ud83d\ude00","deep":{"a":[[[]]],"b":{}},"id":8}"#),
+            Some(br#"{"deep":{"a":[1 2]},"id":9}"#),
+            Some(br#"{"name":"a long plain ascii string of more than eight bytes","url":"http://example.com/x?y=1&z=2 \u00e9 and more","id":10}"#),
+            Some(br#"{"name":"0123456789abc\"def0123456789","id":11}"#),
+            Some(b"{\"name\":\"0123456789abcdef\x01123456789\",\"id\":12}"),
+            Some("{\"name\":\"0123456789abcdé0123456789\",\"id\":13}".as_bytes()),
         ];
         let fast = decode_objects(&columns, &inputs).unwrap();
         let general = super::super::json::decode_general(&columns, true, &inputs).unwrap();
