@@ -729,6 +729,8 @@ impl PersistentQuery {
         let mut sink = SinkBatches::new(&self.sink.topic, partitions, ev.partition);
         let (mut key_scratch, mut value_scratch) = (Scratch::default(), Scratch::default());
         let mut written = 0u64;
+        // A windowed key (the key's bytes and the window's), rebuilt for each row.
+        let mut windowed: Vec<u8> = Vec::new();
         let reads_value = self.pipeline.key_reads_value();
         // The sink's TIMESTAMP column, if it has one: (its output position, its spec).
         let sink_time = self.sink.timestamp.as_ref().and_then(|spec| {
@@ -770,10 +772,9 @@ impl PersistentQuery {
                     self.sink_key
                         .encode_to(&outputs[..nkeys], row, &mut key_scratch)
                 };
-                let windowed;
                 let key = match (key, &self.sink.window) {
                     (Ok(k), Some(kind)) => {
-                        windowed = windowed_key(k.map(<[u8]>::to_vec), kind, batch, row)?;
+                        windowed_key(k, kind, batch, row, &mut windowed)?;
                         Ok(Some(windowed.as_slice()))
                     }
                     (k, _) => k,

@@ -80,11 +80,12 @@ impl<'a> SinkBatches<'a> {
 /// A windowed aggregation's key as Kafka Streams writes it: the key's bytes, then the window
 /// start (8 bytes, big-endian) for time windows, or the end then the start for sessions.
 pub(crate) fn windowed_key(
-    key: Option<Vec<u8>>,
+    key: Option<&[u8]>,
     kind: &sluice_sql::ast::WindowKind,
     aggregated: &RecordBatch,
     row: usize,
-) -> Result<Vec<u8>, EngineError> {
+    out: &mut Vec<u8>,
+) -> Result<(), EngineError> {
     let bound = |i: usize| {
         aggregated
             .column(i)
@@ -93,12 +94,13 @@ pub(crate) fn windowed_key(
             .map(|a| a.value(row))
             .ok_or_else(|| EngineError("window bounds are not BIGINT".into()))
     };
-    let mut k = key.unwrap_or_default();
+    out.clear();
+    out.extend_from_slice(key.unwrap_or_default());
     if matches!(kind, sluice_sql::ast::WindowKind::Session { .. }) {
-        k.extend_from_slice(&bound(4)?.to_be_bytes());
+        out.extend_from_slice(&bound(4)?.to_be_bytes());
     }
-    k.extend_from_slice(&bound(3)?.to_be_bytes());
-    Ok(k)
+    out.extend_from_slice(&bound(3)?.to_be_bytes());
+    Ok(())
 }
 
 /// Splits each windowed key into the key's own bytes (left in `keys`) and its window's

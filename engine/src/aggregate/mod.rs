@@ -187,6 +187,13 @@ impl Aggregation {
         }
         let groups = self.plan.groups;
         let rows = self.converter.convert_columns(&input.outputs[..groups])?;
+        // One update per row and window (a hopping window's row updates several).
+        let per_row = self
+            .plan
+            .window
+            .as_ref()
+            .map_or(1, |w| window::windows_per_record(&w.kind));
+        updates.reserve(n * per_row, rows.size());
         let times = input
             .batch
             .column(0)

@@ -49,6 +49,21 @@ impl Updates {
         }
     }
 
+    /// Room for `n` more updates (an append per update then never reallocates).
+    pub(super) fn reserve(&mut self, n: usize, group_bytes: usize) {
+        self.time.reserve(n);
+        self.partition.reserve(n);
+        self.group_bytes.reserve(group_bytes);
+        self.group_ends.reserve(n);
+        self.start.reserve(n);
+        self.end.reserve(n);
+        self.deleted.reserve(n);
+        self.was_shown.reserve(n);
+        for v in &mut self.values {
+            v.reserve(n);
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         self.time.len()
     }

@@ -45,6 +45,18 @@ pub(crate) fn time_windows(kind: &WindowKind, ts: i64, out: &mut Vec<(i64, i64)>
     out.reverse();
 }
 
+/// How many windows one record falls in (at most): 1 for tumbling windows and sessions,
+/// size / advance (rounded up) for hopping ones, capped so a silly window cannot make a
+/// caller reserve huge buffers.
+pub(crate) fn windows_per_record(kind: &WindowKind) -> usize {
+    match *kind {
+        WindowKind::Hopping { size, advance } if advance.millis > 0 => {
+            size.millis.div_ceil(advance.millis).clamp(1, 64) as usize
+        }
+        _ => 1,
+    }
+}
+
 /// The stream time at which state of a window ending at `end` may be dropped.
 pub(crate) fn expiry(w: &Window, start: i64, end: i64) -> i64 {
     let gap = match w.kind {
