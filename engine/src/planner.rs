@@ -308,7 +308,12 @@ impl Engine {
                 Some(column) => {
                     EngineError(format!("{clause} column '{column}' cannot be resolved."))
                 }
-                None => EngineError::from(e),
+                None => match unknown_function(&e) {
+                    Some(name) => EngineError(format!(
+                        "Can't find any functions with the name '{name}'"
+                    )),
+                    None => EngineError::from(e),
+                },
             })?;
         // Arguments coerced to what each function and operator takes, so the type the plan
         // reports is the type evaluation produces.
@@ -425,6 +430,13 @@ impl Engine {
             return err(
                 "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.",
             );
+        }
+        if q.group_by.is_empty()
+            && q.having.is_none()
+            && q.window.is_none()
+            && let Some(e) = crate::aggregate::plan::ungrouped_columns(&q.select)
+        {
+            return Err(e);
         }
         if !q.group_by.is_empty() || q.having.is_some() || q.window.is_some() {
             return self.plan_aggregated(
@@ -995,4 +1007,11 @@ fn strip_qualifiers(e: &DfExpr) -> DfExpr {
         })
         .map(|t| t.data)
         .unwrap_or_else(|_| e.clone())
+}
+
+/// The function a planning error says does not exist, upper-cased as ksqlDB names it.
+fn unknown_function(e: &datafusion::error::DataFusionError) -> Option<String> {
+    let text = e.to_string();
+    let rest = text.split("Invalid function '").nth(1)?;
+    Some(rest.split('\'').next()?.to_uppercase())
 }

@@ -208,6 +208,22 @@ impl Engine {
                 "Window bounds column WINDOWSTART can only be used in the SELECT clause of windowed aggregations",
             );
         }
+        for g in &group_by {
+            let mut aggregate = None;
+            let _ = sqlast::visit_expressions(g, |x| {
+                if let sqlast::Expr::Function(f) = x
+                    && super::functions::is_aggregate(&f.name.to_string())
+                {
+                    aggregate = Some(f.name.to_string().to_uppercase());
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            if let Some(name) = aggregate {
+                return err(format!(
+                    "GROUP BY does not support aggregate functions: {name} is an aggregate function."
+                ));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for g in &group_by {
             if !seen.insert(canonical(g, qualifier)) {
@@ -401,6 +417,21 @@ impl Engine {
             planned_items.push((name, e, group));
         }
         let mut order: Vec<(usize, bool)> = Vec::new();
+        if usage == QueryUse::Persistent {
+            for g in 0..groups.len() {
+                let names: Vec<String> = planned_items
+                    .iter()
+                    .filter(|(_, _, group)| *group == Some(g))
+                    .map(|(name, ..)| format!("`{name}`"))
+                    .collect();
+                if names.len() > 1 {
+                    return err(format!(
+                        "The projection contains a key column more than once: {}.",
+                        names.join(" and ")
+                    ));
+                }
+            }
+        }
         for (g, (_, gname)) in groups.iter().enumerate() {
             match planned_items
                 .iter()
@@ -411,7 +442,7 @@ impl Engine {
                 None => {
                     return err(format!(
                         "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the grouping expression {} in its projection (eg, SELECT {gname}...).",
-                        group_by[g]
+                        canonical(&group_by[g], qualifier)
                     ));
                 }
             }
@@ -425,11 +456,13 @@ impl Engine {
         let mut projection = Vec::new();
         for (i, key) in order {
             let (name, e, _) = &planned_items[i];
-            if output.iter().any(|c: &Column| &c.name == name) {
-                return err(format!("Duplicate value columns found in schema: `{name}`"));
-            }
             let dt = e.get_type(&agg_df)?;
             let (ty, e) = crate::planner::result_type_of(e, &dt)?;
+            if output.iter().any(|c: &Column| &c.name == name) {
+                return err(format!(
+                    "Duplicate value columns found in schema: `{name}` {ty}"
+                ));
+            }
             output.push(Column {
                 name: name.clone(),
                 ty,
@@ -508,4 +541,45 @@ fn not_grouped(e: EngineError, rewritten: &sqlast::Expr, what: &str) -> EngineEr
         "Non-aggregate {what} not part of GROUP BY: {}",
         columns.join(", ")
     ))
+}
+
+/// A query with aggregate calls but no GROUP BY that also selects columns outside them:
+/// ksqlDB's "not part of GROUP BY" error naming those columns.
+pub(crate) fn ungrouped_columns(select: &[SelectItem]) -> Option<EngineError> {
+    let mut aggregates = false;
+    let mut columns: Vec<String> = Vec::new();
+    for item in select {
+        let SelectItem::Expr { expr, .. } = item else {
+            continue;
+        };
+        let mut e = expr.clone();
+        let _ = sqlast::visit_expressions_mut(&mut e, |x| {
+            if let sqlast::Expr::Function(f) = x
+                && super::functions::is_aggregate(&f.name.to_string())
+            {
+                aggregates = true;
+                *x = sqlast::Expr::Value(sqlast::Value::Null.into());
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        let _ = sqlast::visit_expressions(&e, |x| {
+            let name = match x {
+                sqlast::Expr::Identifier(i) => Some(i.value.to_uppercase()),
+                sqlast::Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_uppercase()),
+                _ => None,
+            };
+            if let Some(n) = name
+                && !columns.contains(&n)
+            {
+                columns.push(n);
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    (aggregates && !columns.is_empty()).then(|| {
+        EngineError(format!(
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: {}",
+            columns.join(", ")
+        ))
+    })
 }
