@@ -309,9 +309,9 @@ impl Engine {
                     EngineError(format!("{clause} column '{column}' cannot be resolved."))
                 }
                 None => match unknown_function(&e) {
-                    Some(name) => EngineError(format!(
-                        "Can't find any functions with the name '{name}'"
-                    )),
+                    Some(name) => {
+                        EngineError(format!("Can't find any functions with the name '{name}'"))
+                    }
                     None => EngineError::from(e),
                 },
             })?;

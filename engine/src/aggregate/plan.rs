@@ -105,6 +105,19 @@ fn canonical(e: &sqlast::Expr, qualifier: &str) -> String {
     e.to_string()
 }
 
+/// A source column by its name, as a bare (unquoted) reference when the name is upper case
+/// (so it reads like the user's own `col`), quoted otherwise.
+fn quoted_column(name: &str) -> sqlast::Expr {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
+        sqlast::Expr::Identifier(Ident::new(name))
+    } else {
+        quoted(name)
+    }
+}
+
 fn quoted(name: &str) -> sqlast::Expr {
     sqlast::Expr::Identifier(Ident::with_quote('"', name))
 }
@@ -258,7 +271,23 @@ impl Engine {
             error: None,
         };
         let mut items: Vec<(Option<String>, sqlast::Expr, sqlast::Expr)> = Vec::new();
-        for item in &q.select {
+        // `*` is the source's columns (key, then value), each then grouped or refused.
+        let select: Vec<SelectItem> = q
+            .select
+            .iter()
+            .flat_map(|item| match item {
+                SelectItem::Wildcard => source
+                    .key_columns()
+                    .chain(source.row_columns())
+                    .map(|c| SelectItem::Expr {
+                        expr: quoted_column(&c.name),
+                        alias: None,
+                    })
+                    .collect(),
+                other => vec![other.clone()],
+            })
+            .collect();
+        for item in &select {
             match item {
                 SelectItem::Expr { expr, alias } => {
                     let mut e = expr.clone();
@@ -285,6 +314,8 @@ impl Engine {
         // Each aggregate's column arguments join the pipeline's projection.
         let mut calls = Vec::new();
         let mut agg_fields = Vec::new();
+        // Aggregates that cannot take a row back, refused over a table.
+        let mut stream_only: Vec<String> = Vec::new();
         for (i, (_, f)) in rewrite.calls.iter().enumerate() {
             let name = f.name.to_string().to_uppercase();
             let mut arg_exprs: Vec<&sqlast::Expr> = Vec::new();
@@ -359,10 +390,11 @@ impl Engine {
             };
             let function =
                 functions::resolve(&name, &arg_types, &params, limits).map_err(EngineError)?;
-            if source.kind == sluice_sql::ast::SourceKind::Table && !function.undoable {
-                return err(format!(
-                    "The aggregation functions {name} cannot be applied to a table source, only to a stream source."
-                ));
+            if source.kind == sluice_sql::ast::SourceKind::Table
+                && !function.undoable
+                && !stream_only.contains(&name)
+            {
+                stream_only.push(name.clone());
             }
             agg_fields.push(Field::new(
                 format!("KSQL_AGG_VARIABLE_{i}"),
@@ -373,6 +405,16 @@ impl Engine {
                 function,
                 args: positions,
             });
+        }
+        if let [init @ .., last] = stream_only.as_slice() {
+            let names = if init.is_empty() {
+                last.clone()
+            } else {
+                format!("{} and {last}", init.join(", "))
+            };
+            return err(format!(
+                "The aggregation functions {names} cannot be applied to a table source, only to a stream source."
+            ));
         }
         let mut fields: Vec<Field> = vec![
             Field::new("ROWTIME", DataType::Int64, true),
@@ -469,6 +511,9 @@ impl Engine {
                 key,
             });
             projection.push(self.ctx.create_physical_expr(e, &agg_df)?);
+        }
+        if usage == QueryUse::Persistent && output.iter().all(|c| c.key) {
+            return err("The projection contains no value columns.");
         }
         let having = match having {
             Some(h) => {
