@@ -501,7 +501,9 @@ impl Engine {
                         }
                     };
                 }
-                Some(Box::new(crate::join::Join::new(*plan, &pipeline)?))
+                let mut join = crate::join::Join::new(*plan, &pipeline)?;
+                join.resume(self.log.as_ref(), &id)?;
+                Some(Box::new(join))
             }
             None => {
                 pipeline.positions = self.start_positions(&id, &planned.source.topic)?;

@@ -424,3 +424,62 @@ fn foreign_key_join_follows_changes_on_both_sides() {
     }
     assert!(!out.contains("bob"), "{out}");
 }
+
+#[test]
+fn kill_dash_nine_mid_stream_stream_join_keeps_its_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "sql",
+            "--execute",
+            "CREATE STREAM l (k BIGINT, lv BIGINT, ts BIGINT) \
+               WITH (KAFKA_TOPIC='l', VALUE_FORMAT='JSON', PARTITIONS=1, TIMESTAMP='ts');
+             CREATE STREAM r (k BIGINT, rv BIGINT, ts BIGINT) \
+               WITH (KAFKA_TOPIC='r', VALUE_FORMAT='JSON', PARTITIONS=1, TIMESTAMP='ts');",
+        ],
+        None,
+    );
+    // Left record i has key i; right record j has key (j + n/2) % n, so each record's
+    // partner is a quarter to three quarters of the input away: read in another step
+    // than it, it must still be in the join window after a restart, or the pair is lost.
+    let n = 400_000u64;
+    // Recent times, so the sink's retention keeps what the join writes.
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 3_600_000;
+    let lefts: String = (0..n)
+        .map(|i| format!("{{\"K\":{i},\"LV\":{i},\"TS\":{}}}\n", base + i))
+        .collect();
+    let rights: String = (0..n)
+        .map(|j| {
+            let k = (j + n / 2) % n;
+            format!("{{\"K\":{k},\"RV\":{j},\"TS\":{}}}\n", base + n + j)
+        })
+        .collect();
+    ok(d, &["produce", "l"], Some(&lefts));
+    ok(d, &["produce", "r"], Some(&rights));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (child, _output) = start_query(
+        d,
+        "SET 'auto.offset.reset'='earliest'; \
+         CREATE STREAM pairs AS SELECT l.k, l.lv, r.rv FROM l JOIN r WITHIN 1 HOURS ON l.k = r.k;",
+        deadline,
+    );
+    kill_when(child, || log_bytes(d, "PAIRS") > 0, deadline);
+    ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
+    let out = values(d, "PAIRS");
+    let mut pairs = std::collections::HashSet::new();
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (lv, rv) = (v["LV"].as_u64().unwrap(), v["RV"].as_u64().unwrap());
+        assert_eq!(lv, (rv + n / 2) % n, "{line}");
+        pairs.insert((lv, rv));
+    }
+    // Every pair at least once.
+    assert_eq!(pairs.len() as u64, n, "{} rows", out.lines().count());
+    eprintln!("{} rows for {} pairs", out.lines().count(), pairs.len());
+}

@@ -34,11 +34,30 @@ use crate::query::{Evaluated, Pipeline, now_ms};
 use crate::schema::arrow_type;
 use plan::JoinPlan;
 
+/// The commit metadata that carries a join side's position (see `Join::stream_offsets`).
+const JOIN_POSITION: &str = "sluice.join.position=";
+
+/// Which stream-stream records have expired: those older than `before_time` that were
+/// kept before the record that expired them (the records after it had not been looked at
+/// yet), as if each record's processing ended by dropping what it expired.
+#[derive(Clone, Copy)]
+struct Expired {
+    before_time: i64,
+    before_id: u64,
+}
+
+impl Expired {
+    fn covers(&self, time: i64, id: u64) -> bool {
+        time < self.before_time && id < self.before_id
+    }
+}
+
 /// A side's row kept in state: its columns and join key, as values.
 type Row = Arc<[ScalarValue]>;
 
-/// A stream side's records within the join window: (time, row, id) by join key.
-type Windows = HashMap<Vec<u8>, Vec<(i64, Row, u64)>>;
+/// A stream side's records within the join window, by join key: (time, row, id, and the
+/// partition and offset it was read from: a restart re-reads from the oldest).
+type Windows = HashMap<Vec<u8>, Vec<(i64, Row, u64, i32, i64)>>;
 
 /// Unmatched outer records held until their window closes: (time, id) -> (partition, row).
 type Held = std::collections::BTreeMap<(i64, u64), (i32, Row)>;
@@ -115,10 +134,16 @@ pub(crate) struct Join {
     held: [Held; 2],
     /// The id of the next stream record kept in a window.
     next_id: u64,
+    /// The stream-stream records expired so far (dropped from the windows once per step).
+    expired: Expired,
     /// A foreign-key join: the left key's converter (the left table's rows are kept by
     /// their key) and the index from right keys to left rows.
     primary_key: Option<(RowConverter, Vec<usize>)>,
     foreign_keys: ForeignKeys,
+    /// Per side and partition: the position the query had reached before a restart. The
+    /// records below it are read again only to rebuild state (a table, a join window) and
+    /// emit nothing: their results were written before.
+    replay_until: [Vec<u64>; 2],
 }
 
 impl Join {
@@ -186,6 +211,7 @@ impl Join {
             nested,
             primary_key,
             foreign_keys: ForeignKeys::default(),
+            replay_until: [Vec::new(), Vec::new()],
             converter: RowConverter::new(vec![SortField::new(key)])?,
             tables: [HashMap::new(), HashMap::new()],
             windows: [HashMap::new(), HashMap::new()],
@@ -194,6 +220,10 @@ impl Join {
             used,
             held: [Held::new(), Held::new()],
             next_id: 0,
+            expired: Expired {
+                before_time: i64::MIN,
+                before_id: 0,
+            },
         })
     }
 
@@ -380,7 +410,20 @@ impl Join {
         });
         let mut outs: Vec<Out> = Vec::new();
         for e in &events {
+            let before = outs.len();
             self.process(e, &reads, &mut outs)?;
+            let replayed = self.replay_until[e.side]
+                .get(e.partition as usize)
+                .is_some_and(|until| e.offset < *until as i64);
+            if replayed {
+                outs.truncate(before);
+            }
+        }
+        // Windows are pruned once per step, not per record: a scan of every key per
+        // record would be quadratic; a record kept a little longer matches nothing, as
+        // matches are by time range.
+        if self.plan.within.is_some() {
+            self.expire_windows();
         }
         for (side, p, next) in advanced {
             self.side_pipeline_mut(side).positions[p as usize] = next;
@@ -407,13 +450,17 @@ impl Join {
         }))
     }
 
-    /// Commits the stream sides' positions (table sides are re-read at start).
+    /// Commits the sides' positions (see `stream_offsets`).
     pub fn commit(&self, log: &dyn EventLog, query_id: &str) -> Result<(), EngineError> {
         log.commit_offsets(query_id, &self.stream_offsets())?;
         Ok(())
     }
 
-    /// The stream sides' positions, this join's and its nested joins'.
+    /// What the join commits for each source side, its nested joins' too: the offset to
+    /// read again from at a restart (a stream-stream join's oldest record still in a
+    /// window, so the window is rebuilt; else the position) with the position itself in
+    /// the metadata, below which re-read records rebuild state without emitting. A table
+    /// side is re-read from its start whatever is committed.
     fn stream_offsets(&self) -> Vec<CommittedOffset> {
         let mut offsets = match &self.nested {
             Some(inner) => inner.stream_offsets(),
@@ -424,20 +471,52 @@ impl Join {
                 continue;
             }
             let p = self.side_pipeline(side);
-            if p.source.kind != SourceKind::Stream {
-                continue;
+            let mut rebuild_from = p.positions.clone();
+            for (_, _, _, partition, offset) in self.windows[side].values().flatten() {
+                if let Some(from) = rebuild_from.get_mut(*partition as usize) {
+                    *from = (*from).min(*offset as u64);
+                }
             }
-            for (partition, &offset) in p.positions.iter().enumerate() {
+            for (partition, (&position, &offset)) in
+                p.positions.iter().zip(&rebuild_from).enumerate()
+            {
                 offsets.push(CommittedOffset {
                     topic: p.source.topic.clone(),
                     partition: partition as u32,
                     offset,
-                    metadata: String::new(),
+                    metadata: format!("{JOIN_POSITION}{position}"),
                     commit_timestamp: now_ms(),
                 });
             }
         }
         offsets
+    }
+
+    /// After a restart: where this join's own sides had got to (their re-read records
+    /// then only rebuild state). A nested join's rows are not replayed that way: they are
+    /// emitted again for the outer join's state, which may repeat results (at least once).
+    pub fn resume(&mut self, log: &dyn EventLog, query_id: &str) -> Result<(), EngineError> {
+        let committed = log.committed_offsets(query_id)?;
+        for side in 0..2 {
+            if side == 0 && self.nested.is_some() {
+                continue;
+            }
+            let p = self.side_pipeline(side);
+            let mut until = vec![0u64; p.positions.len()];
+            for c in &committed {
+                if c.topic == p.source.topic
+                    && let Some(slot) = until.get_mut(c.partition as usize)
+                    && let Some(position) = c
+                        .metadata
+                        .strip_prefix(JOIN_POSITION)
+                        .and_then(|v| v.parse().ok())
+                {
+                    *slot = position;
+                }
+            }
+            self.replay_until[side] = until;
+        }
+        Ok(())
     }
 
     fn kind_of(&self, side: usize) -> SourceKind {
@@ -586,10 +665,13 @@ impl Join {
                         let row = stored(reads, (b, r))?;
                         let id = self.next_id;
                         self.next_id += 1;
-                        self.windows[this]
-                            .entry(key.clone())
-                            .or_default()
-                            .push((e.time, row, id));
+                        self.windows[this].entry(key.clone()).or_default().push((
+                            e.time,
+                            row,
+                            id,
+                            e.partition,
+                            e.offset,
+                        ));
                     }
                     return Ok(());
                 }
@@ -605,8 +687,9 @@ impl Join {
                 self.next_id += 1;
                 if let Some(key) = &e.key {
                     if let Some(list) = self.windows[other].get(key) {
-                        for (t, row, other_id) in list.iter().filter(|(t, ..)| *t >= lo && *t <= hi)
-                        {
+                        for (t, row, other_id, ..) in list.iter().filter(|(t, _, id, ..)| {
+                            *t >= lo && *t <= hi && !self.expired.covers(*t, *id)
+                        }) {
                             matched = true;
                             self.held[other].remove(&(*t, *other_id));
                             outs.push(Out::row(
@@ -620,10 +703,13 @@ impl Join {
                     if !matched && outer(this) && held {
                         self.held[this].insert((e.time, id), (e.partition, row.clone()));
                     }
-                    self.windows[this]
-                        .entry(key.clone())
-                        .or_default()
-                        .push((e.time, row, id));
+                    self.windows[this].entry(key.clone()).or_default().push((
+                        e.time,
+                        row,
+                        id,
+                        e.partition,
+                        e.offset,
+                    ));
                 }
                 if !matched && outer(this) && !(held && e.key.is_some()) {
                     outs.push(Out::row(
@@ -633,7 +719,13 @@ impl Join {
                     ));
                 }
                 self.release_held(span, outs);
-                self.expire_windows(span);
+                // What has expired now (pruned at the end of the step).
+                self.expired = Expired {
+                    before_time: self
+                        .stream_time
+                        .saturating_sub(span.saturating_add(self.plan.grace)),
+                    before_id: self.next_id,
+                };
             }
         }
         Ok(())
@@ -770,13 +862,11 @@ impl Join {
     }
 
     /// Drops stream records no later record can meet any more.
-    fn expire_windows(&mut self, span: i64) {
-        let horizon = self
-            .stream_time
-            .saturating_sub(span.saturating_add(self.plan.grace));
+    fn expire_windows(&mut self) {
+        let expired = self.expired;
         for w in &mut self.windows {
             w.retain(|_, list| {
-                list.retain(|(t, ..)| *t >= horizon);
+                list.retain(|(t, _, id, ..)| !expired.covers(*t, *id));
                 !list.is_empty()
             });
         }
