@@ -568,20 +568,8 @@ fn not_grouped(e: EngineError, rewritten: &sqlast::Expr, what: &str) -> EngineEr
         return e;
     }
     let mut columns: Vec<String> = Vec::new();
-    let _ = sqlast::visit_expressions(rewritten, |x| {
-        let name = match x {
-            // Group columns and aggregate results were quoted by the rewrite.
-            sqlast::Expr::Identifier(i) if i.quote_style.is_none() => Some(i.value.to_uppercase()),
-            sqlast::Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_uppercase()),
-            _ => None,
-        };
-        if let Some(n) = name
-            && !columns.contains(&n)
-        {
-            columns.push(n);
-        }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
+    // Group columns and aggregate results were quoted by the rewrite.
+    unquoted_columns(rewritten, &mut columns);
     EngineError(format!(
         "Non-aggregate {what} not part of GROUP BY: {}",
         columns.join(", ")
@@ -607,19 +595,7 @@ pub(crate) fn ungrouped_columns(select: &[SelectItem]) -> Option<EngineError> {
             }
             std::ops::ControlFlow::<()>::Continue(())
         });
-        let _ = sqlast::visit_expressions(&e, |x| {
-            let name = match x {
-                sqlast::Expr::Identifier(i) => Some(i.value.to_uppercase()),
-                sqlast::Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_uppercase()),
-                _ => None,
-            };
-            if let Some(n) = name
-                && !columns.contains(&n)
-            {
-                columns.push(n);
-            }
-            std::ops::ControlFlow::<()>::Continue(())
-        });
+        unquoted_columns(&e, &mut columns);
     }
     (aggregates && !columns.is_empty()).then(|| {
         EngineError(format!(
@@ -627,4 +603,21 @@ pub(crate) fn ungrouped_columns(select: &[SelectItem]) -> Option<EngineError> {
             columns.join(", ")
         ))
     })
+}
+
+/// Appends the columns `e` names (bare, upper-cased; quoted names are left out), each once.
+fn unquoted_columns(e: &sqlast::Expr, columns: &mut Vec<String>) {
+    let _ = sqlast::visit_expressions(e, |x| {
+        let name = match x {
+            sqlast::Expr::Identifier(i) if i.quote_style.is_none() => Some(i.value.to_uppercase()),
+            sqlast::Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_uppercase()),
+            _ => None,
+        };
+        if let Some(n) = name
+            && !columns.contains(&n)
+        {
+            columns.push(n);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }

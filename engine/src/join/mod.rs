@@ -665,13 +665,7 @@ impl Join {
                         let row = stored(reads, (b, r))?;
                         let id = self.next_id;
                         self.next_id += 1;
-                        self.windows[this].entry(key.clone()).or_default().push((
-                            e.time,
-                            row,
-                            id,
-                            e.partition,
-                            e.offset,
-                        ));
+                        self.keep(this, key, e, row, id);
                     }
                     return Ok(());
                 }
@@ -703,13 +697,7 @@ impl Join {
                     if !matched && outer(this) && held {
                         self.held[this].insert((e.time, id), (e.partition, row.clone()));
                     }
-                    self.windows[this].entry(key.clone()).or_default().push((
-                        e.time,
-                        row,
-                        id,
-                        e.partition,
-                        e.offset,
-                    ));
+                    self.keep(this, key, e, row, id);
                 }
                 if !matched && outer(this) && !(held && e.key.is_some()) {
                     outs.push(Out::row(
@@ -832,6 +820,17 @@ impl Join {
             }
         }
         Ok(())
+    }
+
+    /// Keeps a stream record (id `id`) in its side's join window.
+    fn keep(&mut self, side: usize, key: &[u8], e: &Event, row: Row, id: u64) {
+        self.windows[side].entry(key.to_vec()).or_default().push((
+            e.time,
+            row,
+            id,
+            e.partition,
+            e.offset,
+        ));
     }
 
     /// Emits, unmatched, the held outer records whose window has closed, oldest first.
