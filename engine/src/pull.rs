@@ -12,7 +12,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::row::{RowConverter, SortField};
 use sluice_sql::SqlType;
-use sluice_sql::ast::{Query, Relation, SelectItem};
+use sluice_sql::ast::{Query, SelectItem};
 
 use crate::catalog::{Column, Source};
 use crate::engine::{Engine, EngineError, StatementResult};
@@ -94,20 +94,7 @@ impl Engine {
 
     /// Reads a table's topic from the start: the latest row of each key.
     fn scan_table(&self, table: &Source) -> Result<(Vec<Column>, RecordBatch), EngineError> {
-        let everything = Query {
-            select: vec![SelectItem::Wildcard],
-            from: Relation::Source {
-                name: table.name.clone(),
-                alias: None,
-            },
-            window: None,
-            filter: None,
-            group_by: Vec::new(),
-            partition_by: Vec::new(),
-            having: None,
-            emit: None,
-            limit: None,
-        };
+        let everything = Query::projection(vec![SelectItem::Wildcard], &table.name, None);
         let mut pipeline = self
             .plan_over(&everything, table.clone(), "", QueryUse::Push)?
             .pipeline;

@@ -74,6 +74,18 @@ fn kill_when(mut child: Child, written: impl Fn() -> bool, deadline: Instant) {
     child.wait().unwrap();
 }
 
+/// Runs statements through `sluice sql --execute`; its output.
+fn sql(data: &Path, statements: &str) -> String {
+    ok(data, &["sql", "--execute", statements], None)
+}
+
+/// `n` item records for `produce --key-separator '|'`: key i, name `item-i`.
+fn named_items(n: u64) -> String {
+    (0..n)
+        .map(|i| format!("{i}|{{\"NAME\":\"item-{i}\"}}\n"))
+        .collect()
+}
+
 /// Every value of a topic, from the beginning, one per line.
 fn values(data: &Path, topic: &str) -> String {
     ok(
@@ -87,15 +99,10 @@ fn values(data: &Path, topic: &str) -> String {
 fn kill_dash_nine_mid_window_aggregation_keeps_every_window_exact() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(
+    sql(
         d,
-        &[
-            "sql",
-            "--execute",
-            "CREATE STREAM ev (k BIGINT, v BIGINT, ts BIGINT) \
+        "CREATE STREAM ev (k BIGINT, v BIGINT, ts BIGINT) \
              WITH (KAFKA_TOPIC='ev', VALUE_FORMAT='JSON', PARTITIONS=1, TIMESTAMP='ts');",
-        ],
-        None,
     );
     let n = 300_000i64;
     let mut expected: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
@@ -128,7 +135,7 @@ fn kill_dash_nine_mid_window_aggregation_keeps_every_window_exact() {
     let at_kill = values(d, "PER_WINDOW").lines().count();
     eprintln!("{at_kill} updates written when killed");
     // The next process restores the state and catches up.
-    ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
+    sql(d, "SHOW QUERIES;");
     let out = values(d, "PER_WINDOW");
     let mut last: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
     for line in out.lines() {
@@ -141,7 +148,7 @@ fn kill_dash_nine_mid_window_aggregation_keeps_every_window_exact() {
     // A clean stop and start replays nothing: the output does not grow.
     let updates = out.lines().count();
     eprintln!("{updates} updates for {n} records (more: replayed after the kill)");
-    ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
+    sql(d, "SHOW QUERIES;");
     let again = values(d, "PER_WINDOW");
     assert_eq!(again.lines().count(), updates);
     assert!(
@@ -154,12 +161,9 @@ fn kill_dash_nine_mid_window_aggregation_keeps_every_window_exact() {
 fn pull_queries_read_materialized_and_source_tables() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = ok(
+    let out = sql(
         d,
-        &[
-            "sql",
-            "--execute",
-            "CREATE STREAM bids (auction BIGINT KEY, price BIGINT) \
+        "CREATE STREAM bids (auction BIGINT KEY, price BIGINT) \
                WITH (KAFKA_TOPIC='bids', VALUE_FORMAT='JSON', PARTITIONS=2);
              INSERT INTO bids (auction, price) VALUES (1, 10);
              INSERT INTO bids (auction, price) VALUES (1, 20);
@@ -171,12 +175,10 @@ fn pull_queries_read_materialized_and_source_tables() {
                FROM bids WINDOW TUMBLING (SIZE 1 HOUR) GROUP BY auction;
              CREATE TABLE copy (auction BIGINT PRIMARY KEY, n BIGINT, total BIGINT)
                WITH (KAFKA_TOPIC='TOTALS', VALUE_FORMAT='JSON');",
-        ],
-        None,
     );
     assert!(out.contains("Created query"), "{out}");
-    let rows = |sql: &str| -> Vec<Vec<String>> {
-        ok(d, &["sql", "--execute", sql], None)
+    let rows = |statement: &str| -> Vec<Vec<String>> {
+        sql(d, statement)
             .lines()
             .filter(|l| l.starts_with('|'))
             .skip(1) // the header
@@ -207,22 +209,15 @@ fn pull_queries_read_materialized_and_source_tables() {
 fn kill_dash_nine_mid_stream_table_join_loses_no_row() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(
+    sql(
         d,
-        &[
-            "sql",
-            "--execute",
-            "CREATE STREAM orders (id BIGINT KEY, item BIGINT) \
+        "CREATE STREAM orders (id BIGINT KEY, item BIGINT) \
                WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', PARTITIONS=2);
              CREATE TABLE items (id BIGINT PRIMARY KEY, name STRING) \
                WITH (KAFKA_TOPIC='items', KEY_FORMAT='JSON', VALUE_FORMAT='JSON', PARTITIONS=2);",
-        ],
-        None,
     );
     // The table first (older records), then the orders.
-    let items: String = (0..1000)
-        .map(|i| format!("{i}|{{\"NAME\":\"item-{i}\"}}\n"))
-        .collect();
+    let items = named_items(1000);
     ok(
         d,
         &["produce", "items", "--key-separator", "|"],
@@ -244,7 +239,7 @@ fn kill_dash_nine_mid_stream_table_join_loses_no_row() {
     // Kill once some output is on disk.
     kill_when(child, || log_bytes(d, "NAMED") > 0, deadline);
     // The next process rebuilds the table, resumes the orders and catches up.
-    ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
+    sql(d, "SHOW QUERIES;");
     let out = values(d, "NAMED");
     // Each order's output: its item, and the item's name when the table has it.
     let mut per_item: BTreeMap<i64, (u64, bool)> = BTreeMap::new();
@@ -271,12 +266,7 @@ fn kill_dash_nine_mid_stream_table_join_loses_no_row() {
 fn push_queries_over_a_join_stream_joined_rows() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = ok(
-        d,
-        &[
-            "sql",
-            "--execute",
-            "CREATE STREAM orders (id BIGINT KEY, item BIGINT) \
+    let out = sql(d, "CREATE STREAM orders (id BIGINT KEY, item BIGINT) \
                WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', PARTITIONS=1);
              CREATE TABLE items (id BIGINT PRIMARY KEY, name STRING) \
                WITH (KAFKA_TOPIC='items', VALUE_FORMAT='JSON', PARTITIONS=1);
@@ -284,10 +274,7 @@ fn push_queries_over_a_join_stream_joined_rows() {
              INSERT INTO orders (id, item) VALUES (10, 1);
              INSERT INTO orders (id, item) VALUES (11, 2);
              SET 'auto.offset.reset'='earliest';
-             SELECT o.id, i.name FROM orders o LEFT JOIN items i ON o.item = i.id EMIT CHANGES LIMIT 2;",
-        ],
-        None,
-    );
+             SELECT o.id, i.name FROM orders o LEFT JOIN items i ON o.item = i.id EMIT CHANGES LIMIT 2;");
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with('|')).collect();
     assert_eq!(rows.len(), 3, "{out}");
     assert!(
@@ -302,24 +289,14 @@ fn push_queries_over_a_join_stream_joined_rows() {
 fn kill_dash_nine_mid_three_way_join_loses_no_row() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(
-        d,
-        &[
-            "sql",
-            "--execute",
-            "CREATE STREAM orders (id BIGINT KEY, item BIGINT, customer BIGINT) \
+    sql(d, "CREATE STREAM orders (id BIGINT KEY, item BIGINT, customer BIGINT) \
                WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON', PARTITIONS=2);
              CREATE TABLE items (id BIGINT PRIMARY KEY, name STRING) \
                WITH (KAFKA_TOPIC='items', KEY_FORMAT='JSON', VALUE_FORMAT='JSON', PARTITIONS=2);
              CREATE TABLE customers (id BIGINT PRIMARY KEY, city STRING) \
-               WITH (KAFKA_TOPIC='customers', KEY_FORMAT='JSON', VALUE_FORMAT='JSON', PARTITIONS=2);",
-        ],
-        None,
-    );
+               WITH (KAFKA_TOPIC='customers', KEY_FORMAT='JSON', VALUE_FORMAT='JSON', PARTITIONS=2);");
     // The tables first (older records), then the orders.
-    let items: String = (0..1000)
-        .map(|i| format!("{i}|{{\"NAME\":\"item-{i}\"}}\n"))
-        .collect();
+    let items = named_items(1000);
     ok(
         d,
         &["produce", "items", "--key-separator", "|"],
@@ -349,7 +326,7 @@ fn kill_dash_nine_mid_three_way_join_loses_no_row() {
         deadline,
     );
     kill_when(child, || log_bytes(d, "ENRICHED") > 0, deadline);
-    ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
+    sql(d, "SHOW QUERIES;");
     let out = values(d, "ENRICHED");
     let mut per_customer: BTreeMap<i64, u64> = BTreeMap::new();
     for line in out.lines() {
@@ -381,12 +358,9 @@ fn kill_dash_nine_mid_three_way_join_loses_no_row() {
 fn foreign_key_join_follows_changes_on_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(
+    sql(
         d,
-        &[
-            "sql",
-            "--execute",
-            "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner BIGINT) \
+        "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner BIGINT) \
                WITH (KAFKA_TOPIC='accounts', VALUE_FORMAT='JSON', PARTITIONS=2);
              CREATE TABLE owners (id BIGINT PRIMARY KEY, name STRING) \
                WITH (KAFKA_TOPIC='owners', VALUE_FORMAT='JSON', PARTITIONS=1);
@@ -402,19 +376,9 @@ fn foreign_key_join_follows_changes_on_both_sides() {
              INSERT INTO owners (id, name) VALUES (1, 'anna');
              INSERT INTO accounts (id, owner) VALUES (12, 1);
              INSERT INTO owners (id, name) VALUES (3, 'cy');",
-        ],
-        None,
     );
     // The last value per account: every account follows its owner's renames and moves.
-    let out = ok(
-        d,
-        &[
-            "sql",
-            "--execute",
-            "SELECT * FROM named WHERE account >= 10;",
-        ],
-        None,
-    );
+    let out = sql(d, "SELECT * FROM named WHERE account >= 10;");
     for (account, name) in [("10", "anna"), ("11", "anna"), ("12", "anna"), ("13", "cy")] {
         assert!(
             out.lines()
@@ -429,17 +393,12 @@ fn foreign_key_join_follows_changes_on_both_sides() {
 fn kill_dash_nine_mid_stream_stream_join_keeps_its_windows() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(
+    sql(
         d,
-        &[
-            "sql",
-            "--execute",
-            "CREATE STREAM l (k BIGINT, lv BIGINT, ts BIGINT) \
+        "CREATE STREAM l (k BIGINT, lv BIGINT, ts BIGINT) \
                WITH (KAFKA_TOPIC='l', VALUE_FORMAT='JSON', PARTITIONS=1, TIMESTAMP='ts');
              CREATE STREAM r (k BIGINT, rv BIGINT, ts BIGINT) \
                WITH (KAFKA_TOPIC='r', VALUE_FORMAT='JSON', PARTITIONS=1, TIMESTAMP='ts');",
-        ],
-        None,
     );
     // Left record i has key i; right record j has key (j + n/2) % n, so each record's
     // partner is a quarter to three quarters of the input away: read in another step
@@ -470,7 +429,7 @@ fn kill_dash_nine_mid_stream_stream_join_keeps_its_windows() {
         deadline,
     );
     kill_when(child, || log_bytes(d, "PAIRS") > 0, deadline);
-    ok(d, &["sql", "--execute", "SHOW QUERIES;"], None);
+    sql(d, "SHOW QUERIES;");
     let out = values(d, "PAIRS");
     let mut pairs = std::collections::HashSet::new();
     for line in out.lines() {

@@ -175,6 +175,26 @@ pub struct Query {
     pub limit: Option<u64>,
 }
 
+impl Query {
+    /// `SELECT <select> FROM <name> [AS <alias>]`, nothing else.
+    pub fn projection(select: Vec<SelectItem>, name: &str, alias: Option<String>) -> Query {
+        Query {
+            select,
+            from: Relation::Source {
+                name: name.to_string(),
+                alias,
+            },
+            window: None,
+            filter: None,
+            group_by: Vec::new(),
+            partition_by: Vec::new(),
+            having: None,
+            emit: None,
+            limit: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShowWhat {
     Streams,

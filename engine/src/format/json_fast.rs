@@ -328,6 +328,15 @@ mod scan {
             }
         }
 
+        /// Skips decimal digits; how many.
+        fn digits(&mut self) -> usize {
+            let from = self.at;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.at += 1;
+            }
+            self.at - from
+        }
+
         /// A number, as JSON's grammar has it.
         fn number(&mut self) -> Result<Slot<'a>, GiveUp> {
             let from = self.at;
@@ -338,9 +347,7 @@ mod scan {
             match self.peek() {
                 Some(b'0') => self.at += 1,
                 Some(b'1'..=b'9') => {
-                    while let Some(b'0'..=b'9') = self.peek() {
-                        self.at += 1;
-                    }
+                    self.digits();
                 }
                 _ => return Err(GiveUp),
             }
@@ -348,11 +355,7 @@ mod scan {
             if self.peek() == Some(b'.') {
                 float = true;
                 self.at += 1;
-                let start = self.at;
-                while let Some(b'0'..=b'9') = self.peek() {
-                    self.at += 1;
-                }
-                if self.at == start {
+                if self.digits() == 0 {
                     return Err(GiveUp);
                 }
             }
@@ -362,11 +365,7 @@ mod scan {
                 if let Some(b'+' | b'-') = self.peek() {
                     self.at += 1;
                 }
-                let start = self.at;
-                while let Some(b'0'..=b'9') = self.peek() {
-                    self.at += 1;
-                }
-                if self.at == start {
+                if self.digits() == 0 {
                     return Err(GiveUp);
                 }
             }

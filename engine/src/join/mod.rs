@@ -289,32 +289,17 @@ impl Join {
             nested_read = true;
             read += ev.read;
             errors.extend(ev.errors);
-            let deletes: HashSet<i64> = ev.null_values.iter().copied().collect();
             for (batch, outputs) in ev.rows {
-                let key_array = outputs
-                    .last()
-                    .cloned()
-                    .ok_or_else(|| EngineError("join side has no join key".into()))?;
-                let keys = self
-                    .converter
-                    .convert_columns(std::slice::from_ref(&key_array))?;
-                let times = column_i64(&batch, 0)?;
                 let partitions = batch
                     .column(1)
                     .as_any()
                     .downcast_ref::<Int32Array>()
                     .ok_or_else(|| EngineError("pseudo-column is not INT".into()))?;
-                for r in 0..batch.num_rows() {
-                    events.push(Event {
-                        time: times.value(r),
-                        side: 0,
-                        offset: r as i64,
-                        partition: partitions.value(r),
-                        row: (!deletes.contains(&(r as i64))).then_some((reads.len(), r)),
-                        key: (!key_array.is_null(r)).then(|| keys.row(r).as_ref().to_vec()),
-                        pk: None,
-                    });
-                }
+                let each = |r: usize| {
+                    let delete = ev.null_values.contains(&(r as i64));
+                    Some((r as i64, partitions.value(r), delete))
+                };
+                self.batch_events(0, reads.len(), (&batch, &outputs), each, &mut events)?;
                 reads.push((0, batch, outputs));
             }
         }
@@ -331,39 +316,14 @@ impl Join {
                 read += ev.read;
                 errors.extend(ev.errors);
                 for (batch, outputs) in ev.rows {
-                    let keys = self.converter.convert_columns(std::slice::from_ref(
-                        outputs
-                            .last()
-                            .ok_or_else(|| EngineError("join side has no join key".into()))?,
-                    ))?;
-                    let times = column_i64(&batch, 0)?;
                     let offsets = column_i64(&batch, 2)?;
-                    let key_array = outputs.last().cloned();
-                    let pks = match &self.primary_key {
-                        Some((converter, columns)) if side == 0 => {
-                            let arrays: Vec<ArrayRef> =
-                                columns.iter().map(|c| outputs[*c].clone()).collect();
-                            Some(converter.convert_columns(&arrays)?)
-                        }
-                        _ => None,
+                    // A stream record without a value joins nothing (Kafka Streams skips
+                    // it).
+                    let each = |r: usize| {
+                        let offset = offsets.value(r);
+                        (!ev.null_values.contains(&offset)).then_some((offset, p as i32, false))
                     };
-                    for r in 0..batch.num_rows() {
-                        // A stream record without a value joins nothing (Kafka Streams
-                        // skips it).
-                        if ev.null_values.contains(&offsets.value(r)) {
-                            continue;
-                        }
-                        let null_key = key_array.as_ref().is_none_or(|k| k.is_null(r));
-                        events.push(Event {
-                            time: times.value(r),
-                            side,
-                            offset: offsets.value(r),
-                            partition: p as i32,
-                            row: Some((reads.len(), r)),
-                            key: (!null_key).then(|| keys.row(r).as_ref().to_vec()),
-                            pk: pks.as_ref().map(|k| k.row(r).as_ref().to_vec()),
-                        });
-                    }
+                    self.batch_events(side, reads.len(), (&batch, &outputs), each, &mut events)?;
                     reads.push((side, batch, outputs));
                 }
                 for (offset, time, key) in &ev.tombstones {
@@ -448,6 +408,57 @@ impl Join {
             rejected,
             errors,
         }))
+    }
+
+    /// The events of one read batch of `side` (read number `read`; `outputs`: the side's
+    /// columns, then its join key). `each(r)` gives row `r`'s offset, partition and whether
+    /// it deletes its key, or None to skip it.
+    fn batch_events(
+        &self,
+        side: usize,
+        read: usize,
+        (batch, outputs): (&RecordBatch, &[ArrayRef]),
+        each: impl Fn(usize) -> Option<(i64, i32, bool)>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), EngineError> {
+        let key_array = outputs
+            .last()
+            .ok_or_else(|| EngineError("join side has no join key".into()))?;
+        let keys = self
+            .converter
+            .convert_columns(std::slice::from_ref(key_array))?;
+        let times = column_i64(batch, 0)?;
+        // A foreign-key join's left rows also go by their primary key.
+        let pks = match &self.primary_key {
+            Some((converter, columns)) if side == 0 => {
+                let arrays = columns
+                    .iter()
+                    .map(|c| {
+                        outputs
+                            .get(*c)
+                            .cloned()
+                            .ok_or_else(|| EngineError("join side lacks its key".into()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(converter.convert_columns(&arrays)?)
+            }
+            _ => None,
+        };
+        for r in 0..batch.num_rows() {
+            let Some((offset, partition, delete)) = each(r) else {
+                continue;
+            };
+            events.push(Event {
+                time: times.value(r),
+                side,
+                offset,
+                partition,
+                row: (!delete).then_some((read, r)),
+                key: (!key_array.is_null(r)).then(|| keys.row(r).as_ref().to_vec()),
+                pk: pks.as_ref().map(|k| k.row(r).as_ref().to_vec()),
+            });
+        }
+        Ok(())
     }
 
     /// Commits the sides' positions (see `stream_offsets`).

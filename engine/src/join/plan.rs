@@ -1009,20 +1009,11 @@ impl Engine {
             expr: e,
             alias: Some("__JOIN_KEY".into()),
         });
-        let side_query = Query {
+        let side_query = Query::projection(
             select,
-            from: Relation::Source {
-                name: source.name.clone(),
-                alias: (!alias.is_empty()).then(|| alias.to_string()),
-            },
-            window: None,
-            filter: None,
-            group_by: Vec::new(),
-            partition_by: Vec::new(),
-            having: None,
-            emit: None,
-            limit: None,
-        };
+            &source.name,
+            (!alias.is_empty()).then(|| alias.to_string()),
+        );
         let planned = self.plan_over(&side_query, source.clone(), "", QueryUse::Push)?;
         Ok(JoinSide {
             planned,
