@@ -227,12 +227,17 @@ impl Join {
         })
     }
 
-    fn side_pipeline(&self, side: usize) -> &Pipeline {
+    /// Side 0 (left) or 1 (right).
+    fn side(&self, side: usize) -> &plan::JoinSide {
         if side == 0 {
-            &self.plan.left.planned.pipeline
+            &self.plan.left
         } else {
-            &self.plan.right.planned.pipeline
+            &self.plan.right
         }
+    }
+
+    fn side_pipeline(&self, side: usize) -> &Pipeline {
+        &self.side(side).planned.pipeline
     }
 
     fn side_pipeline_mut(&mut self, side: usize) -> &mut Pipeline {
@@ -531,11 +536,7 @@ impl Join {
     }
 
     fn kind_of(&self, side: usize) -> SourceKind {
-        if side == 0 {
-            self.plan.left.kind
-        } else {
-            self.plan.right.kind
-        }
+        self.side(side).kind
     }
 
     /// One record through the join, appending what it emits.
@@ -994,12 +995,8 @@ impl Join {
     ) -> Result<ArrayRef, EngineError> {
         let index = |side: usize| c.unwrap_or(self.side_width(side));
         let ty = |side: usize| {
-            let s = if side == 0 {
-                &self.plan.left
-            } else {
-                &self.plan.right
-            };
-            s.planned
+            self.side(side)
+                .planned
                 .pipeline
                 .output
                 .get(index(side))
@@ -1049,12 +1046,7 @@ impl Join {
 
     /// The joined name of side `s`'s column `c`.
     fn joined_name(&self, s: usize, c: usize) -> String {
-        let side = if s == 0 {
-            &self.plan.left
-        } else {
-            &self.plan.right
-        };
-        side.joined_name(c)
+        self.side(s).joined_name(c)
     }
 
     fn column_type(
@@ -1062,22 +1054,14 @@ impl Join {
         s: usize,
         c: usize,
     ) -> Result<datafusion::arrow::datatypes::DataType, EngineError> {
-        let side = if s == 0 {
-            &self.plan.left
-        } else {
-            &self.plan.right
-        };
+        let side = self.side(s);
         arrow_type(&side.columns[c].ty)
             .ok_or_else(|| EngineError(format!("unsupported type {}", side.columns[c].ty)))
     }
 
     /// Columns of a side before its join key.
     fn side_width(&self, side: usize) -> usize {
-        if side == 0 {
-            self.plan.left.columns.len()
-        } else {
-            self.plan.right.columns.len()
-        }
+        self.side(side).columns.len()
     }
 }
 
@@ -1087,11 +1071,7 @@ fn tombstone_row(key: &[u8], join: &Join, side: usize) -> Result<Row, EngineErro
     let parser = join.converter.parser();
     let arrays = join.converter.convert_rows([parser.parse(key)])?;
     let value = ScalarValue::try_from_array(&arrays[0], 0)?;
-    let s = if side == 0 {
-        &join.plan.left
-    } else {
-        &join.plan.right
-    };
+    let s = join.side(side);
     let mut values: Vec<ScalarValue> = s
         .columns
         .iter()
