@@ -24,6 +24,9 @@ pub struct Serde {
     pub unread: Vec<bool>,
     /// Whether this is a key's serde (as errors name its columns).
     pub is_key: bool,
+    /// Each column's name as a JSON object key with its colon (`"NAME":`), written once
+    /// here rather than escaped again for every record.
+    json_keys: Vec<String>,
 }
 
 fn fields<'a>(columns: impl Iterator<Item = &'a Column>) -> Vec<json::Column> {
@@ -49,6 +52,7 @@ impl Serde {
         Serde {
             format: source.key_format,
             wrapped: columns.len() != 1,
+            json_keys: json::object_keys(&columns),
             columns,
             delimiter: source.key_delimiter,
             unread: Vec::new(),
@@ -57,9 +61,11 @@ impl Serde {
     }
 
     pub fn value(source: &Source) -> Serde {
+        let columns = fields(source.value_columns());
         Serde {
             format: source.value_format,
-            columns: fields(source.value_columns()),
+            json_keys: json::object_keys(&columns),
+            columns,
             wrapped: source.value_wrapped(),
             delimiter: source.value_delimiter,
             unread: Vec::new(),
@@ -163,7 +169,17 @@ impl Serde {
                 return Ok(None);
             }
             scratch.text.clear();
-            json::encode_row_into(&self.columns, arrays, self.wrapped, row, &mut scratch.text)?;
+            if self.wrapped {
+                json::encode_object_into(
+                    &self.columns,
+                    &self.json_keys,
+                    arrays,
+                    row,
+                    &mut scratch.text,
+                )?;
+            } else {
+                json::encode_row_into(&self.columns, arrays, false, row, &mut scratch.text)?;
+            }
             return Ok(Some(scratch.text.as_bytes()));
         }
         if self.format == Format::Kafka && !self.columns.is_empty() {

@@ -111,6 +111,13 @@ pub(crate) type Header = (String, Option<Vec<u8>>);
 pub(crate) type RecordHeaders = Vec<Header>;
 
 impl ReadRecords {
+    fn reserve(&mut self, records: usize) {
+        self.timestamps.reserve(records);
+        self.offsets.reserve(records);
+        self.keys.reserve(records);
+        self.values.reserve(records);
+    }
+
     /// Notes where `b` is: a slice of `read` is kept as a span of it, anything else (a
     /// decompressed payload) is copied.
     fn span(&mut self, read: &[u8], b: Option<&[u8]>) -> Option<Span> {
@@ -162,6 +169,12 @@ impl Pipeline {
         from = from.max(start);
         let r = log.read(topic, p, from, READ_BYTES)?;
         let mut recs = ReadRecords::default();
+        // Room for every record of the read up front (the vectors never grow record by record).
+        let records: usize = Batches::new(&r.data)
+            .filter_map(|b| BatchHeader::parse(b).ok())
+            .map(|h| h.records_count.max(0) as usize)
+            .sum();
+        recs.reserve(records);
         let mut next = from;
         for b in Batches::new(&r.data) {
             let h = BatchHeader::parse(b)?;

@@ -50,14 +50,11 @@ impl<'a> SinkBatches<'a> {
         let header_refs: Vec<(&str, Option<&[u8]>)> = headers
             .map(|hs| hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
             .unwrap_or_default();
-        let b = self
-            .builders
-            .entry(p)
-            .or_insert_with(|| BatchBuilder::new(Compression::None));
+        let b = self.builders.entry(p).or_insert_with(new_batch);
         b.push(time, key, value, &header_refs);
         // Batches stay well under the topic's largest message.
         if b.size_estimate() >= SINK_BATCH_BYTES {
-            let full = std::mem::replace(b, BatchBuilder::new(Compression::None));
+            let full = std::mem::replace(b, new_batch());
             let mut bytes = full.finish()?;
             log.append(self.topic, p, &mut bytes)?;
         }
@@ -75,6 +72,11 @@ impl<'a> SinkBatches<'a> {
         }
         Ok(())
     }
+}
+
+/// A sink batch with room for all it will hold (it never grows record by record).
+fn new_batch() -> BatchBuilder {
+    BatchBuilder::with_capacity(Compression::None, SINK_BATCH_BYTES + 16 * 1024)
 }
 
 /// A windowed aggregation's key as Kafka Streams writes it: the key's bytes, then the window

@@ -1,6 +1,7 @@
 //! The `sluice` binary: parses the command line, opens the data directory and runs the
 //! command. Errors end as one line on stderr and a non-zero exit, never a panic.
 
+mod allocator;
 mod cli;
 mod consume;
 mod cpu;
@@ -26,6 +27,7 @@ use sluice_storage::LogStore;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    allocator::tune();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

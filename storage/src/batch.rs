@@ -396,9 +396,12 @@ impl BatchBuilder {
     }
 
     pub fn with_capacity(compression: Compression, bytes: usize) -> Self {
+        // The header's room comes first, so an uncompressed batch is finished in place.
+        let mut records = Vec::with_capacity(bytes.max(HEADER_LEN));
+        records.resize(HEADER_LEN, 0);
         BatchBuilder {
             compression,
-            records: Vec::with_capacity(bytes),
+            records,
             count: 0,
             last_offset_delta: -1,
             base_timestamp: None,
@@ -436,7 +439,7 @@ impl BatchBuilder {
 
     /// Bytes the batch would take uncompressed.
     pub fn size_estimate(&self) -> usize {
-        HEADER_LEN + self.records.len()
+        self.records.len()
     }
 
     /// Appends a record with the next offset delta.
@@ -510,34 +513,38 @@ impl BatchBuilder {
 
     /// Finishes the batch with base offset `base_offset`; `last_offset_delta` may be raised to
     /// keep an original batch's offset range (compaction).
-    pub fn finish_with(self, base_offset: u64, min_last_offset_delta: i32) -> Result<Vec<u8>> {
-        let body = if self.compression == Compression::None {
-            self.records
+    pub fn finish_with(mut self, base_offset: u64, min_last_offset_delta: i32) -> Result<Vec<u8>> {
+        let mut out = if self.compression == Compression::None {
+            std::mem::take(&mut self.records)
         } else {
-            compression::compress(self.compression, &self.records)?
+            let body = compression::compress(self.compression, &self.records[HEADER_LEN..])?;
+            let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+            out.resize(HEADER_LEN, 0);
+            out.extend_from_slice(&body);
+            out
         };
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        let batch_length = (HEADER_LEN - LOG_OVERHEAD + body.len()) as i32;
-        out.extend_from_slice(&(base_offset as i64).to_be_bytes());
-        out.extend_from_slice(&batch_length.to_be_bytes());
-        out.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
-        out.push(MAGIC as u8);
-        out.extend_from_slice(&[0; 4]); // crc, below
-        out.extend_from_slice(&((self.compression as i16) | self.extra_attributes).to_be_bytes());
-        out.extend_from_slice(
+        let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(&(base_offset as i64).to_be_bytes());
+        header.extend_from_slice(&batch_length.to_be_bytes());
+        header.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+        header.push(MAGIC as u8);
+        header.extend_from_slice(&[0; 4]); // crc, below
+        header
+            .extend_from_slice(&((self.compression as i16) | self.extra_attributes).to_be_bytes());
+        header.extend_from_slice(
             &self
                 .last_offset_delta
                 .max(min_last_offset_delta)
                 .to_be_bytes(),
         );
-        let base_ts = self.base_timestamp.unwrap_or(-1);
-        out.extend_from_slice(&base_ts.to_be_bytes());
-        out.extend_from_slice(&self.max_timestamp.to_be_bytes());
-        out.extend_from_slice(&self.producer_id.to_be_bytes());
-        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
-        out.extend_from_slice(&self.base_sequence.to_be_bytes());
-        out.extend_from_slice(&self.count.to_be_bytes());
-        out.extend_from_slice(&body);
+        header.extend_from_slice(&self.base_timestamp.unwrap_or(-1).to_be_bytes());
+        header.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        header.extend_from_slice(&self.producer_id.to_be_bytes());
+        header.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        header.extend_from_slice(&self.base_sequence.to_be_bytes());
+        header.extend_from_slice(&self.count.to_be_bytes());
+        out[..HEADER_LEN].copy_from_slice(&header);
         let crc = compute_crc(&out);
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         Ok(out)

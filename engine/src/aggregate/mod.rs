@@ -93,6 +93,8 @@ pub(crate) struct Aggregation {
     /// Checkpoint keys of windows and table rows gone since the last checkpoint.
     removed: Vec<Vec<u8>>,
     windows: Vec<(i64, i64)>,
+    /// The update buffers of the last read, cleared, for the next (see `apply`).
+    spare_updates: Option<Updates>,
 }
 
 /// Rows of the pipeline's output, with the input they came from.
@@ -121,6 +123,7 @@ impl Aggregation {
             late_records: 0,
             removed: Vec::new(),
             windows: Vec::new(),
+            spare_updates: None,
         })
     }
 
@@ -139,7 +142,12 @@ impl Aggregation {
         source_keys: Option<&SourceKeys>,
         query_id: &str,
     ) -> Result<Evaluated, EngineError> {
-        let mut updates = Updates::new(&self.plan);
+        // The updates' buffers are kept from the last read: allocating them afresh per read
+        // cost a page fault per few updates once the allocator had returned them.
+        let mut updates = self
+            .spare_updates
+            .take()
+            .unwrap_or_else(|| Updates::new(&self.plan));
         let partition = ev.partition as i32;
         let mut errors = std::mem::take(&mut ev.errors);
         match (&mut self.table_rows, source_keys) {
@@ -159,7 +167,10 @@ impl Aggregation {
             }
         }
         self.expire();
-        let (rows, deleted) = self.project(updates)?;
+        let projected = self.project(&mut updates);
+        updates.clear();
+        self.spare_updates = Some(updates);
+        let (rows, deleted) = projected?;
         Ok(Evaluated {
             headers: HashMap::new(),
             partition: ev.partition,
@@ -624,7 +635,7 @@ impl Aggregation {
     #[allow(clippy::type_complexity)]
     fn project(
         &mut self,
-        mut updates: Updates,
+        updates: &mut Updates,
     ) -> Result<
         (
             Vec<(RecordBatch, Vec<ArrayRef>)>,
@@ -637,7 +648,7 @@ impl Aggregation {
         if n == 0 {
             return Ok((Vec::new(), deleted));
         }
-        let mut batch = self.aggregated_batch(&mut updates)?;
+        let mut batch = self.aggregated_batch(updates)?;
         let keep: Vec<bool> = match &self.plan.having {
             // Without HAVING every result is shown; a deleted window is a tombstone if it
             // was shown.
@@ -656,7 +667,7 @@ impl Aggregation {
                     .downcast_ref::<BooleanArray>()
                     .ok_or_else(|| EngineError("HAVING must be a boolean expression".into()))?
                     .clone();
-                self.having_misses(&updates, &passes, &mut deleted)
+                self.having_misses(updates, &passes, &mut deleted)
             }
         };
         if keep.iter().any(|k| !k) {
@@ -691,14 +702,14 @@ impl Aggregation {
         let schema = self.plan.aggregated_schema.clone();
         let first_agg = 5 + self.plan.groups;
         for (c, values) in updates.values.iter_mut().enumerate() {
-            // The results move into their arrays (no clone per value).
-            let values = std::mem::take(values);
             let array = if values.is_empty() {
                 datafusion::arrow::array::new_empty_array(schema.field(first_agg + c).data_type())
-            } else if let Some(array) = primitive_array(&values) {
+            } else if let Some(array) = primitive_array(values) {
                 array
             } else {
-                ScalarValue::iter_to_array(values)?
+                // The results move into their arrays (no clone per value); the vector keeps
+                // its room for the next read.
+                ScalarValue::iter_to_array(values.drain(..))?
             };
             let wanted = schema.field(first_agg + c).data_type();
             let array = if array.data_type() != wanted {

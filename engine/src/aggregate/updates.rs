@@ -102,6 +102,11 @@ impl Updates {
         }
     }
 
+    /// Empties it, keeping its room.
+    pub(super) fn clear(&mut self) {
+        self.truncate(0);
+    }
+
     pub(super) fn truncate(&mut self, n: usize) {
         if n >= self.len() {
             return;

@@ -667,13 +667,37 @@ pub fn encode_row_into(
             .ok_or_else(|| FormatError::Deserialization("no column to write".into()))?;
         return write_value(out, &c.ty, a.as_ref(), row);
     }
+    encode_object_into(columns, &object_keys(columns), arrays, row, out)
+}
+
+/// Each column's name as an object key with its colon (`"NAME":`), for `encode_object_into`.
+pub fn object_keys(columns: &[Column]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|c| {
+            let mut key = String::new();
+            write_string(&mut key, &c.name);
+            key.push(':');
+            key
+        })
+        .collect()
+}
+
+/// `encode_row_into` for a wrapped row, the object keys written beforehand (`object_keys`
+/// of `columns`).
+pub fn encode_object_into(
+    columns: &[Column],
+    keys: &[String],
+    arrays: &[ArrayRef],
+    row: usize,
+    out: &mut String,
+) -> Result<(), FormatError> {
     out.push('{');
-    for (i, (c, a)) in columns.iter().zip(arrays).enumerate() {
+    for (i, ((c, key), a)) in columns.iter().zip(keys).zip(arrays).enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_string(out, &c.name);
-        out.push(':');
+        out.push_str(key);
         write_value(out, &c.ty, a.as_ref(), row)?;
     }
     out.push('}');

@@ -15,6 +15,7 @@ use sluice_sql::SqlType;
 
 use super::json::{Column, Typed, append, builder, cannot, convert, field};
 use super::{FormatError, RecordErrors};
+use crate::schema::arrow_type;
 
 /// Whether the fast path reads columns of this type.
 pub(super) fn supports(ty: &SqlType) -> bool {
@@ -59,19 +60,24 @@ pub(super) fn decode_objects_skipping(
     unread: &[bool],
     payloads: &[Option<&[u8]>],
 ) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
+    let is_unread = |i: usize| unread.get(i).copied().unwrap_or(false);
     let mut builders = columns
         .iter()
-        .map(|c| builder(&c.ty, payloads.len()))
+        .enumerate()
+        .map(|(i, c)| {
+            let capacity = if is_unread(i) { 0 } else { payloads.len() };
+            ColumnBuilder::new(&c.ty, capacity)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut errors = Vec::new();
     let mut slots: Vec<Slot<'_>> = Vec::with_capacity(columns.len());
     // Records of a topic usually list the same keys in the same order: the n-th key of the
     // last record and the column it named, to reuse when this record's n-th key is the same.
-    let mut keys: Vec<(String, Option<usize>)> = Vec::new();
+    let mut keys: Vec<scan::RecentKey> = Vec::new();
     for (i, p) in payloads.iter().enumerate() {
         let Some(bytes) = p else {
             for (b, c) in builders.iter_mut().zip(columns) {
-                append(b.as_mut(), &c.ty, Typed::Null);
+                append(b.as_dyn(), &c.ty, Typed::Null);
             }
             continue;
         };
@@ -84,8 +90,10 @@ pub(super) fn decode_objects_skipping(
         });
         match fast {
             Ok(()) => {
-                for ((b, c), s) in builders.iter_mut().zip(columns).zip(slots.drain(..)) {
-                    append_slot(b.as_mut(), &c.ty, s);
+                for (i, (b, s)) in builders.iter_mut().zip(slots.drain(..)).enumerate() {
+                    if !is_unread(i) {
+                        b.push(s);
+                    }
                 }
             }
             Err(Fallback) => {
@@ -94,12 +102,84 @@ pub(super) fn decode_objects_skipping(
                     vec![Typed::Null; columns.len()]
                 });
                 for ((b, c), v) in builders.iter_mut().zip(columns).zip(typed) {
-                    append(b.as_mut(), &c.ty, v);
+                    append(b.as_dyn(), &c.ty, v);
                 }
             }
         }
     }
-    Ok((builders.iter_mut().map(|b| b.finish()).collect(), errors))
+    let arrays = builders
+        .iter_mut()
+        .zip(columns)
+        .enumerate()
+        .map(|(i, (b, c))| match (is_unread(i), arrow_type(&c.ty)) {
+            // Unread columns are all null (the general path's values for them are dropped
+            // too, as the fast path never reads them).
+            (true, Some(dt)) => new_null_array(&dt, payloads.len()),
+            _ => b.as_dyn().finish(),
+        })
+        .collect();
+    Ok((arrays, errors))
+}
+
+/// A column's Arrow builder, by type: the fast path appends to it without a downcast per
+/// value.
+enum ColumnBuilder {
+    Boolean(BooleanBuilder),
+    Int(Int32Builder),
+    Bigint(Int64Builder),
+    Double(Float64Builder),
+    String(StringBuilder),
+    /// Other types (DATE, TIME, TIMESTAMP) are rarer and go through the general append.
+    Other(Box<dyn ArrayBuilder>, SqlType),
+}
+
+impl ColumnBuilder {
+    fn new(ty: &SqlType, capacity: usize) -> Result<ColumnBuilder, FormatError> {
+        Ok(match ty {
+            SqlType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(capacity)),
+            SqlType::Int => ColumnBuilder::Int(Int32Builder::with_capacity(capacity)),
+            SqlType::Bigint => ColumnBuilder::Bigint(Int64Builder::with_capacity(capacity)),
+            SqlType::Double => ColumnBuilder::Double(Float64Builder::with_capacity(capacity)),
+            SqlType::String => ColumnBuilder::String(StringBuilder::with_capacity(capacity, 0)),
+            other => ColumnBuilder::Other(builder(other, capacity)?, other.clone()),
+        })
+    }
+
+    fn as_dyn(&mut self) -> &mut dyn ArrayBuilder {
+        match self {
+            ColumnBuilder::Boolean(b) => b,
+            ColumnBuilder::Int(b) => b,
+            ColumnBuilder::Bigint(b) => b,
+            ColumnBuilder::Double(b) => b,
+            ColumnBuilder::String(b) => b,
+            ColumnBuilder::Other(b, _) => b.as_mut(),
+        }
+    }
+
+    /// Appends a slot that `fits` the column's type.
+    fn push(&mut self, s: Slot<'_>) {
+        match (self, s) {
+            (ColumnBuilder::Boolean(b), Slot::Bool(x)) => b.append_value(x),
+            (ColumnBuilder::Int(b), Slot::Int(x)) => b.append_value(x as i32),
+            (ColumnBuilder::Bigint(b), Slot::Int(x)) => b.append_value(x),
+            (ColumnBuilder::Double(b), Slot::Int(x)) => b.append_value(x as f64),
+            (ColumnBuilder::Double(b), Slot::Float(x)) => b.append_value(x),
+            (ColumnBuilder::String(b), Slot::Str(x)) => b.append_value(x),
+            (ColumnBuilder::Other(b, ty), s) => append_slot(b.as_mut(), ty, s),
+            (b, _) => b.push_null(),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            ColumnBuilder::Boolean(b) => b.append_null(),
+            ColumnBuilder::Int(b) => b.append_null(),
+            ColumnBuilder::Bigint(b) => b.append_null(),
+            ColumnBuilder::Double(b) => b.append_null(),
+            ColumnBuilder::String(b) => b.append_null(),
+            ColumnBuilder::Other(b, ty) => append(b.as_mut(), ty, Typed::Null),
+        }
+    }
 }
 
 /// The general path for one record (as `json::decode_columns` reads it).
@@ -156,7 +236,7 @@ fn read_object<'a>(
     bytes: &'a [u8],
     columns: &[Column],
     unread: &[bool],
-    keys: &mut Vec<(String, Option<usize>)>,
+    keys: &mut Vec<scan::RecentKey>,
     slots: &mut [Slot<'a>],
 ) -> Result<(), Fallback> {
     scan::object(bytes, columns, unread, keys, slots).map_err(|scan::GiveUp| Fallback)
@@ -182,6 +262,27 @@ mod scan {
     use super::{Column, Slot, column_for};
 
     pub(super) struct GiveUp;
+
+    /// The n-th key of the last record: its bytes as written (`None` when it had escapes)
+    /// and the column it named.
+    pub(super) type RecentKey = (Option<Box<[u8]>>, Option<usize>);
+
+    /// Whether `a` and `b` (of one length) are equal, eight bytes at a time: keys are short,
+    /// and a call to `memcmp` per key cost more than the comparison.
+    fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+        let mut a8 = a.chunks_exact(8);
+        let mut b8 = b.chunks_exact(8);
+        for (x, y) in (&mut a8).zip(&mut b8) {
+            let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            if word(x) != word(y) {
+                return false;
+            }
+        }
+        a8.remainder()
+            .iter()
+            .zip(b8.remainder())
+            .all(|(x, y)| x == y)
+    }
 
     /// Whether any of the eight bytes of `word` is a quote, a backslash, a control
     /// character or not ASCII (the string scanner then looks at them one by one).
@@ -268,6 +369,20 @@ mod scan {
             std::str::from_utf8(text)
                 .map(Cow::Borrowed)
                 .map_err(|_| GiveUp)
+        }
+
+        /// Whether the string starting here (after its opening quote) is `plain`, bytes of a
+        /// string without escapes: then it is skipped with its closing quote. A string
+        /// cannot hold an unescaped quote, so these bytes followed by a quote are exactly
+        /// the string.
+        fn plain_string_is(&mut self, plain: &[u8]) -> bool {
+            let end = self.at + plain.len();
+            let matches =
+                self.bytes.get(end) == Some(&b'"') && same_bytes(&self.bytes[self.at..end], plain);
+            if matches {
+                self.at = end + 1;
+            }
+            matches
         }
 
         /// An array or object (after its opening bracket) nobody reads, checked as JSON.
@@ -421,7 +536,7 @@ mod scan {
         bytes: &'a [u8],
         columns: &[Column],
         unread: &[bool],
-        keys: &mut Vec<(String, Option<usize>)>,
+        keys: &mut Vec<RecentKey>,
         slots: &mut [Slot<'a>],
     ) -> Result<(), GiveUp> {
         let mut c = Cursor { bytes, at: 0 };
@@ -434,22 +549,26 @@ mod scan {
         } else {
             loop {
                 c.expect(b'"')?;
-                let key = c.string()?;
-                c.skip_ws();
-                c.expect(b':')?;
-                c.skip_ws();
                 let column = match keys.get(ordinal) {
-                    Some((last, column)) if *last == key => *column,
+                    Some((Some(last), column)) if c.plain_string_is(last) => *column,
                     _ => {
+                        let from = c.at;
+                        let key = c.string()?;
                         let column = column_for(columns, &key);
                         if keys.len() <= ordinal {
-                            keys.resize(ordinal + 1, (String::new(), None));
+                            keys.resize(ordinal + 1, (None, None));
                         }
-                        keys[ordinal] = (key.to_string(), column);
+                        // Only a key written without escapes can be matched by its bytes.
+                        let raw =
+                            matches!(key, Cow::Borrowed(_)).then(|| bytes[from..c.at - 1].into());
+                        keys[ordinal] = (raw, column);
                         column
                     }
                 };
                 ordinal += 1;
+                c.skip_ws();
+                c.expect(b':')?;
+                c.skip_ws();
                 match column {
                     Some(i) if !unread.get(i).copied().unwrap_or(false) => {
                         if slots[i] != Slot::Missing {
