@@ -305,6 +305,21 @@ impl Engine {
         if let Some(done) = self.check_new_name(&c.name, c.kind, c.if_not_exists)? {
             return Ok(done);
         }
+        let q = &c.query;
+        if c.kind == SourceKind::Table
+            && q.group_by.is_empty()
+            && q.window.is_none()
+            && q.having.is_none()
+            && crate::aggregate::plan::ungrouped_columns(&q.select).is_none()
+        {
+            let calls = crate::aggregate::plan::aggregate_calls(&q.select);
+            if !calls.is_empty() {
+                return err(format!(
+                    "CREATE TABLE AS SELECT statement does not support aggregate function [{}] without a GROUP BY clause.",
+                    calls.join(", ")
+                ));
+            }
+        }
         let planned = self.plan_query(&c.query, &c.name, QueryUse::Persistent)?;
         let source = &planned.source;
         if planned.kind != c.kind {
@@ -550,6 +565,60 @@ impl Engine {
             self.current_text.clone(),
         );
         Ok(())
+    }
+
+    /// `ALTER STREAM|TABLE name ADD [COLUMN] col type, …`: new value columns on a stream or
+    /// table declared over a topic (ksqlDB refuses source tables and streams, and those a
+    /// query writes). Queries already running keep the columns they were planned with.
+    pub(crate) fn alter_source(
+        &mut self,
+        kind: SourceKind,
+        name: &str,
+        add: &[sluice_sql::ast::ColumnDef],
+    ) -> Result<String, EngineError> {
+        let kind_word = kind_name(kind);
+        let Some(mut source) = self.catalog.get(name).cloned() else {
+            return err(format!("Source {name} does not exist."));
+        };
+        if source.kind != kind {
+            return err(format!(
+                "Incompatible data source type is {}, but statement was ALTER {}",
+                source.kind, kind
+            ));
+        }
+        if source.read_only {
+            return err(format!(
+                "Cannot alter {kind_word} '{name}': ALTER operations are not supported on source {kind_word}s."
+            ));
+        }
+        if self.queries.iter().any(|q| q.sink_name == name) {
+            return err("ALTER command is not supported for CREATE ... AS statements.");
+        }
+        for d in add {
+            if d.constraint != ColumnConstraint::None {
+                return err(format!(
+                    "Cannot add column `{}`: ALTER can only add value columns.",
+                    d.name
+                ));
+            }
+            if source.columns.iter().any(|c| c.name == d.name) {
+                return err(format!(
+                    "Cannot add column `{}` to schema. A column with the same name already exists.",
+                    d.name
+                ));
+            }
+            let ty = self
+                .catalog
+                .resolve(&d.ty)
+                .map_err(|name| EngineError(format!("Unknown type: {name}")))?;
+            source.columns.push(Column {
+                name: d.name.clone(),
+                ty,
+                key: false,
+            });
+        }
+        self.catalog.insert(source);
+        Ok(format!("{} {name} altered.", capitalized(kind)))
     }
 
     pub(crate) fn drop_source(

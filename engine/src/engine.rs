@@ -284,6 +284,11 @@ impl Engine {
                 .drop_source(*kind, name, *if_exists, *delete_topic)
                 .map(Message),
             Statement::Terminate(id) => self.terminate(id.as_deref()).map(Message),
+            Statement::AlterSource {
+                kind,
+                name,
+                add_columns,
+            } => self.alter_source(*kind, name, add_columns).map(Message),
             Statement::CreateType {
                 name,
                 if_not_exists,
@@ -433,6 +438,7 @@ fn is_recorded(s: &Statement) -> bool {
             | Statement::CreateAsSelect(_)
             | Statement::InsertInto { .. }
             | Statement::Drop { .. }
+            | Statement::AlterSource { .. }
             | Statement::Terminate(_)
             | Statement::CreateType { .. }
             | Statement::DropType { .. }

@@ -13,6 +13,7 @@ mod ddl;
 pub mod engine;
 mod explain;
 mod explode;
+mod expr_text;
 pub mod format;
 pub mod functions;
 mod headers;

@@ -977,8 +977,16 @@ fn key_items(
             Some(i) => chosen.push(i),
             None if usage == QueryUse::Push => {}
             None => {
+                // ksqlDB names every key column when one is missing.
+                let names: Vec<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
+                let listed = match names.as_slice() {
+                    [one] => format!("key column {one}"),
+                    [init @ .., last] => format!("key columns {} and {last}", init.join(", ")),
+                    [] => format!("key column {name}"),
+                };
                 return err(format!(
-                    "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the key column {name} in its projection (eg, SELECT {name}...)."
+                    "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the {listed} in its projection (eg, SELECT {}...).",
+                    names.join(", ")
                 ));
             }
         }

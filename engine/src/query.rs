@@ -318,9 +318,10 @@ impl Pipeline {
         let keyless = |r: usize| table && keys[r].is_none();
         // A table's null value deletes its key: forwarded as is. A stream's goes through the
         // query with null value columns and comes out with a null value, except that a WHERE
-        // clause never matches it (ksqlDB filters a null row out).
-        let filtered = self.filter.is_some();
-        let dropped_null = |r: usize| !table && filtered && values[r].is_none();
+        // clause never matches it and an aggregation never counts it (ksqlDB filters a null
+        // row out).
+        let skips_null = self.filter.is_some() || self.aggregation.is_some();
+        let dropped_null = |r: usize| !table && skips_null && values[r].is_none();
         for (r, v) in values.iter().enumerate() {
             if v.is_none() && !bad.contains(&r) && !keyless(r) && !dropped_null(r) {
                 if table {

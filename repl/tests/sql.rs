@@ -255,6 +255,42 @@ fn custom_types_are_durable_and_usable_in_columns() {
 }
 
 #[test]
+fn alter_adds_value_columns_that_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sql(
+        d,
+        &format!("{SOURCE} ALTER STREAM orders ADD COLUMN note STRING, ADD price DOUBLE;"),
+    );
+    // A new process: the altered stream comes back from the command topic, and new records
+    // carry the new columns through a query.
+    sql(
+        d,
+        "INSERT INTO orders (id, item, qty, note, price) VALUES (1, 'pen', 2, 'gift', 1.5);
+         SET 'auto.offset.reset'='earliest';
+         CREATE STREAM notes AS SELECT id, note, price FROM orders;",
+    );
+    assert_eq!(values(d, "NOTES"), [r#"{"NOTE":"gift","PRICE":1.5}"#]);
+    for (statement, error) in [
+        (
+            "ALTER STREAM orders ADD COLUMN note INT;",
+            "Cannot add column `NOTE` to schema. A column with the same name already exists.",
+        ),
+        (
+            "ALTER STREAM notes ADD COLUMN x INT;",
+            "ALTER command is not supported for CREATE ... AS statements.",
+        ),
+        (
+            "ALTER TABLE orders ADD COLUMN x INT;",
+            "Incompatible data source type is STREAM, but statement was ALTER TABLE",
+        ),
+    ] {
+        let e = err(d, &["sql", "--execute", statement], None);
+        assert!(e.contains(error), "{statement}: {e}");
+    }
+}
+
+#[test]
 fn explain_shows_how_a_query_runs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

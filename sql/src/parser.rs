@@ -148,6 +148,31 @@ struct P<'a> {
 
 type R<T> = Result<T, ParseError>;
 
+/// Whether `e` is a boolean condition rather than a value expression in ksqlDB's grammar.
+fn is_condition(e: &Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::BinaryOperator as B;
+    match e {
+        Expr::BinaryOp { op, .. } => matches!(
+            op,
+            B::And | B::Or | B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq
+        ),
+        Expr::UnaryOp {
+            op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
+            ..
+        } => true,
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..)
+        | Expr::Like { .. }
+        | Expr::Between { .. }
+        | Expr::InList { .. } => true,
+        _ => false,
+    }
+}
+
 fn unquoted_word(t: &TokenWithSpan) -> Option<&Word> {
     match &t.token {
         Token::Word(w) if w.quote_style.is_none() => Some(w),
@@ -693,7 +718,13 @@ impl P<'_> {
             None
         };
         let group_by = if self.eat_all(&["GROUP", "BY"]) {
-            self.exprs()?
+            let exprs = self.exprs()?;
+            // ksqlDB's grammar groups by value expressions: a bare condition (`a AND b`,
+            // `a = b`) there is a syntax error (in parentheses it is a value).
+            if exprs.iter().any(is_condition) {
+                return Err(self.error("Syntax Error"));
+            }
+            exprs
         } else {
             Vec::new()
         };

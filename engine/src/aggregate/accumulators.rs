@@ -450,6 +450,78 @@ impl Accumulator for TopK {
     }
 }
 
+/// TOPK over a sort column and other columns (`TOPK(sort, a, b, k)`): the k rows with the
+/// largest sort values, each a struct `{sort_col, col0, col1, …}`, largest first (a row
+/// with a null sort value is left out).
+pub(super) struct TopKRows {
+    /// (sort value, the other columns' values), largest sort value first.
+    pub(super) rows: Vec<(ScalarValue, Vec<ScalarValue>)>,
+    pub(super) k: usize,
+    /// The struct each result item is: `sort_col`, then `col0`, `col1`, ….
+    pub(super) fields: datafusion::arrow::datatypes::Fields,
+}
+
+impl TopKRows {
+    fn offer(&mut self, sort: ScalarValue, others: Vec<ScalarValue>) {
+        if sort.is_null() {
+            return;
+        }
+        let at = self
+            .rows
+            .iter()
+            .position(|(x, _)| sort.partial_cmp(x) == Some(std::cmp::Ordering::Greater))
+            .unwrap_or(self.rows.len());
+        if at < self.k {
+            self.rows.insert(at, (sort, others));
+            self.rows.truncate(self.k);
+        }
+    }
+}
+
+impl Accumulator for TopKRows {
+    fn add(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
+        let mut values = args
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, row).map_err(|e| e.to_string()));
+        let sort = values.next().ok_or("TOPK needs a column")??;
+        let others = values.collect::<Result<Vec<_>, _>>()?;
+        self.offer(sort, others);
+        Ok(())
+    }
+    fn undo(&mut self, _: &[ArrayRef], _: usize) -> Result<(), String> {
+        Err("TOPK cannot take a row back".into())
+    }
+    fn value(&self) -> ScalarValue {
+        let items: Vec<ScalarValue> = self
+            .rows
+            .iter()
+            .map(|(sort, others)| {
+                let mut b = datafusion::common::scalar::ScalarStructBuilder::new();
+                for (field, v) in self.fields.iter().zip(std::iter::once(sort).chain(others)) {
+                    b = b.with_scalar(field.as_ref().clone(), v.clone());
+                }
+                b.build().unwrap_or(ScalarValue::Null)
+            })
+            .collect();
+        list_value(&items, &DataType::Struct(self.fields.clone()))
+    }
+    fn state(&self) -> Vec<ScalarValue> {
+        vec![self.value()]
+    }
+    fn merge(&mut self, state: &[ScalarValue]) -> Result<(), String> {
+        for item in list_items(state, 0)? {
+            let ScalarValue::Struct(s) = item else {
+                return Err(format!("unexpected TOPK state {item:?}"));
+            };
+            let mut values = (0..s.num_columns())
+                .map(|c| ScalarValue::try_from_array(s.column(c), 0).map_err(|e| e.to_string()));
+            let sort = values.next().ok_or("empty TOPK state")??;
+            self.offer(sort, values.collect::<Result<Vec<_>, _>>()?);
+        }
+        Ok(())
+    }
+}
+
 /// EARLIEST_BY_OFFSET / LATEST_BY_OFFSET: the first or last value(s) by arrival.
 pub(super) struct ByOffset {
     pub(super) items: Vec<ScalarValue>,
@@ -706,7 +778,7 @@ impl Accumulator for Correlation {
         let n = self.n;
         let numerator = n * self.sxy - self.sx * self.sy;
         let denominator =
-            (n * self.sxx - self.sx * self.sx).sqrt() * (n * self.syy - self.sy * self.sy).sqrt();
+            ((n * self.sxx - self.sx * self.sx) * (n * self.syy - self.sy * self.sy)).sqrt();
         ScalarValue::Float64(Some(numerator / denominator))
     }
     fn state(&self) -> Vec<ScalarValue> {

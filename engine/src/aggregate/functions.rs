@@ -231,6 +231,35 @@ pub(crate) fn resolve(
             if k < 1 {
                 return Err(format!("{upper}: k must be positive, got {k}"));
             }
+            if upper == "TOPK" && args.len() > 1 {
+                // `TOPK(sort, a, b, k)`: rows as structs `{sort_col, col0, col1, …}`.
+                let fields: datafusion::arrow::datatypes::Fields =
+                    std::iter::once(Field::new("sort_col", t.clone(), true))
+                        .chain(
+                            args[1..]
+                                .iter()
+                                .enumerate()
+                                .map(|(i, a)| Field::new(format!("col{i}"), a.clone(), true)),
+                        )
+                        .collect();
+                let list = DataType::List(Arc::new(Field::new(
+                    "item",
+                    DataType::Struct(fields.clone()),
+                    true,
+                )));
+                return Ok(agg(
+                    list.clone(),
+                    vec![list],
+                    false,
+                    Arc::new(move || {
+                        Box::new(TopKRows {
+                            rows: Vec::new(),
+                            k: k as usize,
+                            fields: fields.clone(),
+                        })
+                    }),
+                ));
+            }
             let list = DataType::List(Arc::new(Field::new("item", t.clone(), true)));
             let distinct = upper == "TOPKDISTINCT";
             let t2 = t.clone();

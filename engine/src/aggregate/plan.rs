@@ -87,6 +87,14 @@ impl VisitorMut for Canonical<'_> {
         };
         match expr {
             sqlast::Expr::Identifier(i) => fix(i),
+            // Function names are case-insensitive: `initcap(x)` groups as `INITCAP(x)`.
+            sqlast::Expr::Function(f) => {
+                for part in &mut f.name.0 {
+                    if let sqlast::ObjectNamePart::Identifier(i) = part {
+                        fix(i);
+                    }
+                }
+            }
             sqlast::Expr::CompoundIdentifier(parts) => {
                 parts.iter_mut().for_each(fix);
                 if parts.len() == 2 && parts[0].value == self.qualifier {
@@ -249,7 +257,18 @@ impl Engine {
         for (i, g) in group_by.iter().enumerate() {
             let planned = self.plan_expr(g, df_schema, "GROUP BY")?;
             let dt = planned.get_type(df_schema)?;
-            let name = column_name(g).unwrap_or_else(|| format!("KSQL_GROUP_{i}"));
+            // A pseudo column grouped on (`GROUP BY ROWTIME`) gets a name of its own: the
+            // aggregated rows have their own ROWTIME.
+            let pseudo = [
+                "ROWTIME",
+                "ROWPARTITION",
+                "ROWOFFSET",
+                "WINDOWSTART",
+                "WINDOWEND",
+            ];
+            let name = column_name(g)
+                .filter(|n| !pseudo.contains(&n.as_str()))
+                .unwrap_or_else(|| format!("KSQL_GROUP_{i}"));
             let ty = sql_type(&dt)
                 .ok_or_else(|| EngineError(format!("unsupported GROUP BY type {dt}")))?;
             groups.push((canonical(g, qualifier), name.clone()));
@@ -337,17 +356,26 @@ impl Engine {
             {
                 arg_exprs.clear();
             }
-            let takes_params = matches!(
-                name.as_str(),
-                "TOPK" | "TOPKDISTINCT" | "EARLIEST_BY_OFFSET" | "LATEST_BY_OFFSET"
-            );
+            // Literal parameters after the columns: TOPK's k is its last argument (its
+            // columns come before), EARLIEST/LATEST_BY_OFFSET take one column.
+            let column_count = match name.as_str() {
+                "TOPK" | "TOPKDISTINCT" => arg_exprs.len().saturating_sub(1).max(1),
+                "EARLIEST_BY_OFFSET" | "LATEST_BY_OFFSET" => 1,
+                _ => arg_exprs.len(),
+            };
             let mut columns = Vec::new();
             let mut params = Vec::new();
             for (n, a) in arg_exprs.iter().enumerate() {
-                if takes_params && n > 0 {
+                if n < column_count {
+                    columns.push(*a);
+                } else if matches!(a, sqlast::Expr::Value(_)) {
                     params.push(literal(a)?);
                 } else {
-                    columns.push(*a);
+                    return err(format!(
+                        "Parameter {} passed to function {name} must be a literal constant, but was expression: '{}'",
+                        n + 1,
+                        crate::expr_text::ksql_text(a)
+                    ));
                 }
             }
             let mut arg_types = Vec::new();
@@ -436,7 +464,7 @@ impl Engine {
         for (alias, original, rewritten) in &items {
             let e = self
                 .plan_expr(rewritten, &agg_df, "SELECT")
-                .map_err(|e| not_grouped(e, rewritten, "SELECT expression(s)"))?;
+                .map_err(|e| not_grouped_selects(e, &items))?;
             if q.window.is_none()
                 && let Some(n) = column_name(rewritten)
                 && (n == "WINDOWSTART" || n == "WINDOWEND")
@@ -576,6 +604,35 @@ fn not_grouped(e: EngineError, rewritten: &sqlast::Expr, what: &str) -> EngineEr
     ))
 }
 
+/// A projection that reads a column neither grouped nor aggregated, in ksqlDB's words: every
+/// select expression (as written) that still reads such a column once its group expressions
+/// and aggregate calls are taken out, in select order.
+fn not_grouped_selects(
+    e: EngineError,
+    items: &[(Option<String>, sqlast::Expr, sqlast::Expr)],
+) -> EngineError {
+    if !e.0.contains("cannot be resolved") {
+        return e;
+    }
+    let mut expressions: Vec<String> = Vec::new();
+    for (_, original, rewritten) in items {
+        let mut columns = Vec::new();
+        unquoted_columns(rewritten, &mut columns);
+        columns.retain(|c| c != "WINDOWSTART" && c != "WINDOWEND");
+        let text = crate::expr_text::ksql_text(original);
+        if !columns.is_empty() && !expressions.contains(&text) {
+            expressions.push(text);
+        }
+    }
+    if expressions.is_empty() {
+        return e;
+    }
+    EngineError(format!(
+        "Non-aggregate SELECT expression(s) not part of GROUP BY: {}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.",
+        expressions.join(", ")
+    ))
+}
+
 /// A query with aggregate calls but no GROUP BY that also selects columns outside them:
 /// ksqlDB's "not part of GROUP BY" error naming those columns.
 pub(crate) fn ungrouped_columns(select: &[SelectItem]) -> Option<EngineError> {
@@ -603,6 +660,31 @@ pub(crate) fn ungrouped_columns(select: &[SelectItem]) -> Option<EngineError> {
             columns.join(", ")
         ))
     })
+}
+
+/// The aggregate calls of a projection, as ksqlDB writes them in messages (`COUNT(*)` is
+/// its `COUNT(ROWTIME)`).
+pub(crate) fn aggregate_calls(select: &[SelectItem]) -> Vec<String> {
+    let mut calls = Vec::new();
+    for item in select {
+        let SelectItem::Expr { expr, .. } = item else {
+            continue;
+        };
+        let _ = sqlast::visit_expressions(expr, |x| {
+            if let sqlast::Expr::Function(f) = x
+                && super::functions::is_aggregate(&f.name.to_string())
+            {
+                let text = crate::expr_text::ksql_text(x);
+                let text = match text.strip_suffix("(*)").or(text.strip_suffix("()")) {
+                    Some(name) => format!("{name}(ROWTIME)"),
+                    None => text,
+                };
+                calls.push(text);
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    calls
 }
 
 /// Appends the columns `e` names (bare, upper-cased; quoted names are left out), each once.
