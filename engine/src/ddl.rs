@@ -454,9 +454,19 @@ impl Engine {
 
     /// `INSERT INTO target SELECT …`: a persistent query writing into an existing stream
     /// whose columns the query's result must match.
-    pub(crate) fn insert_into(&mut self, target: &str, q: &Query) -> Result<String, EngineError> {
+    pub(crate) fn insert_into(
+        &mut self,
+        target: &str,
+        (line, column): (u64, u64),
+        q: &Query,
+    ) -> Result<String, EngineError> {
         let Some(sink) = self.catalog.get(target).cloned() else {
-            return err(format!("{target} does not exist."));
+            let place = if line > 0 {
+                format!("Line: {line}, Col: {column}: ")
+            } else {
+                String::new()
+            };
+            return err(format!("{place}Source `{target}` does not exist."));
         };
         if sink.kind != SourceKind::Stream {
             return err(format!(
@@ -712,7 +722,7 @@ fn window_of(
     };
     let size = match prop_string(props, "WINDOW_SIZE") {
         Some(text) => Some(
-            parse_duration(&text)
+            sluice_sql::ast::Duration::parse_text(&text)
                 .map_err(|e| EngineError(format!("Configuration WINDOW_SIZE is invalid: {e}")))?,
         ),
         None => None,
@@ -741,34 +751,6 @@ fn window_of(
             ));
         }
     }))
-}
-
-/// `30 SECONDS`, `1 MINUTE`, `500 MILLISECONDS` as a duration.
-fn parse_duration(text: &str) -> Result<sluice_sql::ast::Duration, String> {
-    let invalid = |why: String| format!("Invalid duration: '{text}'. {why}");
-    let mut parts = text.split_whitespace();
-    let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(invalid("Expected a number and a time unit".into()));
-    };
-    let n: u64 = n
-        .parse()
-        .map_err(|_| invalid(format!("Not a number: '{n}'")))?;
-    let unit_ms: u64 = match unit.to_uppercase().trim_end_matches('S') {
-        "MILLISECOND" => 1,
-        "SECOND" => 1_000,
-        "MINUTE" => 60_000,
-        "HOUR" => 3_600_000,
-        "DAY" => 86_400_000,
-        _ => {
-            return Err(invalid(format!(
-                "Unknown time unit: '{}'",
-                unit.to_uppercase()
-            )));
-        }
-    };
-    Ok(sluice_sql::ast::Duration {
-        millis: n.saturating_mul(unit_ms),
-    })
 }
 
 fn capitalized(kind: SourceKind) -> &'static str {

@@ -266,9 +266,12 @@ impl Engine {
             Statement::CreateSource(c) => self.create_source(c).map(Message),
             Statement::CreateAsSelect(c) => self.create_as_select(c).map(Message),
             // WITH properties of INSERT INTO (QUERY_ID) are not used yet.
-            Statement::InsertInto { target, query, .. } => {
-                self.insert_into(target, query).map(Message)
-            }
+            Statement::InsertInto {
+                target,
+                target_at,
+                query,
+                ..
+            } => self.insert_into(target, *target_at, query).map(Message),
             Statement::InsertValues {
                 target,
                 columns,

@@ -63,6 +63,26 @@ pub(crate) fn ksql_text(e: &sqlast::Expr) -> String {
     }
 }
 
+/// Where an identifier is in the statement's text, as ksqlDB prefixes some messages
+/// (`Line: 3, Col: 70: `); empty when the parser recorded no position.
+pub(crate) fn position(i: &sqlast::Ident) -> String {
+    let at = i.span.start;
+    if at.line > 0 {
+        format!("Line: {}, Col: {}: ", at.line, at.column)
+    } else {
+        String::new()
+    }
+}
+
+/// `position` of the first name in a column reference (`a` or `t.a`).
+pub(crate) fn position_of(e: &sqlast::Expr) -> String {
+    match e {
+        sqlast::Expr::Identifier(i) => position(i),
+        sqlast::Expr::CompoundIdentifier(parts) => parts.first().map(position).unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 fn name(i: &sqlast::Ident) -> String {
     if i.quote_style.is_some() {
         i.value.clone()

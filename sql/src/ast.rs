@@ -118,6 +118,36 @@ pub struct Duration {
     pub millis: u64,
 }
 
+impl Duration {
+    /// `30 SECONDS`, `1 MINUTE`, `500 MILLISECONDS` (a property's text) as a duration.
+    pub fn parse_text(text: &str) -> Result<Duration, String> {
+        let invalid = |why: String| format!("Invalid duration: '{text}'. {why}");
+        let mut parts = text.split_whitespace();
+        let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(invalid("Expected a number and a time unit".into()));
+        };
+        let n: u64 = n
+            .parse()
+            .map_err(|_| invalid(format!("Not a number: '{n}'")))?;
+        let unit_ms: u64 = match unit.to_uppercase().trim_end_matches('S') {
+            "MILLISECOND" => 1,
+            "SECOND" => 1_000,
+            "MINUTE" => 60_000,
+            "HOUR" => 3_600_000,
+            "DAY" => 86_400_000,
+            _ => {
+                return Err(invalid(format!(
+                    "Unknown time unit: '{}'",
+                    unit.to_uppercase()
+                )));
+            }
+        };
+        Ok(Duration {
+            millis: n.saturating_mul(unit_ms),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinWithin {
     pub before: Duration,
@@ -214,6 +244,8 @@ pub enum Statement {
     CreateAsSelect(CreateAsSelect),
     InsertInto {
         target: String,
+        /// Where the target's name is in the text: (line, column), 1-based (0 if unknown).
+        target_at: (u64, u64),
         properties: Properties,
         query: Query,
     },

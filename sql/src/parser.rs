@@ -483,6 +483,12 @@ impl P<'_> {
             let name = self.ident()?.to_uppercase();
             self.expect_token(Token::Eq)?;
             let value = self.literal()?;
+            // ksqlDB checks a window size as it parses the statement.
+            if let (true, Literal::String(text)) = (name == "WINDOW_SIZE", &value)
+                && let Err(e) = Duration::parse_text(text)
+            {
+                return Err(self.error(format!("Configuration WINDOW_SIZE is invalid: {e}")));
+            }
             if props.insert(name.clone(), value).is_some() {
                 return Err(self.error(format!("duplicate property {name}")));
             }
@@ -534,6 +540,7 @@ impl P<'_> {
     fn insert(&mut self) -> R<Statement> {
         self.expect("INSERT")?;
         self.expect("INTO")?;
+        let at = self.p.peek_token_ref().span.start;
         let target = self.ident()?;
         if self.p.peek_token_ref().token == Token::LParen || self.peek_is(0, "VALUES") {
             let mut columns = Vec::new();
@@ -564,6 +571,7 @@ impl P<'_> {
         let query = self.query()?;
         Ok(Statement::InsertInto {
             target,
+            target_at: (at.line, at.column),
             properties,
             query,
         })

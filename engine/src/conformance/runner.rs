@@ -243,8 +243,13 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
         }
     }
     let expected_error = v.case.expected_exception.as_ref();
+    // ksqlDB's harness runs the statements as one script, a statement per line: positions in
+    // messages ("Line: 3, Col: 70") count from the script's start.
+    let mut lines_before = 0;
     for (n, sql) in v.statements.iter().enumerate() {
-        if let Err(e) = engine.execute_sql(sql) {
+        let placed = format!("{}{sql}", "\n".repeat(lines_before));
+        lines_before += sql.matches('\n').count() + 1;
+        if let Err(e) = engine.execute_sql(&placed) {
             // A feature Sluice lacks is never the error a case expects.
             let unsupported = e.0.contains(NOT_SUPPORTED);
             let wants_parse_error = expected_error

@@ -164,6 +164,8 @@ fn column_of(e: &sqlast::Expr, members: &[Member]) -> Option<(String, String)> {
 struct Resolve<'a> {
     members: &'a [Member],
     error: Option<String>,
+    /// Where the column being resolved is in the statement (`Line: L, Col: C: `).
+    at: String,
 }
 
 impl Resolve<'_> {
@@ -191,7 +193,8 @@ impl Resolve<'_> {
                             .map(|m| format!("{}.{column}", m.alias))
                             .collect();
                         self.error = Some(format!(
-                            "Column '{column}' is ambiguous. Could be {}.",
+                            "{}Column '{column}' is ambiguous. Could be {}.",
+                            self.at,
                             could.join(" or ")
                         ));
                         None
@@ -242,7 +245,10 @@ impl VisitorMut for Resolve<'_> {
             return ControlFlow::Continue(());
         }
         let renamed = match column_ref(expr) {
-            Some((q, c)) => self.joined(q.as_deref(), &c),
+            Some((q, c)) => {
+                self.at = crate::expr_text::position_of(expr);
+                self.joined(q.as_deref(), &c)
+            }
             None => None,
         };
         if let Some(name) = renamed {
@@ -352,7 +358,11 @@ fn join_condition<'a>(
             match members.iter().find(|m| m.alias == q) {
                 None => unknown = Some(q),
                 Some(m) if !m.own.iter().any(|col| col.name == c) => {
-                    unresolved = Some(format!("{q}.{c}"))
+                    // ksqlDB says where in the statement text the column is.
+                    let place = crate::expr_text::position(&parts[0]);
+                    unresolved = Some(format!(
+                        "{place}JOIN ON column '{q}.{c}' cannot be resolved."
+                    ))
                 }
                 Some(_) => {}
             }
@@ -364,8 +374,8 @@ fn join_condition<'a>(
             "Failed to prepare statement: '{q}' is not a valid stream/table name or alias."
         ));
     }
-    if let Some(c) = unresolved {
-        return err(format!("JOIN ON column '{c}' cannot be resolved."));
+    if let Some(message) = unresolved {
+        return err(message);
     }
     let last = members.len() - 1;
     let (ra, rb) = (sides(a, members), sides(b, members));
@@ -700,6 +710,7 @@ impl Engine {
                     let mut resolve = Resolve {
                         members: so_far,
                         error: None,
+                        at: String::new(),
                     };
                     let mut e = lexpr.clone();
                     let _ = e.visit(&mut resolve);
@@ -1031,6 +1042,7 @@ fn rewrite_query(q: &Query, members: &[Member]) -> Result<Query, EngineError> {
     let mut resolve = Resolve {
         members,
         error: None,
+        at: String::new(),
     };
     let mut rewritten = q.clone();
     let mut select = Vec::new();
