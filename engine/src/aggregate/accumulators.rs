@@ -450,6 +450,71 @@ impl Accumulator for TopK {
     }
 }
 
+/// SUM_LIST: the sum of the elements of every list (INT, BIGINT or DOUBLE elements; null
+/// lists and elements count as nothing). Integers wrap as ksqlDB's Java arithmetic does.
+pub(super) struct SumList {
+    pub(super) int: i64,
+    pub(super) float: f64,
+    pub(super) element: DataType,
+}
+
+impl SumList {
+    /// Adds (`sign` 1) or takes back (-1) the elements of row `row`'s list.
+    fn fold(&mut self, args: &[ArrayRef], row: usize, sign: i64) -> Result<(), String> {
+        let list = args[0]
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::ListArray>()
+            .ok_or("SUM_LIST needs an ARRAY")?;
+        if list.is_null(row) {
+            return Ok(());
+        }
+        let values = list.value(row);
+        for i in (0..values.len()).filter(|i| values.is_valid(*i)) {
+            match ScalarValue::try_from_array(&values, i).map_err(|e| e.to_string())? {
+                ScalarValue::Int32(Some(v)) => {
+                    self.int = (self.int as i32).wrapping_add(v.wrapping_mul(sign as i32)) as i64
+                }
+                ScalarValue::Int64(Some(v)) => {
+                    self.int = self.int.wrapping_add(v.wrapping_mul(sign))
+                }
+                ScalarValue::Float64(Some(v)) => self.float += v * sign as f64,
+                other => return Err(format!("SUM_LIST cannot add {other}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for SumList {
+    fn add(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
+        self.fold(args, row, 1)
+    }
+    fn undo(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
+        self.fold(args, row, -1)
+    }
+    fn value(&self) -> ScalarValue {
+        match self.element {
+            DataType::Int32 => ScalarValue::Int32(Some(self.int as i32)),
+            DataType::Int64 => ScalarValue::Int64(Some(self.int)),
+            _ => ScalarValue::Float64(Some(self.float)),
+        }
+    }
+    fn state(&self) -> Vec<ScalarValue> {
+        vec![self.value()]
+    }
+    fn merge(&mut self, state: &[ScalarValue]) -> Result<(), String> {
+        match state.first() {
+            Some(ScalarValue::Int32(Some(v))) => {
+                self.int = (self.int as i32).wrapping_add(*v) as i64
+            }
+            Some(ScalarValue::Int64(Some(v))) => self.int = self.int.wrapping_add(*v),
+            Some(ScalarValue::Float64(Some(v))) => self.float += v,
+            other => return Err(format!("unexpected SUM_LIST state {other:?}")),
+        }
+        Ok(())
+    }
+}
+
 /// TOPK over a sort column and other columns (`TOPK(sort, a, b, k)`): the k rows with the
 /// largest sort values, each a struct `{sort_col, col0, col1, …}`, largest first (a row
 /// with a null sort value is left out).

@@ -54,6 +54,7 @@ const NAMES: &[&str] = &[
     "COUNT",
     "COUNT_DISTINCT",
     "SUM",
+    "SUM_LIST",
     "AVG",
     "MIN",
     "MAX",
@@ -148,6 +149,32 @@ pub(crate) fn resolve(
                 vec![ret.clone()],
                 true,
                 Arc::new(move || Box::new(Sum::new(kind, ret.clone()))),
+            )
+        }
+        "SUM_LIST" => {
+            let t = first.ok_or_else(no_args)?;
+            let element = match &t {
+                DataType::List(f)
+                    if matches!(
+                        f.data_type(),
+                        DataType::Int32 | DataType::Int64 | DataType::Float64
+                    ) =>
+                {
+                    f.data_type().clone()
+                }
+                _ => return Err(unsupported(&upper, &t)),
+            };
+            agg(
+                element.clone(),
+                vec![element.clone()],
+                true,
+                Arc::new(move || {
+                    Box::new(SumList {
+                        int: 0,
+                        float: 0.0,
+                        element: element.clone(),
+                    })
+                }),
             )
         }
         "AVG" => {
