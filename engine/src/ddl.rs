@@ -22,7 +22,7 @@ pub(crate) fn prop_string(props: &BTreeMap<String, Literal>, name: &str) -> Opti
     })
 }
 
-fn contains_map(ty: &sluice_sql::SqlType) -> bool {
+pub(crate) fn contains_map(ty: &sluice_sql::SqlType) -> bool {
     use sluice_sql::SqlType;
     match ty {
         SqlType::Map(..) => true,
@@ -339,6 +339,12 @@ impl Engine {
         let key_format =
             if c.properties.contains_key("KEY_FORMAT") || c.properties.contains_key("FORMAT") {
                 key_format
+            } else if source.key_format == Format::None
+                && planned.pipeline.result_columns().iter().any(|c| c.key)
+            {
+                // A keyless source whose result has a key (a join's, a GROUP BY's, a
+                // PARTITION BY's) writes it in ksqlDB's default key format.
+                Format::Kafka
             } else {
                 source.key_format
             };

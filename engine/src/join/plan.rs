@@ -654,6 +654,22 @@ impl Engine {
                 column_of(e, std::slice::from_ref(m))
                     .is_some_and(|(_, c)| matches!(keys.as_slice(), [k] if k.name == c))
             };
+            // A side joined on a MAP column would be re-keyed by it: ksqlDB refuses map keys
+            // and names the column as its repartition step does (`L_L0`).
+            for (e, side) in [(lexpr, so_far), (rexpr, std::slice::from_ref(right))] {
+                if let Some((alias, c)) = column_of(e, side)
+                    && let Some(col) = side
+                        .iter()
+                        .find(|m| m.alias == alias)
+                        .and_then(|m| m.own.iter().find(|x| x.name == c))
+                    && crate::ddl::contains_map(&col.ty)
+                {
+                    return err(format!(
+                        "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{alias}_{c}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
+                        col.ty
+                    ));
+                }
+            }
             if joined.is_none() {
                 check_windows(
                     &members[0],
