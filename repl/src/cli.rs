@@ -44,6 +44,23 @@ pub enum Command {
     Test(TestArgs),
     /// Run SQL without the REPL: statements from --execute or --file.
     Sql(SqlArgs),
+    /// Serve the data directory over the Kafka wire protocol, running its persistent
+    /// queries, until SIGTERM or Ctrl-C.
+    Server(ServerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Address of the Kafka listener (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub kafka: String,
+    /// Topics that Metadata and Produce requests name are created when missing
+    /// (`auto.create.topics.enable`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic (`num.partitions`).
+    #[arg(long, default_value_t = 1)]
+    pub num_partitions: u32,
 }
 
 #[derive(Args, Debug)]

@@ -10,6 +10,7 @@ mod interrupt;
 mod perf;
 mod produce;
 mod render;
+mod serve;
 mod session;
 mod shell;
 mod test_cmd;
@@ -64,6 +65,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Consume(a)) => consume::run(&store, a),
         Some(Command::Groups(c)) => groups::run(&store, c),
         Some(Command::Perf(c)) => perf::run(&store, c),
+        Some(Command::Server(a)) => engine(&store).and_then(|e| serve::run(&store, e, &a)),
         Some(Command::Test(_)) => Ok(()),
     };
     let closed = store.close().context("closing the log");

@@ -1,0 +1,55 @@
+//! `sluice server`: the data directory served over the Kafka wire protocol while the engine
+//! runs its persistent queries, until SIGTERM or SIGINT; then the listener stops, the
+//! queries checkpoint and stop, and the log closes cleanly (its clean-shutdown marker).
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sluice_engine::engine::Engine;
+use sluice_server::kafka::{KafkaConfig, KafkaServer};
+use sluice_storage::LogStore;
+
+use crate::cli::ServerArgs;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn run(store: &Arc<LogStore>, mut engine: Engine, args: &ServerArgs) -> Result<()> {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        for signal in [libc::SIGTERM, libc::SIGINT] {
+            libc::signal(
+                signal,
+                on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+    let listener = TcpListener::bind(&args.kafka)
+        .with_context(|| format!("cannot listen on {}", args.kafka))?;
+    let config = KafkaConfig {
+        auto_create_topics: args.auto_create_topics,
+        default_partitions: args.num_partitions.max(1),
+        ..KafkaConfig::default()
+    };
+    engine.start();
+    let kafka = KafkaServer::start(listener, store.clone(), config)
+        .context("cannot start the Kafka listener")?;
+    println!("Kafka protocol listening on {}", kafka.local_addr());
+    std::io::stdout().flush()?;
+    // The signal handler only sets a flag: look at it a few times a second.
+    while !STOP.load(Ordering::SeqCst) {
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    tracing::info!("stopping: closing the listener, then the queries and the log");
+    kafka.stop();
+    engine.stop();
+    println!("Stopped.");
+    Ok(())
+}
