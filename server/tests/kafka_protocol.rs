@@ -313,3 +313,16 @@ fn bad_frames_close_only_their_connection() {
     let r: ApiVersionsResponse = c.call(&ApiVersionsRequest::default(), 0);
     assert_eq!(r.error_code, 0);
 }
+
+#[test]
+fn stop_closes_idle_connections_and_waits_for_them() {
+    let mut broker = Broker::start();
+    let mut idle = broker.connect();
+    let r: ApiVersionsResponse = idle.call(&ApiVersionsRequest::default(), 0);
+    assert_eq!(r.error_code, 0);
+    broker.server.take().unwrap().stop();
+    // The server closed the connection: the client reads the end of the stream.
+    let mut rest = Vec::new();
+    let n = idle.stream.read_to_end(&mut rest).unwrap_or(0);
+    assert_eq!(n, 0);
+}

@@ -16,6 +16,16 @@ use super::apis::{self, Reply};
 pub(crate) struct Close(pub String);
 
 pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
+    let closer = stream.try_clone();
+    serve_frames(stream, shared);
+    // Close the socket itself: the listener keeps a handle to it (for stop), which would
+    // otherwise keep it open after this thread is done.
+    if let Ok(s) = closer {
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn serve_frames(stream: TcpStream, shared: &Shared) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())

@@ -11,8 +11,8 @@ mod apis;
 mod connection;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use sluice_storage::EventLog;
@@ -45,7 +45,12 @@ pub(crate) struct Shared {
     /// The address clients are told to connect to (Metadata's one broker).
     pub advertised: SocketAddr,
     pub stopping: AtomicBool,
+    /// Open connections (a handle to shut each down at stop) and their threads.
+    open: Mutex<Vec<(TcpStream, JoinHandle<()>)>>,
 }
+
+/// Connections served at once; more are closed as they arrive (logged).
+const MAX_CONNECTIONS: usize = 1024;
 
 /// A running Kafka listener.
 pub struct KafkaServer {
@@ -66,6 +71,7 @@ impl KafkaServer {
             config,
             advertised,
             stopping: AtomicBool::new(false),
+            open: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept = std::thread::Builder::new()
@@ -81,7 +87,8 @@ impl KafkaServer {
         self.shared.advertised
     }
 
-    /// Stops accepting; connections end after their current request.
+    /// Stops accepting, closes every connection (a request being answered finishes first)
+    /// and waits for their threads.
     pub fn stop(mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Wake the blocking accept with a connection of our own.
@@ -89,7 +96,18 @@ impl KafkaServer {
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
+        let open = std::mem::take(&mut *lock(&self.shared.open));
+        for (stream, _) in &open {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        for (_, thread) in open {
+            let _ = thread.join();
+        }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -97,21 +115,33 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         if shared.stopping.load(Ordering::SeqCst) {
             break;
         }
-        match stream {
-            Ok(stream) => {
-                let s = shared.clone();
-                let peer = stream
-                    .peer_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                let spawned = std::thread::Builder::new()
-                    .name("kafka-conn".into())
-                    .spawn(move || connection::serve(stream, &s));
-                if let Err(e) = spawned {
-                    tracing::error!(%peer, error = %e, "cannot start a connection thread");
-                }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
             }
-            Err(e) => tracing::warn!(error = %e, "accept failed"),
+        };
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let mut open = lock(&shared.open);
+        open.retain(|(_, t)| !t.is_finished());
+        if open.len() >= MAX_CONNECTIONS {
+            tracing::warn!(%peer, "too many connections: closing this one");
+            continue;
+        }
+        let Ok(handle) = stream.try_clone() else {
+            continue;
+        };
+        let s = shared.clone();
+        match std::thread::Builder::new()
+            .name("kafka-conn".into())
+            .spawn(move || connection::serve(stream, &s))
+        {
+            Ok(thread) => open.push((handle, thread)),
+            Err(e) => tracing::error!(%peer, error = %e, "cannot start a connection thread"),
         }
     }
 }
