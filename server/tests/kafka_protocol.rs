@@ -326,3 +326,57 @@ fn stop_closes_idle_connections_and_waits_for_them() {
     let n = idle.stream.read_to_end(&mut rest).unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[test]
+fn create_and_delete_topics_and_a_failed_acks_zero_produce_closes_the_connection() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let broker = Broker::start();
+    let mut c = broker.connect();
+    let create = |name: &str, partitions: i32| {
+        CreateTopicsRequest::default()
+            .with_timeout_ms(5_000)
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(topic_name(name))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(1)
+                    .with_configs(vec![
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_static_str("cleanup.policy"))
+                            .with_value(Some(StrBytes::from_static_str("compact"))),
+                    ]),
+            ])
+    };
+    let r: CreateTopicsResponse = c.call(&create("admin", 3), 5);
+    assert_eq!((r.topics[0].error_code, r.topics[0].num_partitions), (0, 3));
+    let info = broker.log.describe_topic("admin").unwrap();
+    assert_eq!(info.partitions.len(), 3);
+    assert_eq!(
+        info.config.get("cleanup.policy").as_deref(),
+        Some("compact")
+    );
+    let r: CreateTopicsResponse = c.call(&create("admin", 3), 5);
+    assert_eq!(r.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS");
+    let r: CreateTopicsResponse = c.call(&create("nothing", 0), 5);
+    assert_eq!(r.topics[0].error_code, 37, "INVALID_PARTITIONS");
+
+    let delete = DeleteTopicsRequest::default()
+        .with_timeout_ms(5_000)
+        .with_topic_names(vec![topic_name("admin")]);
+    let r: DeleteTopicsResponse = c.call(&delete, 4);
+    assert_eq!(r.responses[0].error_code, 0);
+    assert!(broker.log.describe_topic("admin").is_err());
+    let r: DeleteTopicsResponse = c.call(&delete, 4);
+    assert_eq!(r.responses[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+
+    // acks=0 to a partition that does not exist: the connection is closed (the client
+    // learns of the failure no other way), and nothing answers.
+    broker
+        .log
+        .create_topic("one", 1, sluice_storage::TopicConfig::default())
+        .unwrap();
+    c.send(&produce("one", 7, batch(&["lost"]), 0), 8);
+    let mut rest = Vec::new();
+    let n = c.stream.read_to_end(&mut rest).unwrap_or(0);
+    assert_eq!(n, 0);
+}

@@ -32,6 +32,8 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListOffsets, 1, 8),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
 ];
 
 // Kafka's error codes.
@@ -41,6 +43,9 @@ const CORRUPT_MESSAGE: i16 = 2;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_TOPIC: i16 = 17;
 const UNSUPPORTED_VERSION: i16 = 35;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+const INVALID_PARTITIONS: i16 = 37;
+const INVALID_CONFIG: i16 = 40;
 const UNKNOWN_SERVER_ERROR: i16 = -1;
 
 pub(crate) fn handle(
@@ -65,6 +70,8 @@ pub(crate) fn handle(
         ApiKey::Produce => produce(decode(body, version)?, version, shared),
         ApiKey::Fetch => fetch(decode(body, version)?, version, shared, runtime),
         ApiKey::ListOffsets => list_offsets(decode(body, version)?, version, shared),
+        ApiKey::CreateTopics => create_topics(decode(body, version)?, version, shared),
+        ApiKey::DeleteTopics => delete_topics(decode(body, version)?, version, shared),
         other => Err(format!("{other:?} is not supported")),
     }
 }
@@ -94,6 +101,8 @@ fn error_code(e: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         StorageError::InvalidRecord(_) | StorageError::Corrupted(_) => CORRUPT_MESSAGE,
         StorageError::InvalidTopicName(_) => INVALID_TOPIC,
+        StorageError::TopicExists(_) => TOPIC_ALREADY_EXISTS,
+        StorageError::InvalidConfig(_) => INVALID_CONFIG,
         _ => UNKNOWN_SERVER_ERROR,
     }
 }
@@ -227,9 +236,18 @@ fn produce(request: ProduceRequest, version: i16, shared: &Shared) -> Result<Rep
                 .with_partition_responses(partitions),
         );
     }
-    // acks=0: the client waits for nothing.
+    // acks=0: the client waits for nothing; a failure closes the connection, as Kafka does
+    // (the only way to tell such a client).
     if request.acks == 0 {
-        return Ok(Reply::None);
+        let failed = responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.error_code != NONE);
+        return if failed {
+            Err("an acks=0 produce failed".into())
+        } else {
+            Ok(Reply::None)
+        };
     }
     reply(
         &ProduceResponse::default().with_responses(responses),
@@ -393,4 +411,89 @@ fn list_offsets(
         })
         .collect();
     reply(&ListOffsetsResponse::default().with_topics(topics), version)
+}
+
+fn create_topics(
+    request: CreateTopicsRequest,
+    version: i16,
+    shared: &Shared,
+) -> Result<Reply, String> {
+    use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let topic_name = t.name.0.to_string();
+            let result = CreatableTopicResult::default().with_name(t.name.clone());
+            // -1: the broker's default (`num.partitions`).
+            let partitions = match t.num_partitions {
+                -1 => shared.config.default_partitions as i32,
+                n => n,
+            };
+            if partitions < 1 {
+                return result
+                    .with_error_code(INVALID_PARTITIONS)
+                    .with_error_message(Some(StrBytes::from_string(format!(
+                        "Number of partitions must be larger than 0, got {partitions}."
+                    ))));
+            }
+            let config = sluice_storage::TopicConfig::from_pairs(
+                t.configs
+                    .iter()
+                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.as_str(), v.as_str()))),
+            );
+            let created = config.and_then(|config| {
+                if request.validate_only {
+                    sluice_storage::config::validate_topic_name(&topic_name)
+                } else {
+                    shared
+                        .log
+                        .create_topic(&topic_name, partitions as u32, config)
+                        .map(|_| ())
+                }
+            });
+            match created {
+                Ok(()) => result
+                    .with_num_partitions(if version >= 5 { partitions } else { -1 })
+                    .with_replication_factor(if version >= 5 { 1 } else { -1 }),
+                Err(e) => result
+                    .with_error_code(error_code(&e))
+                    .with_error_message(Some(StrBytes::from_string(e.to_string()))),
+            }
+        })
+        .collect();
+    reply(
+        &CreateTopicsResponse::default().with_topics(topics),
+        version,
+    )
+}
+
+fn delete_topics(
+    request: DeleteTopicsRequest,
+    version: i16,
+    shared: &Shared,
+) -> Result<Reply, String> {
+    use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+    let responses = request
+        .topic_names
+        .iter()
+        .map(|t| {
+            let result = DeletableTopicResult::default().with_name(Some(t.clone()));
+            match shared.log.delete_topic(&t.0) {
+                Ok(()) => result,
+                Err(e) => {
+                    let result = result.with_error_code(error_code(&e));
+                    if version >= 5 {
+                        result.with_error_message(Some(StrBytes::from_string(e.to_string())))
+                    } else {
+                        result
+                    }
+                }
+            }
+        })
+        .collect();
+    reply(
+        &DeleteTopicsResponse::default().with_responses(responses),
+        version,
+    )
 }
