@@ -380,3 +380,69 @@ fn create_and_delete_topics_and_a_failed_acks_zero_produce_closes_the_connection
     let n = c.stream.read_to_end(&mut rest).unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[test]
+fn a_group_commits_offsets_and_reads_them_back() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let broker = Broker::start();
+    broker
+        .log
+        .create_topic("events", 2, sluice_storage::TopicConfig::default())
+        .unwrap();
+    let mut c = broker.connect();
+    let f: FindCoordinatorResponse = c.call(
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+        3,
+    );
+    assert_eq!(
+        (f.error_code, f.port as u16),
+        (0, broker.server.as_ref().unwrap().local_addr().port())
+    );
+    let group = GroupId(StrBytes::from_static_str("g"));
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(group.clone())
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic_name("events"))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(1)
+                        .with_committed_offset(42)
+                        .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(9)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let r: OffsetCommitResponse = c.call(&commit, 7);
+    let codes: Vec<i16> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [0, 3]);
+    assert_eq!(
+        EventLog::committed_offsets(broker.log.as_ref(), "g").unwrap()[0].offset,
+        42
+    );
+    let r: OffsetFetchResponse = c.call(
+        &OffsetFetchRequest::default()
+            .with_group_id(group)
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(topic_name("events"))
+                    .with_partition_indexes(vec![0, 1]),
+            ])),
+        5,
+    );
+    let got: Vec<(i32, i64)> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset))
+        .collect();
+    assert_eq!(got, [(0, -1), (1, 42)]);
+}

@@ -1,7 +1,7 @@
 //! The Kafka wire protocol over Sluice's log: a listener, one thread per connection that
 //! reads size-prefixed frames and answers them in request order, and the APIs
 //! (`apis`): ApiVersions (with the v0 fallback), Metadata, Produce, Fetch (long poll),
-//! ListOffsets. Codecs come from the `kafka-protocol` crate; record batches go to and from
+//! ListOffsets, Create/DeleteTopics, FindCoordinator and Offset{Commit,Fetch}. Codecs come from the `kafka-protocol` crate; record batches go to and from
 //! the log as they are (Kafka's own byte format), never re-encoded.
 //!
 //! A malformed or oversized frame closes that connection with a logged reason; the listener
