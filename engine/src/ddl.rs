@@ -467,11 +467,7 @@ impl Engine {
         q: &Query,
     ) -> Result<String, EngineError> {
         let Some(sink) = self.catalog.get(target).cloned() else {
-            let place = if line > 0 {
-                format!("Line: {line}, Col: {column}: ")
-            } else {
-                String::new()
-            };
+            let place = crate::expr_text::position_at(line, column);
             return err(format!("{place}Source `{target}` does not exist."));
         };
         if sink.kind != SourceKind::Stream {

@@ -66,9 +66,13 @@ pub(crate) fn ksql_text(e: &sqlast::Expr) -> String {
 /// Where an identifier is in the statement's text, as ksqlDB prefixes some messages
 /// (`Line: 3, Col: 70: `); empty when the parser recorded no position.
 pub(crate) fn position(i: &sqlast::Ident) -> String {
-    let at = i.span.start;
-    if at.line > 0 {
-        format!("Line: {}, Col: {}: ", at.line, at.column)
+    position_at(i.span.start.line, i.span.start.column)
+}
+
+/// `position` of a (line, column) pair, 1-based (0: unknown).
+pub(crate) fn position_at(line: u64, column: u64) -> String {
+    if line > 0 {
+        format!("Line: {line}, Col: {column}: ")
     } else {
         String::new()
     }

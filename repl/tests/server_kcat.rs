@@ -3,7 +3,7 @@
 //! a persistent query fed and read over the protocol, and a graceful SIGTERM after which
 //! the data is all there. `.ci/run` installs kcat (Debian's `kcat`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,13 +45,12 @@ impl Server {
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
-            .wait_with_output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        let mut printed = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut printed).unwrap();
+        }
+        let status = self.child.wait().unwrap();
+        (status.success(), printed)
     }
 }
 
@@ -62,27 +61,11 @@ impl Drop for Server {
     }
 }
 
+/// kcat's output (`.ci/run` installs kcat; Debian: `apt-get install kcat`).
 fn kcat(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("kcat")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat is not installed (Debian: apt-get install kcat; .ci/run installs it)");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+    let mut command = Command::new("kcat");
+    command.args(args);
+    let out = common::run(command, stdin);
     assert!(
         out.status.success(),
         "kcat {args:?} failed: {}",

@@ -6,10 +6,14 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 pub fn sluice(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.arg("--data-dir").arg(data).args(args);
+    run(command, stdin)
+}
+
+/// Runs `command` with `stdin` (if any) as its input; its output once it exits.
+pub fn run(mut command: Command, stdin: Option<&str>) -> Output {
+    let mut child = command
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -18,7 +22,7 @@ pub fn sluice(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
     if let Some(input) = stdin {
         child
             .stdin

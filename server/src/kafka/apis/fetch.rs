@@ -60,6 +60,8 @@ pub(super) fn fetch(
     };
     loop {
         let mut total = 0usize;
+        // A partition's error is answered at once, as Kafka does, not after the wait.
+        let mut failed = false;
         let mut topics = Vec::new();
         for t in &request.topics {
             let topic_name = t.topic.0.to_string();
@@ -76,6 +78,7 @@ pub(super) fn fetch(
                     };
                     let (data, n) = fetch_partition(shared, version, &topic_name, p, room);
                     total += n;
+                    failed |= data.error_code != NONE;
                     data
                 })
                 .collect();
@@ -86,7 +89,7 @@ pub(super) fn fetch(
             );
         }
         let now = tokio::time::Instant::now();
-        if total >= min_bytes.max(1) || now >= deadline {
+        if failed || total >= min_bytes.max(1) || now >= deadline {
             return reply(
                 &FetchResponse::default()
                     .with_responses(topics)
