@@ -12,17 +12,24 @@ use clap::{Args, Parser, Subcommand};
     long_about = None
 )]
 pub struct Cli {
-    /// Data directory of the event log (one process owns it at a time).
-    #[arg(
-        long,
-        global = true,
-        env = "SLUICE_DATA_DIR",
-        default_value = "./sluice-data"
-    )]
-    pub data_dir: PathBuf,
+    /// Data directory of the event log (one process owns it at a time) [default:
+    /// ./sluice-data, or `log.dirs` of `sluice server --config`].
+    #[arg(long, global = true, env = "SLUICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The data directory: the flag (or SLUICE_DATA_DIR), else `fallback` (a server
+    /// properties file's `log.dirs`), else ./sluice-data.
+    pub fn data_dir_or(&self, fallback: Option<&std::path::Path>) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or_else(|| fallback.map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("./sluice-data"))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,16 +58,21 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
-    /// Address of the Kafka listener (port 0 picks a free one; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    pub kafka: String,
+    /// A Kafka broker's `server.properties` (listeners, log.dirs, num.partitions,
+    /// log.retention.*, log.segment.bytes, auto.create.topics.enable, group.*); flags win.
+    #[arg(long, value_name = "server.properties")]
+    pub config: Option<PathBuf>,
+    /// Address of the Kafka listener (port 0 picks a free one; the address is printed)
+    /// [default: 127.0.0.1:9092].
+    #[arg(long)]
+    pub kafka: Option<String>,
     /// Topics that Metadata and Produce requests name are created when missing
-    /// (`auto.create.topics.enable`).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub auto_create_topics: bool,
-    /// Partitions of an auto-created topic (`num.partitions`).
-    #[arg(long, default_value_t = 1)]
-    pub num_partitions: u32,
+    /// (`auto.create.topics.enable`) [default: true].
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of an auto-created topic (`num.partitions`) [default: 1].
+    #[arg(long)]
+    pub num_partitions: Option<u32>,
 }
 
 #[derive(Args, Debug)]

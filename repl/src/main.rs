@@ -25,7 +25,7 @@ use clap::Parser;
 use sluice_engine::{Engine, EngineOptions};
 use sluice_storage::LogStore;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, ServerArgs};
 
 fn main() -> ExitCode {
     allocator::tune();
@@ -46,9 +46,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn open(cli: &Cli) -> Result<LogStore> {
-    LogStore::open(&cli.data_dir)
-        .with_context(|| format!("cannot open the data directory {}", cli.data_dir.display()))
+fn open(data_dir: &std::path::Path) -> Result<LogStore> {
+    LogStore::open(data_dir)
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -56,16 +56,26 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(Command::Test(args)) = &cli.command {
         return test_cmd::run(args);
     }
-    let store = Arc::new(open(&cli)?);
+    // `sluice server --config server.properties` may name the data directory.
+    let properties = match &cli.command {
+        Some(Command::Server(ServerArgs {
+            config: Some(path), ..
+        })) => Some(sluice_server::properties::load(path).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
+    let data_dir = cli.data_dir_or(properties.as_ref().and_then(|p| p.log_dir.as_deref()));
+    let store = Arc::new(open(&data_dir)?);
     let result = match cli.command {
-        None => repl(&store, &cli.data_dir),
+        None => repl(&store, &data_dir),
         Some(Command::Sql(a)) => sql(&store, &a),
         Some(Command::Topics(c)) => topics::run(&store, c),
         Some(Command::Produce(a)) => produce::run(&store, a),
         Some(Command::Consume(a)) => consume::run(&store, a),
         Some(Command::Groups(c)) => groups::run(&store, c),
         Some(Command::Perf(c)) => perf::run(&store, c),
-        Some(Command::Server(a)) => engine(&store).and_then(|e| serve::run(&store, e, &a)),
+        Some(Command::Server(a)) => {
+            engine(&store).and_then(|e| serve::run(&store, e, &a, properties))
+        }
         Some(Command::Test(_)) => Ok(()),
     };
     let closed = store.close().context("closing the log");

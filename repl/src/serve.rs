@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sluice_engine::engine::Engine;
-use sluice_server::kafka::{KafkaConfig, KafkaServer};
+use sluice_server::kafka::KafkaServer;
+use sluice_server::properties::BrokerProperties;
 use sluice_storage::LogStore;
 
 use crate::cli::ServerArgs;
@@ -21,7 +22,12 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-pub fn run(store: &Arc<LogStore>, mut engine: Engine, args: &ServerArgs) -> Result<()> {
+pub fn run(
+    store: &Arc<LogStore>,
+    mut engine: Engine,
+    args: &ServerArgs,
+    properties: Option<BrokerProperties>,
+) -> Result<()> {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         for signal in [libc::SIGTERM, libc::SIGINT] {
@@ -31,13 +37,28 @@ pub fn run(store: &Arc<LogStore>, mut engine: Engine, args: &ServerArgs) -> Resu
             );
         }
     }
-    let listener = TcpListener::bind(&args.kafka)
-        .with_context(|| format!("cannot listen on {}", args.kafka))?;
-    let config = KafkaConfig {
-        auto_create_topics: args.auto_create_topics,
-        default_partitions: args.num_partitions.max(1),
-        ..KafkaConfig::default()
-    };
+    // Flags win over the properties file, which wins over the defaults.
+    let properties = properties.unwrap_or_default();
+    if !properties.ignored.is_empty() {
+        eprintln!(
+            "note: server.properties settings Sluice does not use: {}",
+            properties.ignored.join(", ")
+        );
+    }
+    let address = args
+        .kafka
+        .clone()
+        .or(properties.listener)
+        .unwrap_or_else(|| "127.0.0.1:9092".to_string());
+    let mut config = properties.kafka;
+    if let Some(create) = args.auto_create_topics {
+        config.auto_create_topics = create;
+    }
+    if let Some(n) = args.num_partitions {
+        config.default_partitions = n.max(1);
+    }
+    let listener =
+        TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
     engine.start();
     let kafka = KafkaServer::start(listener, store.clone(), config)
         .context("cannot start the Kafka listener")?;

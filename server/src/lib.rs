@@ -1,4 +1,6 @@
 //! Sluice's network front ends. Today: the Kafka wire protocol (`kafka`), so Kafka clients
-//! produce to and fetch from Sluice's log unchanged. The ksqlDB REST API comes next.
+//! produce to, fetch from and join consumer groups on Sluice's log unchanged, configured
+//! from a broker's `server.properties` (`properties`). The ksqlDB REST API comes next.
 
 pub mod kafka;
+pub mod properties;

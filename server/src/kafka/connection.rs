@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::Shared;
-use super::apis::{self, Reply};
+use super::apis::{self, Conn, Reply};
 
 /// Why a connection is closed.
 #[derive(Debug)]
@@ -26,10 +26,8 @@ pub(crate) fn serve(stream: TcpStream, shared: &Shared) {
 }
 
 fn serve_frames(stream: TcpStream, shared: &Shared) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -46,6 +44,10 @@ fn serve_frames(stream: TcpStream, shared: &Shared) {
             return;
         }
     };
+    let conn = Conn {
+        runtime,
+        peer_host: peer_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
+    };
     loop {
         if shared.stopping.load(Ordering::SeqCst) {
             return;
@@ -58,7 +60,7 @@ fn serve_frames(stream: TcpStream, shared: &Shared) {
                 return;
             }
         };
-        match answer(frame, shared, &runtime) {
+        match answer(frame, shared, &conn) {
             Ok(Some(response)) => {
                 if writer.write_all(&response).is_err() {
                     return;
@@ -96,11 +98,7 @@ fn read_frame(reader: &mut impl Read, max: usize) -> Result<Option<Bytes>, Close
 
 /// The framed response to one request (`None`: the request wants none, as a Produce with
 /// acks=0).
-fn answer(
-    mut frame: Bytes,
-    shared: &Shared,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<Option<Vec<u8>>, Close> {
+fn answer(mut frame: Bytes, shared: &Shared, conn: &Conn) -> Result<Option<Vec<u8>>, Close> {
     if frame.len() < 4 {
         return Err(Close("frame shorter than a request header".into()));
     }
@@ -116,7 +114,7 @@ fn answer(
     };
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| Close(format!("bad {api:?} request header: {e}")))?;
-    let reply = apis::handle(api, &header, &mut frame, shared, runtime)
+    let reply = apis::handle(api, &header, &mut frame, shared, conn)
         .map_err(|e| Close(format!("bad {api:?} v{version} request: {e}")))?;
     let (body, response_version) = match reply {
         Reply::None => return Ok(None),

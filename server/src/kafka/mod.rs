@@ -1,21 +1,25 @@
 //! The Kafka wire protocol over Sluice's log: a listener, one thread per connection that
 //! reads size-prefixed frames and answers them in request order, and the APIs
 //! (`apis`): ApiVersions (with the v0 fallback), Metadata, Produce, Fetch (long poll),
-//! ListOffsets, Create/DeleteTopics, FindCoordinator and Offset{Commit,Fetch}. Codecs come from the `kafka-protocol` crate; record batches go to and from
-//! the log as they are (Kafka's own byte format), never re-encoded.
+//! ListOffsets, Create/DeleteTopics, DescribeConfigs, consumer groups (`coordinator`) and
+//! their offsets. Codecs come from the `kafka-protocol` crate; record batches go to and
+//! from the log as they are (Kafka's own byte format), never re-encoded.
 //!
 //! A malformed or oversized frame closes that connection with a logged reason; the listener
 //! and every other connection go on.
 
 mod apis;
 mod connection;
+mod coordinator;
+
+pub use coordinator::GroupSettings;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use sluice_storage::EventLog;
+use sluice_storage::{EventLog, TopicConfig};
 
 /// Broker settings a Kafka user knows from `server.properties`.
 #[derive(Debug, Clone)]
@@ -26,6 +30,10 @@ pub struct KafkaConfig {
     pub default_partitions: u32,
     /// `socket.request.max.bytes`: larger frames close the connection.
     pub max_request_bytes: usize,
+    /// Settings of topics created over the protocol (`log.retention.*`, `log.segment.bytes`…).
+    pub topic_defaults: TopicConfig,
+    /// Consumer group timings (`group.*`).
+    pub groups: GroupSettings,
 }
 
 impl Default for KafkaConfig {
@@ -34,6 +42,8 @@ impl Default for KafkaConfig {
             auto_create_topics: true,
             default_partitions: 1,
             max_request_bytes: 100 * 1024 * 1024,
+            topic_defaults: TopicConfig::default(),
+            groups: GroupSettings::default(),
         }
     }
 }
@@ -45,6 +55,7 @@ pub(crate) struct Shared {
     /// The address clients are told to connect to (Metadata's one broker).
     pub advertised: SocketAddr,
     pub stopping: AtomicBool,
+    pub coordinator: coordinator::Coordinator,
     /// Open connections (a handle to shut each down at stop) and their threads.
     open: Mutex<Vec<(TcpStream, JoinHandle<()>)>>,
 }
@@ -56,6 +67,8 @@ const MAX_CONNECTIONS: usize = 1024;
 pub struct KafkaServer {
     shared: Arc<Shared>,
     accept: Option<JoinHandle<()>>,
+    /// Evicts group members whose session timed out.
+    group_timer: Option<JoinHandle<()>>,
 }
 
 impl KafkaServer {
@@ -68,6 +81,7 @@ impl KafkaServer {
         let advertised = listener.local_addr()?;
         let shared = Arc::new(Shared {
             log,
+            coordinator: coordinator::Coordinator::new(config.groups.clone()),
             config,
             advertised,
             stopping: AtomicBool::new(false),
@@ -77,9 +91,14 @@ impl KafkaServer {
         let accept = std::thread::Builder::new()
             .name("kafka-accept".into())
             .spawn(move || accept_loop(listener, s))?;
+        let s = shared.clone();
+        let group_timer = std::thread::Builder::new()
+            .name("kafka-groups".into())
+            .spawn(move || while s.coordinator.tick() {})?;
         Ok(KafkaServer {
             shared,
             accept: Some(accept),
+            group_timer: Some(group_timer),
         })
     }
 
@@ -94,6 +113,11 @@ impl KafkaServer {
         // Wake the blocking accept with a connection of our own.
         let _ = TcpStream::connect(self.shared.advertised);
         if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        // Calls blocked in JoinGroup/SyncGroup return, so their connections can finish.
+        self.shared.coordinator.shut_down();
+        if let Some(t) = self.group_timer.take() {
             let _ = t.join();
         }
         let open = std::mem::take(&mut *lock(&self.shared.open));

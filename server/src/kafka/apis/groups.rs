@@ -35,8 +35,8 @@ pub(super) fn find_coordinator(
     reply(&response, version)
 }
 
-/// Commits a group's offsets. Group membership is not checked yet (no JoinGroup): the
-/// commits of simple consumers (generation -1) are what this serves.
+/// Commits a group's offsets: a member's of the current generation, or a simple
+/// consumer's (generation -1) while the group has no members (Kafka's rules).
 pub(super) fn offset_commit(
     request: OffsetCommitRequest,
     version: i16,
@@ -49,6 +49,11 @@ pub(super) fn offset_commit(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
+    let allowed = shared.coordinator.may_commit(
+        &group,
+        &request.member_id,
+        request.generation_id_or_member_epoch,
+    );
     let mut topics = Vec::new();
     for t in &request.topics {
         let topic_name = t.name.0.to_string();
@@ -64,6 +69,9 @@ pub(super) fn offset_commit(
                         .iter()
                         .any(|x| i64::from(x.id) == i64::from(p.partition_index))
                 });
+                if allowed != NONE {
+                    return response.with_error_code(allowed);
+                }
                 if !exists || p.committed_offset < 0 {
                     return response.with_error_code(UNKNOWN_TOPIC_OR_PARTITION);
                 }

@@ -1,15 +1,21 @@
-//! The Kafka APIs Sluice answers, each a decode → log calls → encode: ApiVersions,
-//! Metadata, Produce, Fetch, ListOffsets, CreateTopics, DeleteTopics, FindCoordinator,
-//! OffsetCommit and OffsetFetch, at the versions current clients negotiate. Fields a version
+//! The Kafka APIs Sluice answers, each a decode → log or coordinator calls → encode:
+//! ApiVersions, Metadata, Produce, Fetch, ListOffsets, CreateTopics, DeleteTopics,
+//! DescribeConfigs, FindCoordinator, OffsetCommit, OffsetFetch, JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup, ListGroups and DescribeGroups, at the versions current clients
+//! negotiate. Fields a version
 //! does not have keep their defaults (the codec refuses to write anything else).
 
+mod configs;
 mod fetch;
 mod groups;
+mod membership;
 mod metadata;
 mod offsets;
 mod produce;
 mod topics;
 mod versions;
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
@@ -17,6 +23,14 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use sluice_storage::{StorageError, TopicConfig, TopicInfo};
 
 use super::Shared;
+use super::coordinator;
+
+/// What a connection's requests share: the runtime for long-poll waits and who is asking.
+pub(crate) struct Conn {
+    pub runtime: tokio::runtime::Runtime,
+    /// The client's address (DescribeGroups' client host).
+    pub peer_host: String,
+}
 
 /// What a request gets back: nothing (Produce with acks=0), or a body at a version.
 pub(crate) enum Reply {
@@ -36,6 +50,13 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
 ];
 
 // Kafka's error codes.
@@ -48,6 +69,7 @@ const UNSUPPORTED_VERSION: i16 = 35;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 const INVALID_PARTITIONS: i16 = 37;
 const INVALID_CONFIG: i16 = 40;
+const INVALID_REQUEST: i16 = 42;
 const UNKNOWN_SERVER_ERROR: i16 = -1;
 
 pub(crate) fn handle(
@@ -55,7 +77,7 @@ pub(crate) fn handle(
     header: &RequestHeader,
     body: &mut Bytes,
     shared: &Shared,
-    runtime: &tokio::runtime::Runtime,
+    conn: &Conn,
 ) -> Result<Reply, String> {
     let version = header.request_api_version;
     if api == ApiKey::ApiVersions {
@@ -70,7 +92,7 @@ pub(crate) fn handle(
     match api {
         ApiKey::Metadata => metadata::metadata(decode(body, version)?, version, shared),
         ApiKey::Produce => produce::produce(decode(body, version)?, version, shared),
-        ApiKey::Fetch => fetch::fetch(decode(body, version)?, version, shared, runtime),
+        ApiKey::Fetch => fetch::fetch(decode(body, version)?, version, shared, &conn.runtime),
         ApiKey::ListOffsets => offsets::list_offsets(decode(body, version)?, version, shared),
         ApiKey::CreateTopics => topics::create_topics(decode(body, version)?, version, shared),
         ApiKey::DeleteTopics => topics::delete_topics(decode(body, version)?, version, shared),
@@ -79,6 +101,19 @@ pub(crate) fn handle(
         }
         ApiKey::OffsetCommit => groups::offset_commit(decode(body, version)?, version, shared),
         ApiKey::OffsetFetch => groups::offset_fetch(decode(body, version)?, version, shared),
+        ApiKey::JoinGroup => {
+            membership::join_group(decode(body, version)?, version, header, shared, conn)
+        }
+        ApiKey::SyncGroup => membership::sync_group(decode(body, version)?, version, shared),
+        ApiKey::Heartbeat => membership::heartbeat(decode(body, version)?, version, shared),
+        ApiKey::LeaveGroup => membership::leave_group(decode(body, version)?, version, shared),
+        ApiKey::ListGroups => membership::list_groups(decode(body, version)?, version, shared),
+        ApiKey::DescribeGroups => {
+            membership::describe_groups(decode(body, version)?, version, shared)
+        }
+        ApiKey::DescribeConfigs => {
+            configs::describe_configs(decode(body, version)?, version, shared)
+        }
         other => Err(format!("{other:?} is not supported")),
     }
 }
@@ -121,7 +156,7 @@ fn topic(shared: &Shared, topic: &str, create: bool) -> Result<TopicInfo, Storag
             match shared.log.create_topic(
                 topic,
                 shared.config.default_partitions,
-                TopicConfig::default(),
+                shared.config.topic_defaults.clone(),
             ) {
                 // Another connection created it meanwhile.
                 Err(StorageError::TopicExists(_)) => shared.log.describe_topic(topic),

@@ -26,11 +26,14 @@ pub(super) fn create_topics(
                         "Number of partitions must be larger than 0, got {partitions}."
                     ))));
             }
-            let config = sluice_storage::TopicConfig::from_pairs(
-                t.configs
-                    .iter()
-                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.as_str(), v.as_str()))),
-            );
+            let config = t
+                .configs
+                .iter()
+                .filter_map(|c| c.value.as_ref().map(|v| (c.name.as_str(), v.as_str())))
+                .try_fold(
+                    shared.config.topic_defaults.clone(),
+                    |mut config, (k, v)| config.set(k.trim(), v).map(|()| config),
+                );
             let created = config.and_then(|config| {
                 if request.validate_only {
                     sluice_storage::config::validate_topic_name(&topic_name)

@@ -1,0 +1,147 @@
+//! DescribeConfigs: a topic's settings (as `sluice topics describe` shows them) and the
+//! broker's own, in Kafka's shape — which are defaults, which were set on the topic.
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+
+use super::*;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+// Kafka's ConfigSource values.
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const STATIC_BROKER_CONFIG: i8 = 4;
+const DEFAULT_CONFIG: i8 = 5;
+// Kafka's ConfigType values (v3+).
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+pub(super) fn describe_configs(
+    request: DescribeConfigsRequest,
+    version: i16,
+    shared: &Shared,
+) -> Result<Reply, String> {
+    let results = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let wanted = |name: &str| {
+                resource
+                    .configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+            };
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            let entries: Vec<(String, String, i8, i8)> = match resource.resource_type {
+                RESOURCE_TOPIC => match shared.log.describe_topic(&resource.resource_name) {
+                    Ok(info) => topic_entries(&info.config, &shared.config.topic_defaults),
+                    Err(e) => {
+                        return result
+                            .with_error_code(error_code(&e))
+                            .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                    }
+                },
+                RESOURCE_BROKER => broker_entries(shared),
+                other => {
+                    return result
+                        .with_error_code(INVALID_REQUEST)
+                        .with_error_message(Some(StrBytes::from_string(format!(
+                            "resource type {other} is not supported"
+                        ))));
+                }
+            };
+            let configs = entries
+                .into_iter()
+                .filter(|(name, ..)| wanted(name))
+                .map(|(name, value, source, kind)| {
+                    let entry = DescribeConfigsResourceResult::default()
+                        .with_name(StrBytes::from_string(name))
+                        .with_value(Some(StrBytes::from_string(value)))
+                        .with_read_only(resource.resource_type == RESOURCE_BROKER)
+                        .with_config_source(source);
+                    if version >= 3 {
+                        entry.with_config_type(kind)
+                    } else {
+                        entry
+                    }
+                })
+                .collect();
+            result.with_configs(configs)
+        })
+        .collect();
+    reply(
+        &DescribeConfigsResponse::default().with_results(results),
+        version,
+    )
+}
+
+/// (name, value, source, type) of every topic setting; those equal to the broker's default
+/// are reported as defaults.
+fn topic_entries(config: &TopicConfig, defaults: &TopicConfig) -> Vec<(String, String, i8, i8)> {
+    config
+        .entries()
+        .into_iter()
+        .map(|(name, value)| {
+            let source = if defaults.get(name).as_deref() == Some(value.as_str()) {
+                DEFAULT_CONFIG
+            } else {
+                DYNAMIC_TOPIC_CONFIG
+            };
+            let kind = match name {
+                "cleanup.policy" => TYPE_LIST,
+                "flush.policy" => TYPE_STRING,
+                "max.message.bytes" | "segment.bytes" => TYPE_INT,
+                _ => TYPE_LONG,
+            };
+            (name.to_string(), value, source, kind)
+        })
+        .collect()
+}
+
+fn broker_entries(shared: &Shared) -> Vec<(String, String, i8, i8)> {
+    let c = &shared.config;
+    vec![
+        (
+            "auto.create.topics.enable".into(),
+            c.auto_create_topics.to_string(),
+            STATIC_BROKER_CONFIG,
+            TYPE_BOOLEAN,
+        ),
+        (
+            "num.partitions".into(),
+            c.default_partitions.to_string(),
+            STATIC_BROKER_CONFIG,
+            TYPE_INT,
+        ),
+        (
+            "socket.request.max.bytes".into(),
+            c.max_request_bytes.to_string(),
+            STATIC_BROKER_CONFIG,
+            TYPE_INT,
+        ),
+        (
+            "group.initial.rebalance.delay.ms".into(),
+            c.groups.initial_rebalance_delay.as_millis().to_string(),
+            STATIC_BROKER_CONFIG,
+            TYPE_INT,
+        ),
+        (
+            "group.min.session.timeout.ms".into(),
+            c.groups.min_session_timeout.as_millis().to_string(),
+            STATIC_BROKER_CONFIG,
+            TYPE_INT,
+        ),
+        (
+            "group.max.session.timeout.ms".into(),
+            c.groups.max_session_timeout.as_millis().to_string(),
+            STATIC_BROKER_CONFIG,
+            TYPE_INT,
+        ),
+    ]
+}
