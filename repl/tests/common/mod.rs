@@ -1,6 +1,8 @@
 //! Helpers for tests that run the `sluice` binary.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
