@@ -224,6 +224,10 @@ impl Engine {
         self.properties.insert(name.to_string(), value.to_string());
     }
 
+    pub fn unset_property(&mut self, name: &str) {
+        self.properties.remove(name);
+    }
+
     pub fn properties(&self) -> &BTreeMap<String, String> {
         &self.properties
     }

@@ -886,8 +886,28 @@ impl PushQuery {
             .collect()
     }
 
+    /// The output columns (key columns marked), as a REST header names them.
+    pub fn output_columns(&self) -> &[Column] {
+        self.pipeline.result_columns()
+    }
+
+    /// The transient query's id (`transient_<SOURCE>_<n>`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A pull query answers from a snapshot and ends; a push query streams.
+    pub fn is_pull(&self) -> bool {
+        self.until.as_ref().is_some_and(|u| u.is_empty())
+    }
+
     pub fn limit(&self) -> Option<u64> {
         self.limit
+    }
+
+    /// Whether the query delivered as many rows as its LIMIT allows.
+    pub fn limit_reached(&self) -> bool {
+        self.remaining == Some(0)
     }
 
     pub fn schema(&self) -> Arc<Schema> {

@@ -51,8 +51,8 @@ pub enum Command {
     Test(TestArgs),
     /// Run SQL without the REPL: statements from --execute or --file.
     Sql(SqlArgs),
-    /// Serve the data directory over the Kafka wire protocol, running its persistent
-    /// queries, until SIGTERM or Ctrl-C.
+    /// Serve the data directory over the Kafka wire protocol and ksqlDB's REST API, running
+    /// its persistent queries, until SIGTERM or Ctrl-C.
     Server(ServerArgs),
 }
 
@@ -73,6 +73,13 @@ pub struct ServerArgs {
     /// Partitions of an auto-created topic (`num.partitions`) [default: 1].
     #[arg(long)]
     pub num_partitions: Option<u32>,
+    /// Address of ksqlDB's REST API (port 0 picks a free one; `off` serves none)
+    /// [default: 127.0.0.1:8088].
+    #[arg(long)]
+    pub http: Option<String>,
+    /// Require HTTP basic auth on the REST API: a file of `user:password` lines.
+    #[arg(long, value_name = "PASSWORD_FILE")]
+    pub http_auth: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -1,13 +1,24 @@
 //! `sluice test`: ksqlDB's query-validation test files through the real engine, like
 //! ksqlDB's `ksql-test-runner`: a line per file, a total, and optionally a JSON report.
+//! REST cases (`rest-query-validation-tests`: cases with `responses`) run against a REST
+//! server over HTTP.
 
 use anyhow::{Context, Result, bail};
-use sluice_engine::conformance::runner::{Counts, Status, run_path};
+use sluice_engine::conformance::model::Variant;
+use sluice_engine::conformance::runner::{self, Counts, Status, run_path_with};
 
 use crate::cli::TestArgs;
 
 pub fn run(args: &TestArgs) -> Result<()> {
-    let results = run_path(&args.path, args.filter.as_deref()).map_err(anyhow::Error::msg)?;
+    let run = |v: &Variant<'_>| {
+        if v.case.raw.get("responses").is_some() {
+            sluice_server::rest::rqtt::run_variant(v)
+        } else {
+            runner::run_variant(v)
+        }
+    };
+    let results =
+        run_path_with(&args.path, args.filter.as_deref(), &run).map_err(anyhow::Error::msg)?;
     let mut total = Counts::default();
     let mut cases = Vec::new();
     for (file, rs) in &results {

@@ -52,6 +52,9 @@ pub struct TestCase {
     pub min_version: Option<String>,
     pub max_version: Option<String>,
     pub enabled: bool,
+    /// The case as written, for the fields only some runners read (the REST cases'
+    /// `responses`, `inputConditions`, `outputConditions`, `expectedError`).
+    pub raw: Json,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +173,7 @@ fn case(index: usize, j: &Json) -> Result<TestCase, String> {
         configs: strings(j.get("config")),
         expected_exception,
         post: j.get("post").cloned(),
+        raw: j.clone(),
         min_version: versions
             .and_then(|v| v.get("min"))
             .and_then(Json::as_str)

@@ -14,7 +14,7 @@ use sluice_storage::{Compression, EventLog, LogStore, StoreOptions, TopicConfig}
 
 use super::compare::records_mismatch;
 use super::json::{self, Json};
-use super::model::{TestFile, TestRecord, Variant, load_file};
+use super::model::{TestCase, TestFile, TestRecord, Variant, load_file};
 use crate::catalog::{Format, Source};
 use crate::codec::Serde;
 use crate::engine::Engine;
@@ -91,7 +91,7 @@ fn version(v: &str) -> (u32, u32, u32) {
 }
 
 /// Why a variant is skipped, if it is: the legitimate reasons only.
-fn skip_reason(v: &Variant<'_>) -> Option<String> {
+pub fn skip_reason(v: &Variant<'_>) -> Option<String> {
     if !v.case.enabled {
         return Some("enabled: false".into());
     }
@@ -207,41 +207,7 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
     for (k, val) in &v.properties {
         engine.set_property(k, &property_text(val));
     }
-    // Topics the harness creates: the declared ones, and every input topic.
-    for t in &v.case.topics {
-        if let Some(name) = t.get("name").and_then(Json::as_str) {
-            let partitions = t
-                .get("partitions")
-                .and_then(Json::as_i64)
-                .unwrap_or(1)
-                .max(1) as u32;
-            let _ = log.create_topic(name, partitions, TopicConfig::default());
-        }
-    }
-    for r in &v.case.inputs {
-        if log.describe_topic(&r.topic).is_err() {
-            log.create_topic(&r.topic, 1, TopicConfig::default())
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    // Like ksqlDB's harness: the topics that CREATE statements name exist beforehand.
-    for sql in &v.statements {
-        if let Ok(statements) = sluice_sql::parse(sql) {
-            for st in statements {
-                if let sluice_sql::Statement::CreateSource(c) = st
-                    && let Some(sluice_sql::ast::Literal::String(topic)) =
-                        c.properties.get("KAFKA_TOPIC")
-                    && log.describe_topic(topic).is_err()
-                {
-                    let partitions = match c.properties.get("PARTITIONS") {
-                        Some(sluice_sql::ast::Literal::Number(n)) => n.parse().unwrap_or(1),
-                        _ => 1,
-                    };
-                    let _ = log.create_topic(topic, partitions, TopicConfig::default());
-                }
-            }
-        }
-    }
+    prepare_topics(&log, v.case, &v.statements)?;
     let expected_error = v.case.expected_exception.as_ref();
     // ksqlDB's harness runs the statements as one script, a statement per line: positions in
     // messages ("Line: 3, Col: 70") count from the script's start.
@@ -279,64 +245,7 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
         ));
     }
     for r in &v.case.inputs {
-        let source = engine.catalog().by_topic(&r.topic).cloned();
-        let (key, value) = match &source {
-            Some(s) => (
-                serialize(&Serde::key(s), &r.key)?,
-                serialize(&Serde::value(s), &r.value)?,
-            ),
-            None => (
-                (r.key != Json::Null).then(|| r.key.to_string().into_bytes()),
-                (r.value != Json::Null).then(|| r.value.to_string().into_bytes()),
-            ),
-        };
-        // A windowed key: the key's bytes, then the window as Kafka Streams lays it out.
-        let key = match (&r.window, key) {
-            (Some(w), Some(mut k)) => {
-                if w.session {
-                    k.extend_from_slice(&w.end.to_be_bytes());
-                }
-                k.extend_from_slice(&w.start.to_be_bytes());
-                Some(k)
-            }
-            (_, k) => k,
-        };
-        let partitions = log
-            .describe_topic(&r.topic)
-            .map_err(|e| e.to_string())?
-            .partitions
-            .len() as u32;
-        let p = key
-            .as_deref()
-            .map_or(0, |k| partition_for_key(k, partitions));
-        // Headers as given: keys with base64 values (or null).
-        let headers: Vec<(String, Option<Vec<u8>>)> = r
-            .headers
-            .iter()
-            .flatten()
-            .map(|(k, v)| {
-                let bytes = v
-                    .as_deref()
-                    .map(|b64| base64::engine::general_purpose::STANDARD.decode(b64))
-                    .transpose()
-                    .map_err(|e| format!("header {k} is not base64: {e}"))?;
-                Ok((k.clone(), bytes))
-            })
-            .collect::<Result<_, String>>()?;
-        let header_refs: Vec<(&str, Option<&[u8]>)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .collect();
-        let mut b = BatchBuilder::new(Compression::None);
-        b.push(
-            r.timestamp.unwrap_or(0),
-            key.as_deref(),
-            value.as_deref(),
-            &header_refs,
-        );
-        let mut bytes = b.finish().map_err(|e| e.to_string())?;
-        log.append(&r.topic, p, &mut bytes)
-            .map_err(|e| e.to_string())?;
+        produce_input(&engine, &log, r)?;
         if let Err(e) = engine.run_until_idle() {
             return match expected_error {
                 Some(x) if x.message.as_deref().is_none_or(|m| e.0.contains(m)) => Ok(()),
@@ -350,6 +259,128 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
             x.message.clone().unwrap_or_default()
         ));
     }
+    check_outputs(&engine, &log, v)
+}
+
+/// Creates the topics a case's harness creates beforehand: the declared ones, every input
+/// topic, and the topics its CREATE statements name (as ksqlDB's harness does).
+pub fn prepare_topics(
+    log: &Arc<dyn EventLog>,
+    case: &TestCase,
+    statements: &[String],
+) -> Result<(), String> {
+    // Topics the harness creates: the declared ones, and every input topic.
+    for t in &case.topics {
+        if let Some(name) = t.get("name").and_then(Json::as_str) {
+            let partitions = t
+                .get("partitions")
+                .and_then(Json::as_i64)
+                .unwrap_or(1)
+                .max(1) as u32;
+            let _ = log.create_topic(name, partitions, TopicConfig::default());
+        }
+    }
+    for r in &case.inputs {
+        if log.describe_topic(&r.topic).is_err() {
+            log.create_topic(&r.topic, 1, TopicConfig::default())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    // Like ksqlDB's harness: the topics that CREATE statements name exist beforehand.
+    for sql in statements {
+        if let Ok(statements) = sluice_sql::parse(sql) {
+            for st in statements {
+                if let sluice_sql::Statement::CreateSource(c) = st
+                    && let Some(sluice_sql::ast::Literal::String(topic)) =
+                        c.properties.get("KAFKA_TOPIC")
+                    && log.describe_topic(topic).is_err()
+                {
+                    let partitions = match c.properties.get("PARTITIONS") {
+                        Some(sluice_sql::ast::Literal::Number(n)) => n.parse().unwrap_or(1),
+                        _ => 1,
+                    };
+                    let _ = log.create_topic(topic, partitions, TopicConfig::default());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends one input record, serialized with its source's formats (as JSON text for a
+/// topic no source reads), to the partition Kafka's partitioner picks for its key.
+pub fn produce_input(
+    engine: &Engine,
+    log: &Arc<dyn EventLog>,
+    r: &TestRecord,
+) -> Result<(), String> {
+    let source = engine.catalog().by_topic(&r.topic).cloned();
+    let (key, value) = match &source {
+        Some(s) => (
+            serialize(&Serde::key(s), &r.key)?,
+            serialize(&Serde::value(s), &r.value)?,
+        ),
+        None => (
+            (r.key != Json::Null).then(|| r.key.to_string().into_bytes()),
+            (r.value != Json::Null).then(|| r.value.to_string().into_bytes()),
+        ),
+    };
+    // A windowed key: the key's bytes, then the window as Kafka Streams lays it out.
+    let key = match (&r.window, key) {
+        (Some(w), Some(mut k)) => {
+            if w.session {
+                k.extend_from_slice(&w.end.to_be_bytes());
+            }
+            k.extend_from_slice(&w.start.to_be_bytes());
+            Some(k)
+        }
+        (_, k) => k,
+    };
+    let partitions = log
+        .describe_topic(&r.topic)
+        .map_err(|e| e.to_string())?
+        .partitions
+        .len() as u32;
+    let p = key
+        .as_deref()
+        .map_or(0, |k| partition_for_key(k, partitions));
+    // Headers as given: keys with base64 values (or null).
+    let headers: Vec<(String, Option<Vec<u8>>)> = r
+        .headers
+        .iter()
+        .flatten()
+        .map(|(k, v)| {
+            let bytes = v
+                .as_deref()
+                .map(|b64| base64::engine::general_purpose::STANDARD.decode(b64))
+                .transpose()
+                .map_err(|e| format!("header {k} is not base64: {e}"))?;
+            Ok((k.clone(), bytes))
+        })
+        .collect::<Result<_, String>>()?;
+    let header_refs: Vec<(&str, Option<&[u8]>)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect();
+    let mut b = BatchBuilder::new(Compression::None);
+    b.push(
+        r.timestamp.unwrap_or(0),
+        key.as_deref(),
+        value.as_deref(),
+        &header_refs,
+    );
+    let mut bytes = b.finish().map_err(|e| e.to_string())?;
+    log.append(&r.topic, p, &mut bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Compares every output topic's records with the case's expected outputs.
+pub fn check_outputs(
+    engine: &Engine,
+    log: &Arc<dyn EventLog>,
+    v: &Variant<'_>,
+) -> Result<(), String> {
     let exact = v
         .properties
         .iter()
@@ -364,7 +395,7 @@ fn run(v: &Variant<'_>) -> Result<(), String> {
     }
     for (topic, expected) in by_topic {
         let sink: Option<Source> = engine.catalog().by_topic(topic).cloned();
-        let actual = read_topic(&log, topic, sink.as_ref())?;
+        let actual = read_topic(log, topic, sink.as_ref())?;
         if let Some(why) = records_mismatch(&expected, &actual, exact) {
             return Err(why);
         }
@@ -483,6 +514,15 @@ fn read_topic(
 
 /// Runs every variant of a file.
 pub fn run_file(file: &TestFile, filter: Option<&str>) -> Vec<CaseResult> {
+    run_file_with(file, filter, &run_variant)
+}
+
+/// Runs every variant of a file with `run` (the engine's runner, or the REST one).
+pub fn run_file_with(
+    file: &TestFile,
+    filter: Option<&str>,
+    run: &dyn Fn(&Variant<'_>) -> Status,
+) -> Vec<CaseResult> {
     file.variants()
         .iter()
         .filter(|v| filter.is_none_or(|f| v.full_name.contains(f)))
@@ -490,7 +530,7 @@ pub fn run_file(file: &TestFile, filter: Option<&str>) -> Vec<CaseResult> {
             file: file.name.clone(),
             index: v.case.index,
             name: v.full_name.clone(),
-            status: run_variant(v),
+            status: run(v),
         })
         .collect()
 }
@@ -499,6 +539,15 @@ pub fn run_file(file: &TestFile, filter: Option<&str>) -> Vec<CaseResult> {
 pub fn run_path(
     path: &Path,
     filter: Option<&str>,
+) -> Result<Vec<(String, Vec<CaseResult>)>, String> {
+    run_path_with(path, filter, &run_variant)
+}
+
+/// `run_path` with a variant runner of the caller's.
+pub fn run_path_with(
+    path: &Path,
+    filter: Option<&str>,
+    run: &dyn Fn(&Variant<'_>) -> Status,
 ) -> Result<Vec<(String, Vec<CaseResult>)>, String> {
     let files: Vec<std::path::PathBuf> = if path.is_dir() {
         let mut v: Vec<_> = std::fs::read_dir(path)
@@ -514,7 +563,7 @@ pub fn run_path(
     let mut out = Vec::new();
     for f in files {
         let file = load_file(&f)?;
-        let results = run_file(&file, filter);
+        let results = run_file_with(&file, filter, run);
         out.push((file.name.clone(), results));
     }
     Ok(out)

@@ -504,6 +504,17 @@ fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Row `row` of `array` (of `ty`'s Arrow type) as JSON text, appended to `out` (the REST
+/// API's row columns).
+pub fn value_json(
+    out: &mut String,
+    ty: &SqlType,
+    array: &dyn Array,
+    row: usize,
+) -> Result<(), FormatError> {
+    write_value(out, ty, array, row)
+}
+
 /// Writes row `row` of `array` (of `ty`'s Arrow type) as JSON text.
 pub(crate) fn write_value(
     out: &mut String,

@@ -1,6 +1,6 @@
 //! A `sluice server` child process for tests that talk to it over the network.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// The REST API's base URL (`http://127.0.0.1:PORT`).
+    pub http: Option<String>,
 }
 
 impl Server {
@@ -18,25 +20,34 @@ impl Server {
         )
     }
 
+    /// Starts `sluice server ARGS`; the REST API on a free port unless ARGS name one.
     pub fn start_with(data: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("--data-dir")
-            .arg(data)
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command.arg("--data-dir").arg(data).args(args);
+        if !args.contains(&"--http") {
+            command.args(["--http", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let stdout = child.stdout.as_mut().unwrap();
+        let line = read_line(stdout);
         let addr = line
-            .trim()
             .strip_prefix("Kafka protocol listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        Server { child, addr }
+        let http = if args.windows(2).any(|w| w == ["--http", "off"]) {
+            None
+        } else {
+            let line = read_line(stdout);
+            let url = line
+                .strip_prefix("ksqlDB REST API listening on ")
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"));
+            Some(url.to_string())
+        };
+        Server { child, addr, http }
     }
 
     /// SIGTERM, then the exit status and what it printed after the address line.
@@ -59,4 +70,14 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One line of the child's output, read byte by byte so nothing after it is consumed.
+fn read_line(stdout: &mut impl Read) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).is_ok_and(|n| n == 1) && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).trim().to_string()
 }

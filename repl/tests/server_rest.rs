@@ -1,0 +1,248 @@
+//! ksqlDB's REST API of `sluice server`, over real HTTP: statements through `/ksql` with
+//! ksqlDB's entities and errors, a push query on `/query-stream` fed by `/inserts-stream`
+//! and ended by `/close-query`, pull and LIMIT queries on `/query`, `/info`,
+//! `/healthcheck`, `/status`, malformed requests, basic auth, and a clean SIGTERM with a
+//! query still streaming.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_server::rest::client::Client;
+
+mod common;
+use common::server::Server;
+
+fn client(server: &Server) -> Client {
+    Client::new(server.http.as_deref().unwrap())
+        .unwrap()
+        .with_timeout(Duration::from_secs(60))
+}
+
+fn ksql(c: &Client, sql: &str) -> (u16, Value) {
+    let reply = c.post("/ksql", &json!({"ksql": sql})).unwrap();
+    (reply.status, reply.json().unwrap())
+}
+
+/// `/query`'s elements (the chunked array, parsed whole).
+fn query(c: &Client, sql: &str, properties: Value) -> Vec<Value> {
+    let reply = c
+        .post(
+            "/query",
+            &json!({"ksql": sql, "streamsProperties": properties}),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    match reply.json().unwrap() {
+        Value::Array(items) => items,
+        other => panic!("not an array: {other}"),
+    }
+}
+
+#[test]
+fn ksql_statements_push_pull_inserts_and_close_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let c = client(&server);
+
+    let info = c.get("/info").unwrap().json().unwrap();
+    assert_eq!(info["KsqlServerInfo"]["serverStatus"], "RUNNING", "{info}");
+    let health = c.get("/healthcheck").unwrap().json().unwrap();
+    assert_eq!(health["isHealthy"], true, "{health}");
+
+    let (status, entities) = ksql(
+        &c,
+        "CREATE STREAM clicks (user STRING KEY, page STRING) \
+           WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON', PARTITIONS=1);
+         CREATE TABLE views AS SELECT user, COUNT(*) AS n FROM clicks GROUP BY user;",
+    );
+    assert_eq!(status, 200, "{entities}");
+    assert_eq!(entities[0]["@type"], "currentStatus");
+    assert_eq!(entities[0]["commandId"], "stream/CLICKS/create");
+    assert_eq!(entities[0]["commandStatus"]["status"], "SUCCESS");
+    assert_eq!(entities[1]["commandId"], "table/VIEWS/create");
+    let query_id = entities[1]["commandStatus"]["queryId"].as_str().unwrap();
+    assert!(query_id.starts_with("CTAS_VIEWS"), "{entities}");
+    let status = c.get("/status/table/VIEWS/create").unwrap().json().unwrap();
+    assert_eq!(status["status"], "SUCCESS", "{status}");
+
+    let (_, shown) = ksql(&c, "SHOW STREAMS;");
+    assert_eq!(shown[0]["@type"], "streams");
+    assert_eq!(shown[0]["streams"][0]["name"], "CLICKS", "{shown}");
+    let (_, described) = ksql(&c, "DESCRIBE CLICKS;");
+    let fields = &described[0]["sourceDescription"]["fields"];
+    assert_eq!(
+        fields[0],
+        json!({"name": "USER", "type": "KEY",
+        "schema": {"type": "STRING", "fields": null, "memberSchema": null}})
+    );
+
+    // ksqlDB's errors: a query sent to /ksql, a statement that fails, bad JSON.
+    let (status, e) = ksql(&c, "SELECT * FROM clicks EMIT CHANGES;");
+    assert_eq!(
+        (status, e["error_code"].as_i64()),
+        (400, Some(40002)),
+        "{e}"
+    );
+    let (status, e) = ksql(
+        &c,
+        "CREATE STREAM clicks (a INT) WITH (KAFKA_TOPIC='x', VALUE_FORMAT='JSON', PARTITIONS=1);",
+    );
+    assert_eq!(
+        (status, e["@type"].as_str()),
+        (400, Some("statement_error")),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap().contains("CLICKS"), "{e}");
+    let bad = c
+        .post_streaming("/ksql", b"{not json", "application/json")
+        .unwrap()
+        .whole()
+        .unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(bad.json().unwrap()["error_code"], 40000);
+
+    // A push query over /query-stream, fed through /inserts-stream.
+    let mut push = c
+        .post_streaming(
+            "/query-stream",
+            json!({"sql": "SELECT * FROM clicks EMIT CHANGES;"})
+                .to_string()
+                .as_bytes(),
+            "application/vnd.ksqlapi.delimited.v1",
+        )
+        .unwrap();
+    assert_eq!(push.status, 200);
+    let mut received = String::new();
+    let mut next_line = |push: &mut sluice_server::rest::client::Streaming| -> Option<String> {
+        loop {
+            if let Some(i) = received.find('\n') {
+                let line = received[..i].to_string();
+                received.drain(..=i);
+                return Some(line);
+            }
+            let chunk = push.next_chunk().unwrap()?;
+            received.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    let metadata: Value = serde_json::from_str(&next_line(&mut push).unwrap()).unwrap();
+    assert_eq!(
+        metadata["columnNames"],
+        json!(["USER", "PAGE"]),
+        "{metadata}"
+    );
+    assert_eq!(metadata["columnTypes"], json!(["STRING", "STRING"]));
+    let push_id = metadata["queryId"].as_str().unwrap().to_string();
+
+    let rows = "{\"target\":\"CLICKS\"}\n\
+                {\"USER\":\"u1\",\"PAGE\":\"/home\"}\n\
+                {\"user\":\"u2\",\"page\":\"/docs\"}\n\
+                {\"USER\":\"u1\",\"PAGE\":\"/pricing\"}\n\
+                {\"USER\":\"u3\",\"NOPE\":1}\n";
+    let acks = c
+        .post_streaming("/inserts-stream", rows.as_bytes(), "application/json")
+        .unwrap()
+        .whole()
+        .unwrap();
+    let acks: Vec<Value> = acks
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(acks.len(), 4, "{acks:?}");
+    for (seq, ack) in acks.iter().take(3).enumerate() {
+        assert_eq!(*ack, json!({"status": "ok", "seq": seq}));
+    }
+    assert_eq!(acks[3]["status"], "error", "{acks:?}");
+
+    let pushed: Vec<String> = (0..3).map(|_| next_line(&mut push).unwrap()).collect();
+    assert_eq!(
+        pushed,
+        [
+            r#"["u1","/home"]"#,
+            r#"["u2","/docs"]"#,
+            r#"["u1","/pricing"]"#
+        ]
+    );
+    let closed = c
+        .post("/close-query", &json!({"queryId": push_id}))
+        .unwrap();
+    assert_eq!(closed.status, 200, "{}", closed.body);
+    assert_eq!(next_line(&mut push), None, "the stream ends once closed");
+
+    // A pull query on the materialized table, once the aggregation has caught up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pulled = loop {
+        let items = query(&c, "SELECT * FROM views WHERE user = 'u1';", json!({}));
+        if items.len() == 3 && items[1]["row"]["columns"] == json!(["u1", 2]) {
+            break items;
+        }
+        assert!(Instant::now() < deadline, "{items:?}");
+        std::thread::park_timeout(Duration::from_millis(50));
+    };
+    assert_eq!(
+        pulled[0]["header"]["schema"],
+        "`USER` STRING KEY, `N` BIGINT"
+    );
+    assert_eq!(pulled[2], json!({"finalMessage": "Query Completed"}));
+
+    // A push query with LIMIT from the start of the stream (a per-request property).
+    let limited = query(
+        &c,
+        "SELECT page FROM clicks EMIT CHANGES LIMIT 2;",
+        json!({"ksql.streams.auto.offset.reset": "earliest"}),
+    );
+    assert_eq!(limited[0]["header"]["schema"], "`PAGE` STRING");
+    assert_eq!(limited[1], json!({"row": {"columns": ["/home"]}}));
+    assert_eq!(limited[2], json!({"row": {"columns": ["/docs"]}}));
+    assert_eq!(limited[3], json!({"finalMessage": "Limit Reached"}));
+
+    // SIGTERM with a push query still streaming: the server ends it and stops cleanly.
+    let mut open = c
+        .post_streaming(
+            "/query",
+            json!({"ksql": "SELECT * FROM clicks EMIT CHANGES;"})
+                .to_string()
+                .as_bytes(),
+            "application/vnd.ksql.v1+json",
+        )
+        .unwrap();
+    assert!(open.next_chunk().unwrap().is_some(), "the header arrives");
+    let (clean, printed) = server.terminate();
+    assert!(clean && printed.contains("Stopped."), "{printed}");
+}
+
+#[test]
+fn basic_auth_guards_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwords = dir.path().join("passwords");
+    std::fs::write(&passwords, "# users\nalice: s3cret,admin\n").unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "server",
+            "--kafka",
+            "127.0.0.1:0",
+            "--http-auth",
+            passwords.to_str().unwrap(),
+        ],
+    );
+    let anonymous = client(&server);
+    let reply = anonymous.get("/info").unwrap();
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.json().unwrap()["error_code"], 40100);
+    assert!(reply.header("WWW-Authenticate").is_some());
+    let wrong = client(&server).with_basic_auth("alice", "guess");
+    assert_eq!(
+        wrong
+            .post("/ksql", &json!({"ksql": "SHOW STREAMS;"}))
+            .unwrap()
+            .status,
+        401
+    );
+    let alice = client(&server).with_basic_auth("alice", "s3cret");
+    let reply = alice
+        .post("/ksql", &json!({"ksql": "SHOW STREAMS;"}))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json().unwrap()[0]["@type"], "streams");
+}

@@ -1,0 +1,276 @@
+//! `POST /query` (ksqlDB's chunked JSON array of header, rows and a final message),
+//! `POST /query-stream` (a metadata line then one JSON array per row, or one JSON array
+//! with `Accept: application/json`) and `POST /close-query`.
+//!
+//! A query is planned with the engine locked, then runs on its own thread: it polls the
+//! push query, writes each poll's rows as one chunk, and waits for data in short slices
+//! so that a closed query, a departed client or a stopping server ends it promptly.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sluice_engine::{PushQuery, StatementResult};
+use sluice_sql::ast::Statement;
+
+use super::rows::{rows_json, schema_text};
+use super::{ApiError, Shared, error, json_response, lock, parse_body, streaming, with_properties};
+
+/// How long a query thread waits for data before it looks at its stop conditions again.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Framing {
+    /// `/query`: `[{"header":…},\n{"row":…},\n…{"finalMessage":…}]`.
+    QueryArray,
+    /// `/query-stream` default: a metadata object line, then one array per line.
+    Delimited,
+    /// `/query-stream` with `Accept: application/json`: `[metadata, row, …]`.
+    JsonArray,
+}
+
+pub(super) async fn query(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    start(
+        shared,
+        body,
+        "ksql",
+        "streamsProperties",
+        Framing::QueryArray,
+    )
+    .await
+}
+
+pub(super) async fn query_stream(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let framing = if accept.contains("application/json") {
+        Framing::JsonArray
+    } else if accept.contains("application/vnd.ksql.v1+json") {
+        Framing::QueryArray
+    } else {
+        Framing::Delimited
+    };
+    start(shared, body, "sql", "properties", framing).await
+}
+
+pub(super) async fn close_query(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let request = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(id) = request.get("queryId").and_then(Value::as_str) else {
+        return error(StatusCode::BAD_REQUEST, 40000, "No queryId in the request");
+    };
+    match lock(&shared.running).get(id) {
+        Some(flag) => {
+            flag.store(true, Ordering::SeqCst);
+            json_response(StatusCode::OK, &json!({}))
+        }
+        None => error(
+            StatusCode::BAD_REQUEST,
+            40000,
+            format!("No query with id {id}"),
+        ),
+    }
+}
+
+/// Plans the request's query and starts streaming its answer.
+async fn start(
+    shared: Arc<Shared>,
+    body: Bytes,
+    sql_field: &'static str,
+    properties_field: &'static str,
+    framing: Framing,
+) -> Response {
+    let request = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(sql) = request
+        .get(sql_field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            40000,
+            format!("The request must have a \"{sql_field}\" field with the query"),
+        );
+    };
+    let planner = shared.clone();
+    let planned =
+        tokio::task::spawn_blocking(move || plan(&planner, &sql, request.get(properties_field)))
+            .await;
+    let query = match planned {
+        Ok(Ok(q)) => q,
+        Ok(Err(e)) => return e.into_response(),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                50000,
+                format!("planning failed: {e}"),
+            );
+        }
+    };
+    let serial = shared.query_serial.fetch_add(1, Ordering::SeqCst);
+    let id = format!("{}_{serial}", query.id());
+    let stop = Arc::new(AtomicBool::new(shared.stopping.load(Ordering::SeqCst)));
+    lock(&shared.running).insert(id.clone(), stop.clone());
+    let content_type = match framing {
+        Framing::QueryArray => "application/vnd.ksql.v1+json",
+        Framing::Delimited => "application/vnd.ksqlapi.delimited.v1",
+        Framing::JsonArray => "application/json",
+    };
+    let (tx, response) = streaming(content_type);
+    let runner = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("rest-query".into())
+        .spawn(move || {
+            run(query, &id, framing, &tx, &stop);
+            lock(&runner.running).remove(&id);
+        });
+    if let Err(e) = spawned {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            50000,
+            format!("cannot start the query: {e}"),
+        );
+    }
+    response
+}
+
+/// The request's one SELECT as a running query, or ksqlDB's error.
+fn plan(shared: &Shared, sql: &str, properties: Option<&Value>) -> Result<PushQuery, ApiError> {
+    let bad = |code: u32, message: String| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            json!({"@type": "statement_error", "error_code": code, "message": message,
+                    "statementText": sql, "entities": []}),
+        )
+    };
+    let statements = sluice_sql::parse_with_text(sql).map_err(|e| bad(40001, e.to_string()))?;
+    let [(statement, text)] = statements.as_slice() else {
+        return Err(bad(
+            40001,
+            "Expected exactly one SELECT statement".to_string(),
+        ));
+    };
+    if !matches!(statement, Statement::Select(_)) {
+        return Err(bad(
+            40001,
+            "The /query endpoints run SELECT statements; send others to /ksql".to_string(),
+        ));
+    }
+    let mut engine = shared.engine();
+    let result = with_properties(&mut engine, properties, |e| e.execute(statement, text))
+        .map_err(|e| bad(40001, e.to_string()))?;
+    match result {
+        StatementResult::Query(q) => Ok(*q),
+        other => Err(bad(40001, format!("not a query: {}", other.message()))),
+    }
+}
+
+/// Streams a query's answer until it ends, is closed, or its client leaves.
+fn run(
+    mut query: PushQuery,
+    id: &str,
+    framing: Framing,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+    stop: &AtomicBool,
+) {
+    let columns = query.output_columns().to_vec();
+    let send = |text: String| tx.blocking_send(Bytes::from(text)).is_ok();
+    let opening = match framing {
+        Framing::QueryArray => format!(
+            "[{}",
+            json!({"header": {"queryId": id, "schema": schema_text(&columns, query.is_pull())}})
+        ),
+        Framing::Delimited | Framing::JsonArray => {
+            let metadata = json!({
+                "queryId": id,
+                "columnNames": columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                "columnTypes": columns.iter().map(|c| c.ty.to_string()).collect::<Vec<_>>(),
+            });
+            if framing == Framing::JsonArray {
+                format!("[{metadata}")
+            } else {
+                format!("{metadata}\n")
+            }
+        }
+    };
+    if !send(opening) {
+        return;
+    }
+    let ending = loop {
+        if stop.load(Ordering::SeqCst) || tx.is_closed() {
+            break None;
+        }
+        let batches = match query.poll() {
+            Ok(b) => b,
+            Err(e) => break Some(Err(e.to_string())),
+        };
+        let mut chunk = String::new();
+        for batch in &batches {
+            let written = rows_json(&columns, batch, |row| match framing {
+                Framing::QueryArray => {
+                    chunk.push_str(",\n{\"row\":{\"columns\":");
+                    chunk.push_str(row);
+                    chunk.push_str("}}");
+                }
+                Framing::Delimited => {
+                    chunk.push_str(row);
+                    chunk.push('\n');
+                }
+                Framing::JsonArray => {
+                    chunk.push_str(",\n");
+                    chunk.push_str(row);
+                }
+            });
+            if let Err(e) = written {
+                tracing::warn!(query = id, error = %e, "a row could not be written");
+            }
+        }
+        if !chunk.is_empty() && !send(chunk) {
+            return;
+        }
+        if query.is_done() {
+            break Some(Ok(if query.limit_reached() {
+                "Limit Reached"
+            } else {
+                "Query Completed"
+            }));
+        }
+        if batches.is_empty() {
+            query.wait(Instant::now() + WAIT_SLICE);
+        }
+    };
+    let closing = match (framing, ending) {
+        (Framing::QueryArray, Some(Ok(message))) => {
+            format!(",\n{}]\n", json!({"finalMessage": message}))
+        }
+        (Framing::QueryArray, Some(Err(e))) => format!(
+            ",\n{}]\n",
+            json!({"errorMessage": {"@type": "generic_error", "error_code": 50000, "message": e}})
+        ),
+        (Framing::QueryArray, None) | (Framing::JsonArray, _) => "]\n".to_string(),
+        (Framing::Delimited, Some(Err(e))) => format!(
+            "{}\n",
+            json!({"@type": "generic_error", "error_code": 50000, "message": e})
+        ),
+        (Framing::Delimited, _) => String::new(),
+    };
+    if !closing.is_empty() {
+        send(closing);
+    }
+}
