@@ -11,7 +11,8 @@ use crate::cli::TestArgs;
 
 pub fn run(args: &TestArgs) -> Result<()> {
     let run = |v: &Variant<'_>| {
-        if v.case.raw.get("responses").is_some() {
+        let raw = &v.case.raw;
+        if raw.get("responses").is_some() || raw.get("expectedError").is_some() {
             sluice_server::rest::rqtt::run_variant(v)
         } else {
             runner::run_variant(v)

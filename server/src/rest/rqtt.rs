@@ -30,7 +30,13 @@ pub fn run_variant(v: &Variant<'_>) -> Status {
     if let Some(why) = skip_reason(v) {
         return Status::Skip(why);
     }
-    let raw: Value = serde_json::from_str(&v.case.raw.to_string()).unwrap_or(Value::Null);
+    let raw: Value = match serde_json::from_str(&v.case.raw.to_string()) {
+        Ok(raw) => raw,
+        Err(e) => return Status::Fail(format!("the case does not read back as JSON: {e}")),
+    };
+    if raw.get("responses").is_none() && raw.get("expectedError").is_none() {
+        return Status::Fail("a REST case needs responses or an expectedError".into());
+    }
     if raw.get("testPullWithProtoFormat") == Some(&Value::Bool(true)) {
         return Status::Skip("protobuf query responses".into());
     }
@@ -132,10 +138,16 @@ fn exchange(
             produce()?;
         }
         for (n, sql) in v.statements[first_query..].iter().enumerate() {
-            let expected_rows = expected_query(raw, first_query + n).map_or(0, |items| {
+            let expected = expected_query(raw, first_query + n);
+            let expected_rows = expected.map_or(0, |items| {
                 items.iter().filter(|i| i.get("row").is_some()).count()
             });
-            let answer = query(client, sql, properties, expected_rows, || {
+            let expects_end = expected.is_none_or(|items| {
+                items
+                    .iter()
+                    .any(|i| i.get("finalMessage").is_some() || i.get("errorMessage").is_some())
+            });
+            let answer = query(client, sql, properties, expected_rows, expects_end, || {
                 if wait_for_push && n == 0 {
                     produce()
                 } else {
@@ -158,12 +170,14 @@ fn expected_query(raw: &Value, i: usize) -> Option<&Vec<Value>> {
 }
 
 /// Runs a query on `/query`; `started` runs once its header arrived. Reads until the
-/// final message, or until `expected_rows` rows and a quiet moment, or the deadline.
+/// final message (when the case expects one), else until `expected_rows` rows, or the
+/// deadline.
 fn query(
     client: &Client,
     sql: &str,
     properties: &serde_json::Map<String, Value>,
     expected_rows: usize,
+    expects_end: bool,
     started: impl FnOnce() -> Result<(), String>,
 ) -> Result<Answer, String> {
     let body = json!({"ksql": sql, "streamsProperties": properties}).to_string();
@@ -186,7 +200,7 @@ fn query(
             .iter()
             .any(|e| e.get("finalMessage").is_some() || e.get("errorMessage").is_some());
         if finished
-            || (expected_rows > 0 && rows >= expected_rows && text.ends_with('}'))
+            || (!expects_end && rows >= expected_rows && text.ends_with('}'))
             || Instant::now() > deadline
         {
             return Ok(Answer::Query(elements));
@@ -368,7 +382,10 @@ fn subset(want: &Value, got: &Value, statement: &str) -> Result<(), String> {
     match (want, got) {
         (Value::Object(w), Value::Object(g)) => {
             for (key, wv) in w {
-                if let Some(name) = key.strip_suffix("|startsWith") {
+                if let Some(name) = key
+                    .strip_suffix("|startsWith")
+                    .or_else(|| key.strip_suffix("|starts_with"))
+                {
                     let prefix = wv
                         .as_str()
                         .unwrap_or_default()
