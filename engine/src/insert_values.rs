@@ -58,6 +58,19 @@ impl Engine {
                 headers.join(", ")
             ));
         }
+        if let Some(pseudo) = names
+            .iter()
+            .find(|n| n.as_str() == "ROWPARTITION" || n.as_str() == "ROWOFFSET")
+        {
+            return err(format!("Inserting into column `{pseudo}` is not allowed."));
+        }
+        if !columns.is_empty() && names.len() != values.len() {
+            return err(format!(
+                "Failed to prepare statement: Expected number columns and values to match: {}, {}",
+                names.len(),
+                values.len()
+            ));
+        }
         if names.len() != values.len() {
             return err(format!(
                 "Expected a value for each column. Expected Columns: [{}]. Got [{}]",

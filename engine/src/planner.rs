@@ -453,7 +453,7 @@ impl Engine {
             if !q.partition_by.is_empty() && q.select == [SelectItem::Wildcard] {
                 self.repartitioned_wildcard(q, &source, &qualifier, &df_schema)?
             } else {
-                self.select_items(q, &source, &qualifier, &df_schema)?
+                self.select_items(q, &source, &qualifier, &df_schema, usage)?
             };
         let key_items = key_items(self, q, &source, sink, &items, &df_schema, usage)?;
         let mut output = Vec::new();
@@ -645,13 +645,16 @@ impl Engine {
         Ok((items, vec![false; n]))
     }
 
-    /// The projection as (name, expression), wildcards expanded to key then value columns.
+    /// The projection as (name, expression), wildcards expanded to key then value columns
+    /// (and, in a push query over a windowed source, the window bounds after the keys, as
+    /// ksqlDB's transient queries show them).
     fn select_items(
         &self,
         q: &Query,
         source: &Source,
         qualifier: &str,
         df_schema: &DFSchema,
+        usage: QueryUse,
     ) -> Result<SelectItems, EngineError> {
         let mut items: Vec<(String, DfExpr)> = Vec::new();
         let mut table_functions = Vec::new();
@@ -659,7 +662,17 @@ impl Engine {
         for item in &q.select {
             match item {
                 SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
-                    for col in source.key_columns().chain(source.row_columns()) {
+                    for col in source.key_columns() {
+                        items.push((col.name.clone(), source_column(qualifier, &col.name)));
+                        table_functions.push(false);
+                    }
+                    if usage == QueryUse::Push && source.window.is_some() {
+                        for bound in ["WINDOWSTART", "WINDOWEND"] {
+                            items.push((bound.to_string(), source_column(qualifier, bound)));
+                            table_functions.push(false);
+                        }
+                    }
+                    for col in source.row_columns() {
                         items.push((col.name.clone(), source_column(qualifier, &col.name)));
                         table_functions.push(false);
                     }

@@ -896,9 +896,15 @@ impl PushQuery {
         &self.id
     }
 
-    /// A pull query answers from a snapshot and ends; a push query streams.
+    /// A pull query over a table: it answers from a snapshot and ends.
     pub fn is_pull(&self) -> bool {
         self.until.as_ref().is_some_and(|u| u.is_empty())
+    }
+
+    /// Whether the query ends by itself (a pull query, over a table or a stream), rather
+    /// than streaming changes.
+    pub fn ends(&self) -> bool {
+        self.until.is_some()
     }
 
     pub fn limit(&self) -> Option<u64> {

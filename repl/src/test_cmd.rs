@@ -4,15 +4,14 @@
 //! server over HTTP.
 
 use anyhow::{Context, Result, bail};
-use sluice_engine::conformance::model::Variant;
+use sluice_engine::conformance::model::{TestFile, Variant};
 use sluice_engine::conformance::runner::{self, Counts, Status, run_path_with};
 
 use crate::cli::TestArgs;
 
 pub fn run(args: &TestArgs) -> Result<()> {
-    let run = |v: &Variant<'_>| {
-        let raw = &v.case.raw;
-        if raw.get("responses").is_some() || raw.get("expectedError").is_some() {
+    let run = |file: &TestFile, v: &Variant<'_>| {
+        if file.is_rest() {
             sluice_server::rest::rqtt::run_variant(v)
         } else {
             runner::run_variant(v)

@@ -21,7 +21,7 @@ fn ksqldb_rest_query_validation_suite() {
         eprintln!("skipping: {} is absent", root.display());
         return;
     }
-    let results = run_path_with(&root, None, &rqtt::run_variant).unwrap();
+    let results = run_path_with(&root, None, &|_, v| rqtt::run_variant(v)).unwrap();
     let mut total = Counts::default();
     let mut passing = BTreeSet::new();
     for (file, cases) in &results {

@@ -64,6 +64,14 @@ pub struct TestFile {
     pub cases: Vec<TestCase>,
 }
 
+impl TestFile {
+    /// A REST query-validation file (`rest-query-validation-tests`): its cases expect
+    /// `responses` from a server.
+    pub fn is_rest(&self) -> bool {
+        self.cases.iter().any(|c| c.raw.get("responses").is_some())
+    }
+}
+
 /// One runnable variant of a case.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant<'a> {

@@ -514,14 +514,14 @@ fn read_topic(
 
 /// Runs every variant of a file.
 pub fn run_file(file: &TestFile, filter: Option<&str>) -> Vec<CaseResult> {
-    run_file_with(file, filter, &run_variant)
+    run_file_with(file, filter, &|_, v| run_variant(v))
 }
 
 /// Runs every variant of a file with `run` (the engine's runner, or the REST one).
 pub fn run_file_with(
     file: &TestFile,
     filter: Option<&str>,
-    run: &dyn Fn(&Variant<'_>) -> Status,
+    run: &dyn Fn(&TestFile, &Variant<'_>) -> Status,
 ) -> Vec<CaseResult> {
     file.variants()
         .iter()
@@ -530,7 +530,7 @@ pub fn run_file_with(
             file: file.name.clone(),
             index: v.case.index,
             name: v.full_name.clone(),
-            status: run(v),
+            status: run(file, v),
         })
         .collect()
 }
@@ -540,14 +540,14 @@ pub fn run_path(
     path: &Path,
     filter: Option<&str>,
 ) -> Result<Vec<(String, Vec<CaseResult>)>, String> {
-    run_path_with(path, filter, &run_variant)
+    run_path_with(path, filter, &|_, v| run_variant(v))
 }
 
-/// `run_path` with a variant runner of the caller's.
+/// `run_path` with a variant runner of the caller's (given the file, to tell a REST file).
 pub fn run_path_with(
     path: &Path,
     filter: Option<&str>,
-    run: &dyn Fn(&Variant<'_>) -> Status,
+    run: &dyn Fn(&TestFile, &Variant<'_>) -> Status,
 ) -> Result<Vec<(String, Vec<CaseResult>)>, String> {
     let files: Vec<std::path::PathBuf> = if path.is_dir() {
         let mut v: Vec<_> = std::fs::read_dir(path)

@@ -109,10 +109,14 @@ async fn start(
         );
     };
     let planner = shared.clone();
-    let planned =
-        tokio::task::spawn_blocking(move || plan(&planner, &sql, request.get(properties_field)))
-            .await;
-    let query = match planned {
+    let planned = tokio::task::spawn_blocking(move || {
+        plan(&planner, &sql, request.get(properties_field)).map(|q| {
+            let scalable = scalable_push(&planner, request.get(properties_field));
+            (q, scalable)
+        })
+    })
+    .await;
+    let (query, scalable) = match planned {
         Ok(Ok(q)) => q,
         Ok(Err(e)) => return e.into_response(),
         Err(e) => {
@@ -124,7 +128,13 @@ async fn start(
         }
     };
     let serial = shared.query_serial.fetch_add(1, Ordering::SeqCst);
-    let id = format!("{}_{serial}", query.id());
+    // With `ksql.query.push.v2.enabled` ksqlDB names push queries as its scalable ones:
+    // here every push query already reads the log from its end, as those do.
+    let id = if scalable && !query.ends() {
+        format!("SCALABLE_PUSH_QUERY_{}_{serial}", query.id())
+    } else {
+        format!("{}_{serial}", query.id())
+    };
     let stop = Arc::new(AtomicBool::new(shared.stopping.load(Ordering::SeqCst)));
     lock(&shared.running).insert(id.clone(), stop.clone());
     let content_type = match framing {
@@ -148,6 +158,20 @@ async fn start(
         );
     }
     response
+}
+
+/// Whether `ksql.query.push.v2.enabled` is on for this request (or the server).
+fn scalable_push(shared: &Shared, properties: Option<&Value>) -> bool {
+    const NAME: &str = "ksql.query.push.v2.enabled";
+    let on = |v: &Value| v == &Value::Bool(true) || v.as_str() == Some("true");
+    match properties.and_then(|p| p.get(NAME)) {
+        Some(v) => on(v),
+        None => shared
+            .engine()
+            .properties()
+            .get(NAME)
+            .is_some_and(|v| v == "true"),
+    }
 }
 
 /// The request's one SELECT as a running query, or ksqlDB's error.
