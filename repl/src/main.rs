@@ -37,6 +37,14 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Some(Command::Server(_))) {
+        // `sluice consume … | head` ends quietly, as Unix tools do, instead of panicking on
+        // a closed stdout. Not for the server: its sockets must not raise SIGPIPE.
+        // SAFETY: setting a signal's disposition to its default, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
