@@ -2,8 +2,9 @@
 //! ksqlDB's entities and errors, a push query on `/query-stream` fed by `/inserts-stream`
 //! and ended by `/close-query`, pull and LIMIT queries on `/query`, `/info`,
 //! `/healthcheck`, `/status`, malformed requests, basic auth, and a clean SIGTERM with a
-//! query still streaming.
+//! query still streaming and an inserts stream left open.
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -207,6 +208,25 @@ fn ksql_statements_push_pull_inserts_and_close_over_http() {
         )
         .unwrap();
     assert!(open.next_chunk().unwrap().is_some(), "the header arrives");
+    // ...and an inserts stream whose client went quiet without ending its body.
+    let mut quiet = std::net::TcpStream::connect(
+        server
+            .http
+            .as_deref()
+            .unwrap()
+            .trim_start_matches("http://"),
+    )
+    .unwrap();
+    let target = "{\"target\":\"CLICKS\"}\n";
+    write!(
+        quiet,
+        "POST /inserts-stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{target}\r\n",
+        target.len()
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    quiet.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "the stream is answered at once");
     let (clean, printed) = server.terminate();
     assert!(clean && printed.contains("Stopped."), "{printed}");
 }

@@ -6,6 +6,8 @@
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -25,7 +27,13 @@ pub(super) async fn inserts_stream(State(shared): State<Arc<Shared>>, body: Body
         let mut target: Option<(String, Vec<Column>)> = None;
         let mut seq = 0u64;
         loop {
-            let chunk = poll_fn(|cx| Pin::new(&mut data).poll_next(cx)).await;
+            // Wait for the client in slices, so a stopping server does not wait on it.
+            let next = poll_fn(|cx| Pin::new(&mut data).poll_next(cx));
+            let chunk = match tokio::time::timeout(Duration::from_millis(100), next).await {
+                Ok(chunk) => chunk,
+                Err(_) if shared.stopping.load(Ordering::SeqCst) => return,
+                Err(_) => continue,
+            };
             let ended = match chunk {
                 Some(Ok(bytes)) => {
                     pending.extend_from_slice(&bytes);
