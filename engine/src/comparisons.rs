@@ -19,6 +19,7 @@ impl Engine {
         schema: &DFSchema,
         clause: &str,
     ) -> Result<(), EngineError> {
+        window_bounds_as_millis(expr);
         crate::lambda::for_each_outside_lambdas(expr, &mut |e| match e {
             sqlast::Expr::BinaryOp { left, op, right } => match operator_name(op) {
                 Some(name) => self.check_comparison(left, name, right, schema, clause),
@@ -99,6 +100,68 @@ impl Engine {
             type_name(&rt)
         )))
     }
+}
+
+/// `WINDOWSTART >= '2020-02-23T23:45:12.000'`: ksqlDB reads a string compared with a window
+/// bound as a UTC timestamp; rewritten here to its epoch milliseconds.
+fn window_bounds_as_millis(expr: &mut sqlast::Expr) {
+    struct Bounds;
+    impl sqlast::VisitorMut for Bounds {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut sqlast::Expr) -> std::ops::ControlFlow<()> {
+            if let sqlast::Expr::BinaryOp { left, op, right } = e
+                && operator_name(op).is_some()
+            {
+                let as_millis = |bound: &sqlast::Expr, literal: &mut sqlast::Expr| {
+                    if is_window_bound(bound)
+                        && let Some(millis) = string_literal(literal).and_then(timestamp_millis)
+                    {
+                        *literal =
+                            sqlast::Expr::value(sqlast::Value::Number(millis.to_string(), false));
+                    }
+                };
+                as_millis(left, right);
+                as_millis(right, left);
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = sqlast::VisitMut::visit(expr, &mut Bounds);
+}
+
+fn is_window_bound(e: &sqlast::Expr) -> bool {
+    let name = match e {
+        sqlast::Expr::Identifier(i) => &i.value,
+        sqlast::Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => &i.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    name.eq_ignore_ascii_case("WINDOWSTART") || name.eq_ignore_ascii_case("WINDOWEND")
+}
+
+fn string_literal(e: &sqlast::Expr) -> Option<&str> {
+    match e {
+        sqlast::Expr::Value(v) => match &v.value {
+            sqlast::Value::SingleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A timestamp string in ksqlDB's ISO forms (to milliseconds, minutes or the day), UTC.
+fn timestamp_millis(text: &str) -> Option<i64> {
+    use crate::functions::java_time::{Pattern, Zone};
+    [
+        "yyyy-MM-dd'T'HH:mm:ss.SSS",
+        "yyyy-MM-dd'T'HH:mm:ss",
+        "yyyy-MM-dd'T'HH:mm",
+        "yyyy-MM-dd",
+    ]
+    .iter()
+    .find_map(|p| Pattern::new(p).ok()?.parse_millis(text, &Zone::utc()).ok())
 }
 
 fn operator_name(op: &sqlast::BinaryOperator) -> Option<&'static str> {

@@ -306,6 +306,15 @@ impl Engine {
             return Ok(done);
         }
         let q = &c.query;
+        if q.limit.is_some() {
+            let kind = match c.kind {
+                SourceKind::Table => "TABLE",
+                SourceKind::Stream => "STREAM",
+            };
+            return err(format!(
+                "CREATE {kind} AS SELECT statements don't support LIMIT clause."
+            ));
+        }
         if c.kind == SourceKind::Table
             && q.group_by.is_empty()
             && q.window.is_none()

@@ -205,8 +205,32 @@ fn input_batch(columns: &[Column], arrays: Vec<ArrayRef>) -> Result<RecordBatch,
     if arrays.is_empty() {
         return Ok(RecordBatch::new_empty(schema));
     }
-    Ok(RecordBatch::try_new(
-        Arc::new(schema.as_ref().clone()),
-        arrays,
+    let batch = RecordBatch::try_new(Arc::new(schema.as_ref().clone()), arrays)?;
+    in_key_order(columns, batch)
+}
+
+/// The rows in key order, as ksqlDB's state stores answer a scan (and so a LIMIT takes the
+/// first keys, not arbitrary ones).
+fn in_key_order(columns: &[Column], batch: RecordBatch) -> Result<RecordBatch, EngineError> {
+    // The input batch: ROWTIME, ROWPARTITION, ROWOFFSET, then the columns.
+    let keys: Vec<ArrayRef> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.key)
+        .map(|(i, _)| batch.column(3 + i).clone())
+        .collect();
+    if keys.is_empty() || batch.num_rows() < 2 {
+        return Ok(batch);
+    }
+    let fields = keys
+        .iter()
+        .map(|a| SortField::new(a.data_type().clone()))
+        .collect();
+    let rows = RowConverter::new(fields)?.convert_columns(&keys)?;
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_by(|a, b| rows.row(*a as usize).cmp(&rows.row(*b as usize)));
+    let indices = datafusion::arrow::array::UInt32Array::from(order);
+    Ok(datafusion::arrow::compute::take_record_batch(
+        &batch, &indices,
     )?)
 }
