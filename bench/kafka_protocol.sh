@@ -43,10 +43,10 @@ for r in $(seq "$ROUNDS"); do
   $S topics create t --config flush.policy=on-roll >/dev/null
   # `sluice perf` reports records per CPU-second of its own append/read loop.
   per_core() { sed -n 's/.* \([0-9]*\) records\/sec per core.*/\1/p' | head -1; }
-  line=$($S perf produce t --records "$N" --record-size 100 --batch-size 1000 | head -1)
+  line=$($S perf produce t --records "$N" --record-size 100 --batch-size 1000 | sed -n 1p)
   native_produce=$(echo "$line" | per_core)
   echo "native produce: $native_produce records/CPU-s  [$line]"
-  line=$($S perf consume t --records "$N" | head -1)
+  line=$($S perf consume t --records "$N" | sed -n 1p)
   native_consume=$(echo "$line" | per_core)
   echo "native consume: $native_consume records/CPU-s  [$line]"
 
