@@ -177,7 +177,8 @@ fn deserialize(serde: &Serde, bytes: Option<&[u8]>) -> Result<Json, String> {
     }
 }
 
-fn property_text(v: &Json) -> String {
+/// A case property's value as text (strings without their quotes).
+pub fn property_text(v: &Json) -> String {
     match v {
         Json::String(s) => s.clone(),
         other => other.to_string(),
@@ -196,18 +197,27 @@ pub fn run_variant(v: &Variant<'_>) -> Status {
     }
 }
 
-fn run(v: &Variant<'_>) -> Result<(), String> {
+/// A case's own log (in a temporary directory, removed with it) and an engine over it, as
+/// ksqlDB's harness sets one up: reading from the earliest offset, the case's properties
+/// set, its topics created.
+pub fn case_engine(
+    v: &Variant<'_>,
+) -> Result<(tempfile::TempDir, Arc<dyn EventLog>, Engine), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = Arc::new(
-        LogStore::open_with(dir.path(), StoreOptions::default()).map_err(|e| e.to_string())?,
-    );
-    let log: Arc<dyn EventLog> = store.clone();
+    let store =
+        LogStore::open_with(dir.path(), StoreOptions::default()).map_err(|e| e.to_string())?;
+    let log: Arc<dyn EventLog> = Arc::new(store);
     let mut engine = Engine::new(log.clone());
     engine.set_property("auto.offset.reset", "earliest");
     for (k, val) in &v.properties {
         engine.set_property(k, &property_text(val));
     }
     prepare_topics(&log, v.case, &v.statements)?;
+    Ok((dir, log, engine))
+}
+
+fn run(v: &Variant<'_>) -> Result<(), String> {
+    let (_dir, log, mut engine) = case_engine(v)?;
     let expected_error = v.case.expected_exception.as_ref();
     // ksqlDB's harness runs the statements as one script, a statement per line: positions in
     // messages ("Line: 3, Col: 70") count from the script's start.
@@ -532,6 +542,57 @@ pub fn run_file_with(
             name: v.full_name.clone(),
             status: run(file, v),
         })
+        .collect()
+}
+
+/// A suite's ratchet: prints per-file counts, and returns the cases `listed` (lines of
+/// `file<TAB>index<TAB>name`, `#` comments) that no longer pass. With
+/// `SLUICE_RATCHET_WRITE` set, `list_path` is rewritten with every passing case.
+pub fn ratchet(
+    results: &[(String, Vec<CaseResult>)],
+    listed: &str,
+    list_path: &Path,
+    title: &str,
+) -> Vec<String> {
+    let mut total = Counts::default();
+    let mut passing = std::collections::BTreeSet::new();
+    for (file, cases) in results {
+        let counts = Counts::of(cases);
+        eprintln!("{file}: {counts}");
+        total.add(counts);
+        for c in cases.iter().filter(|c| c.status == Status::Pass) {
+            passing.insert(format!("{}\t{}\t{}", c.file, c.index, c.name));
+        }
+    }
+    eprintln!("total: {total}");
+    let listed_lines: Vec<&str> = listed
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    let new = passing
+        .iter()
+        .filter(|p| !listed_lines.contains(&p.as_str()))
+        .count();
+    if new > 0 {
+        eprintln!(
+            "{new} newly passing cases are not in {} yet (SLUICE_RATCHET_WRITE=1 rewrites it)",
+            list_path.display()
+        );
+    }
+    if std::env::var("SLUICE_RATCHET_WRITE").is_ok() {
+        let mut text = format!("# {title}: file, case index, full name.\n");
+        for p in &passing {
+            text.push_str(p);
+            text.push('\n');
+        }
+        if let Err(e) = std::fs::write(list_path, text) {
+            eprintln!("cannot write {}: {e}", list_path.display());
+        }
+    }
+    listed_lines
+        .into_iter()
+        .filter(|l| !passing.contains(*l))
+        .map(str::to_string)
         .collect()
 }
 

@@ -113,7 +113,6 @@ pub(crate) struct GroupDescription {
     pub state: &'static str,
     pub protocol_type: String,
     pub protocol: String,
-    /// (member id, instance id, client id, client host, metadata, assignment).
     pub members: Vec<DescribedMember>,
 }
 
@@ -497,12 +496,9 @@ impl Coordinator {
             },
         );
         group.prepare_rebalance(now, settings.initial_rebalance_delay);
-        if group.try_complete(now) {
-            self.changed.notify_all();
-        } else {
-            // Members in SyncGroup learn of the new rebalance.
-            self.changed.notify_all();
-        }
+        group.try_complete(now);
+        // Waiting joins see the completion; members in SyncGroup learn of the rebalance.
+        self.changed.notify_all();
         // Wait for the rebalance's answer.
         loop {
             let now = Instant::now();

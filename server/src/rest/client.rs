@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// The largest response chunk read (the size comes from the network).
+const MAX_CHUNK: usize = 64 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct Client {
     /// `host:port`.
@@ -201,6 +204,11 @@ impl Streaming {
         if size == 0 {
             self.finished = true;
             return Ok(None);
+        }
+        if size > MAX_CHUNK {
+            return Err(format!(
+                "a chunk of {size} bytes (at most {MAX_CHUNK} are read)"
+            ));
         }
         let mut chunk = vec![0u8; size + 2];
         self.reader

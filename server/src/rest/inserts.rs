@@ -50,6 +50,12 @@ pub(super) async fn inserts_stream(State(shared): State<Arc<Shared>>, body: Body
                     .rposition(|b| *b == b'\n')
                     .map_or(0, |i| i + 1)
             };
+            if cut == 0 && pending.len() > MAX_LINE {
+                let ack = json!({"status": "error", "seq": seq, "error_code": 40000,
+                    "message": format!("a row longer than {MAX_LINE} bytes")});
+                let _ = tx.send(Bytes::from(format!("{ack}\n"))).await;
+                return;
+            }
             let lines: Vec<Vec<u8>> = pending
                 .drain(..cut)
                 .collect::<Vec<u8>>()
@@ -88,6 +94,9 @@ pub(super) async fn inserts_stream(State(shared): State<Arc<Shared>>, body: Body
 }
 
 type Target = Option<(String, Vec<Column>)>;
+
+/// The longest row accepted (a client that never sends a newline is cut off here).
+const MAX_LINE: usize = 16 * 1024 * 1024;
 
 /// Inserts a run of lines; the target (read from the first line of the stream), the acks,
 /// the next sequence number, and whether the stream must end (a bad first line).

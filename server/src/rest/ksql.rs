@@ -15,23 +15,12 @@ use sluice_engine::catalog::Source;
 use sluice_engine::{Engine, StatementResult};
 use sluice_sql::ast::{ShowWhat, SourceKind, Statement};
 
-use super::{Shared, error, json_response, lock, parse_body, with_properties};
+use super::{Shared, body_with_text, error, json_response, lock, with_properties};
 
 pub(super) async fn ksql(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let request = match parse_body(&body) {
+    let (request, sql) = match body_with_text(&body, "ksql", "the statements to run") {
         Ok(r) => r,
         Err(e) => return e.into_response(),
-    };
-    let Some(sql) = request
-        .get("ksql")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            40000,
-            "The request must have a \"ksql\" field with the statements to run",
-        );
     };
     let task = tokio::task::spawn_blocking(move || run_statements(&shared, &sql, &request));
     match task.await {

@@ -228,6 +228,28 @@ pub(crate) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
         })
 }
 
+/// A request's JSON body and its text field `field` (`what` it holds, for the error), or
+/// ksqlDB's 400.
+pub(crate) fn body_with_text(
+    body: &Bytes,
+    field: &str,
+    what: &str,
+) -> Result<(Value, String), ApiError> {
+    let request = parse_body(body)?;
+    let Some(text) = request
+        .get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            json!({"@type": "generic_error", "error_code": 40000,
+                   "message": format!("The request must have a \"{field}\" field with {what}")}),
+        ));
+    };
+    Ok((request, text))
+}
+
 async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     if shared.config.credentials.is_empty() {
         return next.run(request).await;

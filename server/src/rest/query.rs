@@ -19,7 +19,10 @@ use sluice_engine::{PushQuery, StatementResult};
 use sluice_sql::ast::Statement;
 
 use super::rows::{rows_json, schema_text};
-use super::{ApiError, Shared, error, json_response, lock, parse_body, streaming, with_properties};
+use super::{
+    ApiError, Shared, body_with_text, error, json_response, lock, parse_body, streaming,
+    with_properties,
+};
 
 /// How long a query thread waits for data before it looks at its stop conditions again.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -93,20 +96,9 @@ async fn start(
     properties_field: &'static str,
     framing: Framing,
 ) -> Response {
-    let request = match parse_body(&body) {
+    let (request, sql) = match body_with_text(&body, sql_field, "the query") {
         Ok(r) => r,
         Err(e) => return e.into_response(),
-    };
-    let Some(sql) = request
-        .get(sql_field)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            40000,
-            format!("The request must have a \"{sql_field}\" field with the query"),
-        );
     };
     let planner = shared.clone();
     let planned = tokio::task::spawn_blocking(move || {

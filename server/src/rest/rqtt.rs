@@ -15,9 +15,9 @@ use sluice_engine::conformance::compare::value_mismatch;
 use sluice_engine::conformance::json as qtt_json;
 use sluice_engine::conformance::model::Variant;
 use sluice_engine::conformance::runner::{
-    Status, check_outputs, prepare_topics, produce_input, skip_reason,
+    Status, case_engine, check_outputs, produce_input, property_text, skip_reason,
 };
-use sluice_storage::{EventLog, LogStore, StoreOptions};
+use sluice_storage::EventLog;
 
 use super::client::Client;
 use super::{RestConfig, RestServer, lock};
@@ -44,29 +44,16 @@ pub fn run_variant(v: &Variant<'_>) -> Status {
     }
 }
 
-fn property_text(v: &qtt_json::Json) -> String {
-    match v {
-        qtt_json::Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn run(v: &Variant<'_>, raw: &Value) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = Arc::new(
-        LogStore::open_with(dir.path(), StoreOptions::default()).map_err(|e| e.to_string())?,
-    );
-    let log: Arc<dyn EventLog> = store.clone();
-    let mut engine = Engine::new(log.clone());
-    engine.set_property("auto.offset.reset", "earliest");
+    let (_dir, log, mut engine) = case_engine(v)?;
     // ksqlDB's REST test server runs with scalable push queries on.
     engine.set_property("ksql.query.push.v2.enabled", "true");
+    // The case's properties also go with each request, as ksqlDB's harness sends them.
     let properties: serde_json::Map<String, Value> = v
         .properties
         .iter()
         .map(|(k, val)| (k.clone(), Value::String(property_text(val))))
         .collect();
-    prepare_topics(&log, v.case, &v.statements)?;
     let engine = Arc::new(Mutex::new(engine));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let server = RestServer::start(listener, engine.clone(), RestConfig::default())
