@@ -17,6 +17,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "SLUICE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// The REPL and `sluice sql` work against a running server's ksqlDB REST API
+    /// (`http://host:port`, or `http://user:password@host:port`) instead of opening the
+    /// data directory.
+    #[arg(long, global = true, value_name = "URL", env = "SLUICE_SERVER")]
+    pub server: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

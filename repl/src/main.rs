@@ -9,6 +9,7 @@ mod groups;
 mod interrupt;
 mod perf;
 mod produce;
+mod remote;
 mod render;
 mod serve;
 mod session;
@@ -64,6 +65,9 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(Command::Test(args)) = &cli.command {
         return test_cmd::run(args);
     }
+    if let Some(url) = &cli.server {
+        return remote(url, &cli.command);
+    }
     // `sluice server --config server.properties` may name the data directory.
     let properties = match &cli.command {
         Some(Command::Server(ServerArgs {
@@ -101,18 +105,43 @@ fn engine(store: &Arc<LogStore>) -> Result<Engine> {
 /// `sluice` without a command: the REPL.
 fn repl(store: &Arc<LogStore>, data_dir: &std::path::Path) -> Result<()> {
     let mut engine = engine(store)?;
-    shell::run(&mut engine, data_dir)
+    shell::run(shell::Backend::Local {
+        engine: &mut engine,
+        data_dir,
+    })
+}
+
+/// `--server URL`: the REPL or `sluice sql` against a running server's REST API.
+fn remote(url: &str, command: &Option<Command>) -> Result<()> {
+    match command {
+        None => shell::run(shell::Backend::Remote(remote::Remote::connect(url)?)),
+        Some(Command::Sql(args)) => {
+            let text = sql_text(args)?;
+            session::fail_if_empty(&text)?;
+            let mut remote = remote::Remote::connect(url)?;
+            interrupt::install();
+            let stdout = std::io::stdout();
+            remote.run_text(&text, &mut stdout.lock())
+        }
+        Some(_) => anyhow::bail!(
+            "--server is for the REPL and `sluice sql`; the other commands read the data directory (--data-dir)"
+        ),
+    }
+}
+
+fn sql_text(args: &cli::SqlArgs) -> Result<String> {
+    match (&args.execute, &args.file) {
+        (Some(t), _) => Ok(t.clone()),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))
+        }
+        (None, None) => anyhow::bail!("give --execute or --file"),
+    }
 }
 
 /// `sluice sql --execute … | --file …`.
 fn sql(store: &Arc<LogStore>, args: &cli::SqlArgs) -> Result<()> {
-    let text = match (&args.execute, &args.file) {
-        (Some(t), _) => t.clone(),
-        (None, Some(f)) => {
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
-        }
-        (None, None) => anyhow::bail!("give --execute or --file"),
-    };
+    let text = sql_text(args)?;
     session::fail_if_empty(&text)?;
     let mut engine = engine(store)?;
     interrupt::install();

@@ -10,7 +10,7 @@ use sluice_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
 /// A table as the ksqlDB CLI prints SHOW and DESCRIBE results: ` a | b ` cells, a rule
 /// under the header and after the last row.
 pub fn table(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     title: Option<&str>,
     header: &[String],
     rows: &[Vec<String>],
@@ -71,20 +71,26 @@ fn line(cells: &[String], widths: &[usize]) -> String {
 }
 
 /// The header of a streamed result.
-pub fn stream_header(out: &mut impl Write, names: &[String], widths: &[usize]) -> Result<()> {
+pub fn stream_header(out: &mut dyn Write, names: &[String], widths: &[usize]) -> Result<()> {
     writeln!(out, "{}", rule(widths))?;
     writeln!(out, "{}", line(names, widths))?;
     writeln!(out, "{}", rule(widths))?;
     Ok(())
 }
 
-pub fn stream_footer(out: &mut impl Write, widths: &[usize]) -> Result<()> {
+pub fn stream_footer(out: &mut dyn Write, widths: &[usize]) -> Result<()> {
     writeln!(out, "{}", rule(widths))?;
     Ok(())
 }
 
+/// One streamed row of cells already as text.
+pub fn stream_line(out: &mut dyn Write, cells: &[String], widths: &[usize]) -> Result<()> {
+    writeln!(out, "{}", line(cells, widths))?;
+    Ok(())
+}
+
 /// The rows of a batch, one line each.
-pub fn stream_rows(out: &mut impl Write, batch: &RecordBatch, widths: &[usize]) -> Result<()> {
+pub fn stream_rows(out: &mut dyn Write, batch: &RecordBatch, widths: &[usize]) -> Result<()> {
     let options = FormatOptions::default().with_null("null");
     let formatters = batch
         .columns()

@@ -16,7 +16,7 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// Runs every statement of `sql`, printing results to `out`. Stops at the first statement
 /// that fails and returns its error.
-pub fn run_text(engine: &mut Engine, sql: &str, out: &mut impl Write) -> Result<()> {
+pub fn run_text(engine: &mut Engine, sql: &str, out: &mut dyn Write) -> Result<()> {
     let statements = sluice_sql::parse_with_text(sql).map_err(|e| anyhow::anyhow!("{e}"))?;
     for (stmt, text) in statements {
         if let Statement::RunScript(path) = &stmt {
@@ -33,7 +33,7 @@ pub fn run_text(engine: &mut Engine, sql: &str, out: &mut impl Write) -> Result<
     Ok(())
 }
 
-fn show(result: StatementResult, out: &mut impl Write) -> Result<()> {
+fn show(result: StatementResult, out: &mut dyn Write) -> Result<()> {
     match result {
         StatementResult::Message(m) => {
             if !m.is_empty() {
@@ -53,7 +53,7 @@ fn show(result: StatementResult, out: &mut impl Write) -> Result<()> {
 }
 
 /// Streams a push query's rows until its LIMIT, its end, or Ctrl-C.
-fn stream_query(mut q: PushQuery, out: &mut impl Write) -> Result<()> {
+fn stream_query(mut q: PushQuery, out: &mut dyn Write) -> Result<()> {
     let names: Vec<String> = q.columns().into_iter().map(|(n, _)| n).collect();
     let widths = render::widths(&names);
     render::stream_header(out, &names, &widths)?;
@@ -86,7 +86,7 @@ fn stream_query(mut q: PushQuery, out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-fn stream_print(mut p: Printer, out: &mut impl Write) -> Result<()> {
+fn stream_print(mut p: Printer, out: &mut dyn Write) -> Result<()> {
     interrupt::install();
     interrupt::clear();
     loop {

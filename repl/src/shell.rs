@@ -1,10 +1,12 @@
-//! The REPL, Sluice's main job: `sluice` with no command opens it on an embedded engine.
-//! rustyline reads lines (history in a file, tab completion of keywords and of the
-//! catalog's names); a statement may span lines and ends with `;`. Persistent queries run
+//! The REPL, Sluice's main job: `sluice` with no command opens it on an embedded engine
+//! (or, with `--server`, on a running server's REST API: see `remote`). rustyline reads
+//! lines (history in a file, tab completion of keywords and of the catalog's names); a
+//! statement may span lines and ends with `;`. Persistent queries of an embedded engine run
 //! on their own threads while the REPL is open; closing it stops them cleanly and the next
 //! start resumes them from the command topic.
 
 use std::borrow::Cow;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +20,67 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 use sluice_engine::Engine;
 
+use crate::remote::Remote;
 use crate::{interrupt, session};
+
+/// What the REPL runs statements on.
+pub enum Backend<'a> {
+    /// An engine over the data directory, in this process.
+    Local {
+        engine: &'a mut Engine,
+        data_dir: &'a std::path::Path,
+    },
+    /// A running server's REST API.
+    Remote(Remote),
+}
+
+impl Backend<'_> {
+    fn run_text(&mut self, text: &str, out: &mut dyn Write) -> Result<()> {
+        match self {
+            Backend::Local { engine, .. } => session::run_text(engine, text, out),
+            Backend::Remote(remote) => remote.run_text(text, out),
+        }
+    }
+
+    /// Source and topic names for tab completion.
+    fn names(&self) -> Vec<String> {
+        match self {
+            Backend::Local { engine, .. } => {
+                let mut all: Vec<String> =
+                    engine.catalog().sources().map(|s| s.name.clone()).collect();
+                all.extend(engine.log().list_topics().into_iter().map(|t| t.name));
+                all
+            }
+            Backend::Remote(remote) => remote.names(),
+        }
+    }
+
+    fn banner(&self) -> [String; 2] {
+        let version = env!("CARGO_PKG_VERSION");
+        match self {
+            Backend::Local { engine, data_dir } => [
+                format!(
+                    "Sluice {version} — ksqlDB's SQL over the log in {}",
+                    data_dir.display()
+                ),
+                format!(
+                    "{} stream(s), {} persistent quer(ies) running. Type `help` for examples, `exit` to leave.",
+                    engine.catalog().sources().count(),
+                    engine.query_ids().len()
+                ),
+            ],
+            Backend::Remote(remote) => [
+                format!(
+                    "Sluice {version} — ksqlDB's SQL on the server at {} (server version {})",
+                    remote.url(),
+                    remote.server_version()
+                ),
+                "Type `help` for examples, `exit` to leave (the server's queries keep running)."
+                    .to_string(),
+            ],
+        }
+    }
+}
 
 const PROMPT: &str = "sluice> ";
 const CONTINUATION: &str = "     >> ";
@@ -172,9 +234,8 @@ fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".sluice_history"))
 }
 
-fn refresh_names(engine: &Engine, names: &Arc<Mutex<Vec<String>>>) {
-    let mut all: Vec<String> = engine.catalog().sources().map(|s| s.name.clone()).collect();
-    all.extend(engine.log().list_topics().into_iter().map(|t| t.name));
+fn refresh_names(backend: &Backend, names: &Arc<Mutex<Vec<String>>>) {
+    let all = backend.names();
     if let Ok(mut n) = names.lock() {
         *n = all;
     }
@@ -192,11 +253,13 @@ Type ksqlDB statements ended by `;` (they may span lines), for example:
 `exit` or Ctrl-D leaves (persistent queries stop and resume at the next start).";
 
 /// Runs the REPL until `exit` or end of input.
-pub fn run(engine: &mut Engine, data_dir: &std::path::Path) -> Result<()> {
+pub fn run(mut backend: Backend) -> Result<()> {
     interrupt::install();
-    engine.start();
+    if let Backend::Local { engine, .. } = &mut backend {
+        engine.start();
+    }
     let names = Arc::new(Mutex::new(Vec::new()));
-    refresh_names(engine, &names);
+    refresh_names(&backend, &names);
     let mut rl: Editor<SqlHelper, DefaultHistory> = Editor::new()?;
     rl.set_helper(Some(SqlHelper {
         names: names.clone(),
@@ -205,16 +268,9 @@ pub fn run(engine: &mut Engine, data_dir: &std::path::Path) -> Result<()> {
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
-    println!(
-        "Sluice {} — ksqlDB's SQL over the log in {}",
-        env!("CARGO_PKG_VERSION"),
-        data_dir.display()
-    );
-    println!(
-        "{} stream(s), {} persistent quer(ies) running. Type `help` for examples, `exit` to leave.",
-        engine.catalog().sources().count(),
-        engine.query_ids().len()
-    );
+    for line in backend.banner() {
+        println!("{line}");
+    }
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() {
@@ -253,10 +309,10 @@ pub fn run(engine: &mut Engine, data_dir: &std::path::Path) -> Result<()> {
                 }
                 let stdout = std::io::stdout();
                 let mut out = stdout.lock();
-                if let Err(e) = session::run_text(engine, &text, &mut out) {
+                if let Err(e) = backend.run_text(&text, &mut out) {
                     eprintln!("{e:#}");
                 }
-                refresh_names(engine, &names);
+                refresh_names(&backend, &names);
             }
             Err(ReadlineError::Interrupted) => {
                 // Ctrl-C at the prompt drops the statement being typed, as a shell does.
@@ -270,6 +326,8 @@ pub fn run(engine: &mut Engine, data_dir: &std::path::Path) -> Result<()> {
         let _ = rl.save_history(h);
     }
     println!("Exiting Sluice.");
-    engine.stop();
+    if let Backend::Local { engine, .. } = &mut backend {
+        engine.stop();
+    }
     Ok(())
 }

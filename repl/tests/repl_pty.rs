@@ -1,6 +1,9 @@
 //! The REPL driven through a pseudo-terminal, as a person types into it: a statement over
 //! several lines, a push query cancelled with Ctrl-C while the REPL lives on, and history
-//! recalled with the Up arrow after a restart.
+//! recalled with the Up arrow after a restart; the same against a running server
+//! (`--server http://…`).
+
+mod common;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -23,6 +26,11 @@ struct Repl {
 
 impl Repl {
     fn start(data: &Path, history: &Path) -> Repl {
+        Repl::start_with(&["--data-dir".as_ref(), data.as_os_str()], history)
+    }
+
+    /// `sluice ARGS` (the REPL) on a fresh pty.
+    fn start_with(args: &[&std::ffi::OsStr], history: &Path) -> Repl {
         let (mut master, mut slave) = (0, 0);
         // SAFETY: openpty fills two descriptors we then own.
         let rc = unsafe {
@@ -40,8 +48,7 @@ impl Repl {
             unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let slave_fd = slave.as_raw_fd();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        cmd.arg("--data-dir")
-            .arg(data)
+        cmd.args(args)
             .env("SLUICE_HISTORY", history)
             .env("TERM", "xterm")
             .stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -196,4 +203,52 @@ fn multi_line_statements_ctrl_c_and_history_across_restarts() {
         saved.contains("CREATE STREAM pets (id INT KEY, name STRING)"),
         "{saved}"
     );
+}
+
+#[test]
+fn the_repl_works_against_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::server::Server::start(&dir.path().join("data"));
+    let url = server.http.clone().expect("the REST API is on");
+    let history = dir.path().join("history");
+    let mut repl = Repl::start_with(&["--server".as_ref(), url.as_ref()], &history);
+    let banner = repl.expect("sluice> ");
+    assert!(
+        banner.contains(&format!("on the server at {url}")),
+        "{banner}"
+    );
+    repl.line("CREATE STREAM pets (id INT KEY, name STRING)", ">> ");
+    let out = repl.line(
+        "  WITH (KAFKA_TOPIC='pets', VALUE_FORMAT='JSON', PARTITIONS=1);",
+        "sluice> ",
+    );
+    assert!(out.contains("Stream created"), "{out}");
+    repl.line("INSERT INTO pets (id, name) VALUES (1, 'rex');", "sluice> ");
+    let out = repl.line("SET 'auto.offset.reset'='earliest';", "sluice> ");
+    assert!(out.contains("Successfully changed local property"), "{out}");
+    // The push query streams from the server until Ctrl-C closes it there.
+    repl.send("SELECT id, name FROM pets EMIT CHANGES;\r");
+    repl.expect("\x1b[?2004l");
+    repl.expect("| 1            | rex          |");
+    repl.send("\x03");
+    repl.expect("Query terminated");
+    repl.expect("sluice> ");
+    // An error is one line and the REPL goes on.
+    let out = repl.line("SELECT nope FROM pets EMIT CHANGES;", "sluice> ");
+    assert!(out.contains("'NOPE' cannot be resolved"), "{out}");
+    let out = repl.line("DESCRIBE pets;", "sluice> ");
+    assert!(out.contains("ID    | INTEGER (key)"), "{out}");
+    assert!(out.contains("NAME  | VARCHAR(STRING)"), "{out}");
+    let out = repl.line("PRINT 'pets' FROM BEGINNING LIMIT 1;", "sluice> ");
+    assert!(out.contains(r#"key: 1, value: {"NAME":"rex"}"#), "{out}");
+    repl.exit();
+    // What the REPL created lives in the server.
+    let (clean, _) = server.terminate();
+    assert!(clean);
+    let out = common::ok(
+        &dir.path().join("data"),
+        &["sql", "-e", "SHOW STREAMS;"],
+        None,
+    );
+    assert!(out.contains("PETS"), "{out}");
 }

@@ -266,3 +266,95 @@ fn basic_auth_guards_every_endpoint() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.json().unwrap()[0]["@type"], "streams");
 }
+
+#[test]
+fn sluice_sql_runs_statements_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwords = dir.path().join("passwords");
+    std::fs::write(&passwords, "alice:s3cret\n").unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "server",
+            "--kafka",
+            "127.0.0.1:0",
+            "--http-auth",
+            passwords.to_str().unwrap(),
+        ],
+    );
+    let url = server.http.clone().unwrap();
+    let with_user = url.replace("http://", "http://alice:s3cret@");
+    // No data directory is opened: the statements run in the server.
+    let elsewhere = dir.path().join("unused");
+    let out = common::ok(
+        &elsewhere,
+        &[
+            "--server",
+            &with_user,
+            "sql",
+            "-e",
+            "CREATE STREAM s (id INT KEY, v STRING) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=2);
+             INSERT INTO s (id, v) VALUES (1, 'one');
+             INSERT INTO s (id, v) VALUES (2, 'two');
+             SET 'auto.offset.reset'='earliest';
+             CREATE TABLE counts AS SELECT id, COUNT(*) AS n FROM s GROUP BY id;
+             SELECT id, v FROM s EMIT CHANGES LIMIT 2;
+             SHOW TABLES;",
+        ],
+        None,
+    );
+    assert!(out.contains(" Stream created"), "{out}");
+    assert!(out.contains(" Created query with ID CTAS_COUNTS_"), "{out}");
+    let mut rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("| one") || l.contains("| two"))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            "| 1            | one          |",
+            "| 2            | two          |"
+        ],
+        "{out}"
+    );
+    assert!(out.contains("Limit Reached"), "{out}");
+    assert!(
+        out.contains(" COUNTS     | COUNTS      | KAFKA      | JSON         | false"),
+        "{out}"
+    );
+    assert!(!elsewhere.exists(), "the data directory was opened");
+    // The server's table answers a pull query once the persistent query caught up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = common::ok(
+            &elsewhere,
+            &[
+                "--server",
+                &with_user,
+                "sql",
+                "-e",
+                "SELECT * FROM counts WHERE id = 2;",
+            ],
+            None,
+        );
+        if out.contains("| 2            | 1            |") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::yield_now();
+    }
+    // Wrong credentials and statement errors are one line and a failure.
+    let wrong = common::err(
+        &elsewhere,
+        &["--server", &url, "sql", "-e", "SHOW STREAMS;"],
+        None,
+    );
+    assert!(wrong.contains("401"), "{wrong}");
+    let bad = common::err(
+        &elsewhere,
+        &["--server", &with_user, "sql", "-e", "DROP STREAM nope;"],
+        None,
+    );
+    assert!(bad.contains("nope") || bad.contains("NOPE"), "{bad}");
+}

@@ -175,6 +175,12 @@ impl Client {
 }
 
 impl Streaming {
+    /// A handle on the connection that can shut it down from another thread (ending a
+    /// read that waits for the next chunk).
+    pub fn closer(&self) -> Result<TcpStream, String> {
+        self.reader.get_ref().try_clone().map_err(|e| e.to_string())
+    }
+
     /// The next piece of the body as it arrived; `None` at its end.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
         if self.finished {

@@ -5,6 +5,8 @@
 //! A query is planned with the engine locked, then runs on its own thread: it polls the
 //! push query, writes each poll's rows as one chunk, and waits for data in short slices
 //! so that a closed query, a departed client or a stopping server ends it promptly.
+//! `/query` also takes `PRINT 'topic' …`, answered as ksqlDB does: the records as text
+//! lines, streamed the same way.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use sluice_engine::{PushQuery, StatementResult};
+use sluice_engine::{Printer, PushQuery, StatementResult};
 use sluice_sql::ast::Statement;
 
 use super::rows::{rows_json, schema_text};
@@ -88,6 +90,13 @@ pub(super) async fn close_query(State(shared): State<Arc<Shared>>, body: Bytes) 
     }
 }
 
+/// What a request to the query endpoints runs.
+enum Planned {
+    Query(Box<PushQuery>),
+    /// `PRINT`, only on `/query` (as in ksqlDB).
+    Print(Printer),
+}
+
 /// Plans the request's query and starts streaming its answer.
 async fn start(
     shared: Arc<Shared>,
@@ -102,7 +111,13 @@ async fn start(
     };
     let planner = shared.clone();
     let planned = tokio::task::spawn_blocking(move || {
-        plan(&planner, &sql, request.get(properties_field)).map(|q| {
+        plan(
+            &planner,
+            &sql,
+            request.get(properties_field),
+            framing == Framing::QueryArray,
+        )
+        .map(|q| {
             let scalable = scalable_push(&planner, request.get(properties_field));
             (q, scalable)
         })
@@ -120,6 +135,10 @@ async fn start(
         }
     };
     let serial = shared.query_serial.fetch_add(1, Ordering::SeqCst);
+    let query = match query {
+        Planned::Query(q) => *q,
+        Planned::Print(printer) => return start_print(shared, printer, serial),
+    };
     // With `ksql.query.push.v2.enabled` ksqlDB names push queries as its scalable ones:
     // here every push query already reads the log from its end, as those do.
     let id = if scalable && !query.ends() {
@@ -166,8 +185,59 @@ fn scalable_push(shared: &Shared, properties: Option<&Value>) -> bool {
     }
 }
 
-/// The request's one SELECT as a running query, or ksqlDB's error.
-fn plan(shared: &Shared, sql: &str, properties: Option<&Value>) -> Result<PushQuery, ApiError> {
+/// Streams a PRINT's lines (text, one record per line) until it ends, is closed, or its
+/// client leaves.
+fn start_print(shared: Arc<Shared>, mut printer: Printer, serial: u64) -> Response {
+    let id = format!("PRINT_{}_{serial}", printer.topic());
+    let stop = Arc::new(AtomicBool::new(shared.stopping.load(Ordering::SeqCst)));
+    lock(&shared.running).insert(id.clone(), stop.clone());
+    let (tx, response) = streaming("text/plain; charset=utf-8");
+    let runner = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("rest-print".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) && !tx.is_closed() {
+                let lines = match printer.poll() {
+                    Ok(lines) => lines,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Bytes::from(format!("{e}\n")));
+                        break;
+                    }
+                };
+                if !lines.is_empty() {
+                    let mut chunk = lines.join("\n");
+                    chunk.push('\n');
+                    if tx.blocking_send(Bytes::from(chunk)).is_err() {
+                        break;
+                    }
+                }
+                if printer.is_done() {
+                    break;
+                }
+                if lines.is_empty() {
+                    printer.wait(Instant::now() + WAIT_SLICE);
+                }
+            }
+            lock(&runner.running).remove(&id);
+        });
+    if let Err(e) = spawned {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            50000,
+            format!("cannot start printing: {e}"),
+        );
+    }
+    response
+}
+
+/// The request's one SELECT (or, when `print_allowed`, PRINT) as a running query, or
+/// ksqlDB's error.
+fn plan(
+    shared: &Shared,
+    sql: &str,
+    properties: Option<&Value>,
+    print_allowed: bool,
+) -> Result<Planned, ApiError> {
     let bad = |code: u32, message: String| {
         ApiError(
             StatusCode::BAD_REQUEST,
@@ -182,7 +252,8 @@ fn plan(shared: &Shared, sql: &str, properties: Option<&Value>) -> Result<PushQu
             "Expected exactly one SELECT statement".to_string(),
         ));
     };
-    if !matches!(statement, Statement::Select(_)) {
+    let print = print_allowed && matches!(statement, Statement::Print { .. });
+    if !print && !matches!(statement, Statement::Select(_)) {
         return Err(bad(
             40001,
             "The /query endpoints run SELECT statements; send others to /ksql".to_string(),
@@ -192,7 +263,8 @@ fn plan(shared: &Shared, sql: &str, properties: Option<&Value>) -> Result<PushQu
     let result = with_properties(&mut engine, properties, |e| e.execute(statement, text))
         .map_err(|e| bad(40001, e.to_string()))?;
     match result {
-        StatementResult::Query(q) => Ok(*q),
+        StatementResult::Query(q) => Ok(Planned::Query(q)),
+        StatementResult::Print(p) => Ok(Planned::Print(*p)),
         other => Err(bad(40001, format!("not a query: {}", other.message()))),
     }
 }
