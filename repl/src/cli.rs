@@ -23,6 +23,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL", env = "SLUICE_SERVER")]
     pub server: Option<String>,
 
+    /// `topics`, `produce`, `consume` and `groups` work against a running Kafka broker
+    /// (`sluice server` or Apache Kafka) at `host:port` instead of the data directory.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub bootstrap_server: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -5,12 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sluice_storage::batch::{self, BatchHeader, Batches};
-use sluice_storage::{CommittedOffset, LogStore, PartitionLog, StorageError};
+use sluice_storage::{CommittedOffset, EventLog, StorageError};
 
 use crate::cli::ConsumeArgs;
 use crate::text::write_bytes;
@@ -18,13 +17,13 @@ use crate::text::write_bytes;
 const FETCH_BYTES: usize = 1 << 20;
 
 struct Position {
-    log: Arc<PartitionLog>,
+    partition: u32,
     next: u64,
     committed: Option<u64>,
 }
 
-pub fn run(store: &LogStore, args: ConsumeArgs) -> Result<()> {
-    let topic = store.topic(&args.topic)?;
+pub fn run(store: &dyn EventLog, args: ConsumeArgs) -> Result<()> {
+    let topic = store.describe_topic(&args.topic)?;
     let ids: Vec<u32> = match args.partition {
         Some(p) if p as usize >= topic.partitions.len() => {
             bail!(
@@ -38,7 +37,7 @@ pub fn run(store: &LogStore, args: ConsumeArgs) -> Result<()> {
     };
     let committed: BTreeMap<u32, u64> = match &args.group {
         Some(g) => store
-            .committed_offsets(g)
+            .committed_offsets(g)?
             .into_iter()
             .filter(|c| c.topic == args.topic)
             .map(|c| (c.partition, c.offset))
@@ -47,8 +46,8 @@ pub fn run(store: &LogStore, args: ConsumeArgs) -> Result<()> {
     };
     let mut positions = Vec::new();
     for id in ids {
-        let log = topic.partitions[id as usize].clone();
-        let (start, end) = (log.log_start_offset(), log.high_watermark());
+        let p = &topic.partitions[id as usize];
+        let (start, end) = (p.log_start_offset, p.high_watermark);
         // Kafka's order: an explicit offset, else the group's commit, else
         // --from-beginning (auto.offset.reset=earliest), else the end of the log.
         let next = match (&args.offset, committed.get(&id)) {
@@ -73,7 +72,7 @@ pub fn run(store: &LogStore, args: ConsumeArgs) -> Result<()> {
             (None, None) => end,
         };
         positions.push(Position {
-            log,
+            partition: id,
             next,
             committed: committed.get(&id).copied(),
         });
@@ -88,7 +87,7 @@ pub fn run(store: &LogStore, args: ConsumeArgs) -> Result<()> {
     'outer: while printed < max {
         let mut progressed = false;
         for pos in &mut positions {
-            let data = match pos.log.read(pos.next, FETCH_BYTES) {
+            let data = match store.read(&args.topic, pos.partition, pos.next, FETCH_BYTES) {
                 Ok(r) => r.data,
                 Err(StorageError::OffsetOutOfRange { start, .. }) if pos.next < start => {
                     // Retention removed what we were about to read: go on from the log start.
@@ -105,7 +104,7 @@ pub fn run(store: &LogStore, args: ConsumeArgs) -> Result<()> {
                         if (r.offset as u64) < pos.next || printed >= max || result.is_err() {
                             return Ok(());
                         }
-                        result = print_record(&mut out, &args, pos.log.id, &r);
+                        result = print_record(&mut out, &args, pos.partition, &r);
                         if result.is_ok() {
                             printed += 1;
                             pos.next = r.offset as u64 + 1;
@@ -138,7 +137,7 @@ pub fn run(store: &LogStore, args: ConsumeArgs) -> Result<()> {
             commit(store, &args, &mut positions)?;
             continue;
         }
-        if printed >= max || !wait_for_any(&positions, idle) {
+        if printed >= max || !wait_for_any(store, &args.topic, &positions, idle)? {
             break;
         }
     }
@@ -172,7 +171,7 @@ fn print_record(
 }
 
 /// Commits, for the group, every position that moved since the last commit.
-fn commit(store: &LogStore, args: &ConsumeArgs, positions: &mut [Position]) -> Result<()> {
+fn commit(store: &dyn EventLog, args: &ConsumeArgs, positions: &mut [Position]) -> Result<()> {
     let Some(group) = &args.group else {
         return Ok(());
     };
@@ -181,7 +180,7 @@ fn commit(store: &LogStore, args: &ConsumeArgs, positions: &mut [Position]) -> R
         .filter(|p| p.committed != Some(p.next))
         .map(|p| CommittedOffset {
             topic: args.topic.clone(),
-            partition: p.log.id,
+            partition: p.partition,
             offset: p.next,
             metadata: String::new(),
             commit_timestamp: 0,
@@ -197,25 +196,30 @@ fn commit(store: &LogStore, args: &ConsumeArgs, positions: &mut [Position]) -> R
 }
 
 /// Waits until any partition has records past its position (true) or `idle` passes (false).
-fn wait_for_any(positions: &[Position], idle: Option<Duration>) -> bool {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+fn wait_for_any(
+    store: &dyn EventLog,
+    topic: &str,
+    positions: &[Position],
+    idle: Option<Duration>,
+) -> Result<bool> {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-    else {
-        return false;
-    };
+        .context("starting a runtime for waits")?;
+    let _entered = rt.enter();
     let deadline =
         tokio::time::Instant::now() + idle.unwrap_or(Duration::from_secs(10 * 365 * 86_400));
-    rt.block_on(async {
-        let mut waits = tokio::task::JoinSet::new();
-        for p in positions {
-            waits.spawn(p.log.wait_for(p.next, deadline));
-        }
+    let mut waits = Vec::new();
+    for p in positions {
+        waits.push(store.wait_for_data(topic, p.partition, p.next, deadline)?);
+    }
+    Ok(rt.block_on(async {
+        let mut waits: tokio::task::JoinSet<bool> = waits.into_iter().collect();
         while let Some(r) = waits.join_next().await {
             if matches!(r, Ok(true)) {
                 return true;
             }
         }
         false
-    })
+    }))
 }

@@ -1,14 +1,14 @@
 //! `sluice groups`: list groups, describe their offsets and lag, reset their offsets.
 
 use anyhow::{Result, bail};
-use sluice_storage::{CommittedOffset, LogStore};
+use sluice_storage::{CommittedOffset, EventLog};
 
 use crate::cli::{GroupsCommand, ResetArgs};
 
-pub fn run(store: &LogStore, cmd: GroupsCommand) -> Result<()> {
+pub fn run(store: &dyn EventLog, cmd: GroupsCommand) -> Result<()> {
     match cmd {
         GroupsCommand::List => {
-            for g in store.group_names() {
+            for g in store.list_groups()? {
                 println!("{g}");
             }
             Ok(())
@@ -18,8 +18,8 @@ pub fn run(store: &LogStore, cmd: GroupsCommand) -> Result<()> {
     }
 }
 
-fn describe(store: &LogStore, group: &str) -> Result<()> {
-    let committed = store.committed_offsets(group);
+fn describe(store: &dyn EventLog, group: &str) -> Result<()> {
+    let committed = store.committed_offsets(group)?;
     if committed.is_empty() {
         bail!("consumer group '{group}' does not exist (it has no committed offsets)");
     }
@@ -39,8 +39,8 @@ fn describe(store: &LogStore, group: &str) -> Result<()> {
     ];
     for c in committed {
         let end = store
-            .partition(&c.topic, c.partition)
-            .map(|p| p.high_watermark().to_string())
+            .offsets(&c.topic, c.partition)
+            .map(|(_, end)| end.to_string())
             .unwrap_or_else(|_| "-".into());
         let lag = end
             .parse::<u64>()
@@ -79,7 +79,7 @@ fn print_table<const N: usize>(rows: &[[String; N]]) {
     }
 }
 
-fn reset(store: &LogStore, args: ResetArgs) -> Result<()> {
+fn reset(store: &dyn EventLog, args: ResetArgs) -> Result<()> {
     let topic = store.describe_topic(&args.topic)?;
     let mut new = Vec::new();
     for p in &topic.partitions {

@@ -68,6 +68,9 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(url) = &cli.server {
         return remote(url, &cli.command);
     }
+    if let Some(bootstrap) = &cli.bootstrap_server {
+        return over_kafka(bootstrap, cli.command);
+    }
     // `sluice server --config server.properties` may name the data directory.
     let properties = match &cli.command {
         Some(Command::Server(ServerArgs {
@@ -80,10 +83,10 @@ fn run(cli: Cli) -> Result<()> {
     let result = match cli.command {
         None => repl(&store, &data_dir),
         Some(Command::Sql(a)) => sql(&store, &a),
-        Some(Command::Topics(c)) => topics::run(&store, c),
-        Some(Command::Produce(a)) => produce::run(&store, a),
-        Some(Command::Consume(a)) => consume::run(&store, a),
-        Some(Command::Groups(c)) => groups::run(&store, c),
+        Some(Command::Topics(c)) => topics::run(store.as_ref(), c),
+        Some(Command::Produce(a)) => produce::run(store.as_ref(), a),
+        Some(Command::Consume(a)) => consume::run(store.as_ref(), a),
+        Some(Command::Groups(c)) => groups::run(store.as_ref(), c),
         Some(Command::Perf(c)) => perf::run(&store, c),
         Some(Command::Server(a)) => {
             engine(&store).and_then(|e| serve::run(&store, e, &a, properties))
@@ -125,6 +128,23 @@ fn remote(url: &str, command: &Option<Command>) -> Result<()> {
         }
         Some(_) => anyhow::bail!(
             "--server is for the REPL and `sluice sql`; the other commands read the data directory (--data-dir)"
+        ),
+    }
+}
+
+/// `--bootstrap-server host:port`: the log commands against a Kafka broker.
+fn over_kafka(bootstrap: &str, command: Option<Command>) -> Result<()> {
+    let connect = || {
+        sluice_server::kafka_client::KafkaLog::connect(bootstrap)
+            .with_context(|| format!("cannot reach a Kafka broker at {bootstrap}"))
+    };
+    match command {
+        Some(Command::Topics(c)) => topics::run(&connect()?, c),
+        Some(Command::Produce(a)) => produce::run(&connect()?, a),
+        Some(Command::Consume(a)) => consume::run(&connect()?, a),
+        Some(Command::Groups(c)) => groups::run(&connect()?, c),
+        _ => anyhow::bail!(
+            "--bootstrap-server is for `topics`, `produce`, `consume` and `groups`; the REPL and `sluice sql` take --server http://…"
         ),
     }
 }

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
 use sluice_storage::partitioner::partition_for_key;
-use sluice_storage::{BatchBuilder, Compression, LogStore};
+use sluice_storage::{BatchBuilder, Compression, EventLog};
 
 use crate::cli::ProduceArgs;
 
@@ -17,7 +17,7 @@ const MAX_BATCH_BYTES: usize = 16 * 1024;
 
 /// Open batches per partition, appended when full or when input pauses.
 struct Batcher<'a> {
-    store: &'a LogStore,
+    store: &'a dyn EventLog,
     topic: String,
     /// The topic's partition count, looked up once (keyed records are placed per record).
     partitions: u32,
@@ -83,7 +83,7 @@ impl Batcher<'_> {
     }
 }
 
-pub fn run(store: &LogStore, args: ProduceArgs) -> Result<()> {
+pub fn run(store: &dyn EventLog, args: ProduceArgs) -> Result<()> {
     let info = store.describe_topic(&args.topic)?;
     if let Some(p) = args.partition
         && p as usize >= info.partitions.len()

@@ -1,11 +1,11 @@
 //! `sluice topics`: create, list, describe, delete.
 
 use anyhow::{Context, Result, bail};
-use sluice_storage::{LogStore, StorageError, TopicConfig, TopicInfo};
+use sluice_storage::{EventLog, StorageError, TopicConfig, TopicInfo};
 
 use crate::cli::TopicsCommand;
 
-pub fn run(store: &LogStore, cmd: TopicsCommand) -> Result<()> {
+pub fn run(store: &dyn EventLog, cmd: TopicsCommand) -> Result<()> {
     match cmd {
         TopicsCommand::Create {
             topic,
@@ -41,10 +41,10 @@ pub fn run(store: &LogStore, cmd: TopicsCommand) -> Result<()> {
         TopicsCommand::Describe { topic } => {
             let infos = match topic {
                 Some(t) => vec![store.describe_topic(&t)?],
-                None => store.describe_topics(),
+                None => store.list_topics(),
             };
             for info in infos {
-                print_description(&info);
+                print_description(&info, store.knows_sizes());
             }
         }
         TopicsCommand::Delete { topic, if_exists } => match store.delete_topic(&topic) {
@@ -56,7 +56,7 @@ pub fn run(store: &LogStore, cmd: TopicsCommand) -> Result<()> {
     Ok(())
 }
 
-fn print_description(info: &TopicInfo) {
+fn print_description(info: &TopicInfo, sizes: bool) {
     let configs: Vec<String> = info
         .config
         .overrides()
@@ -70,9 +70,13 @@ fn print_description(info: &TopicInfo) {
         configs.join(",")
     );
     for p in &info.partitions {
-        println!(
-            "\tTopic: {}\tPartition: {}\tLeader: 0\tReplicas: 0\tIsr: 0\tStartOffset: {}\tEndOffset: {}\tSize: {}\tSegments: {}",
-            info.name, p.id, p.log_start_offset, p.high_watermark, p.size_bytes, p.segments
+        print!(
+            "\tTopic: {}\tPartition: {}\tLeader: 0\tReplicas: 0\tIsr: 0\tStartOffset: {}\tEndOffset: {}",
+            info.name, p.id, p.log_start_offset, p.high_watermark
         );
+        if sizes {
+            print!("\tSize: {}\tSegments: {}", p.size_bytes, p.segments);
+        }
+        println!();
     }
 }

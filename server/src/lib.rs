@@ -4,5 +4,6 @@
 //! the engine, for ksqlDB's clients.
 
 pub mod kafka;
+pub mod kafka_client;
 pub mod properties;
 pub mod rest;

@@ -21,6 +21,14 @@ pub trait EventLog: Send + Sync {
     fn delete_topic(&self, name: &str) -> Result<()>;
     fn describe_topic(&self, name: &str) -> Result<TopicInfo>;
     fn list_topics(&self) -> Vec<TopicInfo>;
+    /// Topic names, sorted (cheaper than `list_topics` where offsets cost requests).
+    fn topic_names(&self) -> Vec<String> {
+        self.list_topics().into_iter().map(|t| t.name).collect()
+    }
+    /// Whether sizes and segment counts in `TopicInfo` are known (a remote log has none).
+    fn knows_sizes(&self) -> bool {
+        true
+    }
     /// The partition for a record's key (Kafka's default partitioner).
     fn partition_for(&self, topic: &str, key: Option<&[u8]>) -> Result<u32>;
     /// Appends whole RecordBatch v2 batches; offsets are assigned in place.
@@ -66,6 +74,9 @@ impl EventLog for LogStore {
     }
     fn list_topics(&self) -> Vec<TopicInfo> {
         self.describe_topics()
+    }
+    fn topic_names(&self) -> Vec<String> {
+        LogStore::topic_names(self)
     }
     fn partition_for(&self, topic: &str, key: Option<&[u8]>) -> Result<u32> {
         LogStore::partition_for(self, topic, key)

@@ -47,6 +47,9 @@ pub enum StorageError {
     Locked { dir: PathBuf, holder: String },
     #[error("the log is closed")]
     Closed,
+    /// A remote log (a Kafka cluster over the wire protocol) answered with an error.
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl StorageError {
