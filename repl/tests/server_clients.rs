@@ -1,7 +1,8 @@
 //! `sluice server` with Python Kafka clients nobody here wrote, each driven by a script in
 //! `tests/clients/`: kafka-python (Debian's python3-kafka: admin, the four compression
 //! codecs, a consumer group of two that commits and a member that continues) and
-//! confluent-kafka (PyPI: 100,000 records produced and read back exactly). `.ci/run`
+//! confluent-kafka (PyPI: 100,000 records produced and read back exactly, with and
+//! without idempotence). `.ci/run`
 //! installs both.
 
 use std::path::Path;
@@ -55,6 +56,19 @@ fn kafka_python_admin_codecs_and_a_committing_group() {
 #[test]
 fn confluent_kafka_produces_and_consumes_100k_records_exactly() {
     let printed = run_script("python3", "confluent_kafka_check.py", &["100000"]);
+    assert!(
+        printed.contains("consumed 100000 records, contents equal: ok"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn confluent_kafka_idempotent_producer_writes_each_record_once() {
+    let printed = run_script(
+        "python3",
+        "confluent_kafka_check.py",
+        &["100000", "idempotent"],
+    );
     assert!(
         printed.contains("consumed 100000 records, contents equal: ok"),
         "{printed}"

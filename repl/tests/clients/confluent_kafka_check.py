@@ -1,8 +1,9 @@
 """confluent-kafka (librdkafka, from PyPI) against a running `sluice server`.
 
-Usage: confluent_kafka_check.py HOST:PORT [RECORDS]
-Produces RECORDS (default 100,000) keyed records with idempotence off into a 3-partition
-topic, reads them all back with a group consumer, and compares contents exactly.
+Usage: confluent_kafka_check.py HOST:PORT [RECORDS] [idempotent]
+Produces RECORDS (default 100,000) keyed records into a 3-partition topic (idempotence off,
+or on with `idempotent`: InitProducerId and sequence-numbered batches), reads them all back
+with a group consumer, and compares contents exactly (a record read twice is a failure).
 Exits non-zero with a message on a mismatch.
 """
 
@@ -14,7 +15,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ADDR = sys.argv[1]
 COUNT = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
-TOPIC = "confluent-check"
+IDEMPOTENT = len(sys.argv) > 3 and sys.argv[3] == "idempotent"
+TOPIC = "confluent-check-idempotent" if IDEMPOTENT else "confluent-check"
 
 
 def fail(what):
@@ -36,7 +38,7 @@ def delivered(err, _msg):
 
 producer = Producer({
     "bootstrap.servers": ADDR,
-    "enable.idempotence": False,
+    "enable.idempotence": IDEMPOTENT,
     "linger.ms": 5,
     "partitioner": "murmur2_random",
 })
@@ -59,7 +61,7 @@ print("produced %d records" % COUNT)
 
 consumer = Consumer({
     "bootstrap.servers": ADDR,
-    "group.id": "confluent-check",
+    "group.id": TOPIC,
     "auto.offset.reset": "earliest",
     "enable.auto.commit": False,
 })

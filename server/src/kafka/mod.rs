@@ -11,6 +11,7 @@
 mod apis;
 mod connection;
 mod coordinator;
+mod producers;
 
 pub use coordinator::GroupSettings;
 
@@ -56,6 +57,8 @@ pub(crate) struct Shared {
     pub advertised: SocketAddr,
     pub stopping: AtomicBool,
     pub coordinator: coordinator::Coordinator,
+    /// Idempotent producers' ids and sequence numbers.
+    pub producers: producers::Producers,
     /// Open connections (a handle to shut each down at stop) and their threads.
     open: Mutex<Vec<(TcpStream, JoinHandle<()>)>>,
 }
@@ -82,6 +85,7 @@ impl KafkaServer {
         let shared = Arc::new(Shared {
             log,
             coordinator: coordinator::Coordinator::new(config.groups.clone()),
+            producers: producers::Producers::default(),
             config,
             advertised,
             stopping: AtomicBool::new(false),

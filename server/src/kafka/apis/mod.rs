@@ -1,7 +1,8 @@
 //! The Kafka APIs Sluice answers, each a decode → log or coordinator calls → encode:
 //! ApiVersions, Metadata, Produce, Fetch, ListOffsets, CreateTopics, DeleteTopics,
 //! DescribeConfigs, FindCoordinator, OffsetCommit, OffsetFetch, JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup, ListGroups and DescribeGroups, at the versions current clients
+//! Heartbeat, LeaveGroup, ListGroups, DescribeGroups and InitProducerId (idempotent
+//! producers; no transactions), at the versions current clients
 //! negotiate. Fields a version
 //! does not have keep their defaults (the codec refuses to write anything else).
 
@@ -57,6 +58,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 // Kafka's error codes.
@@ -113,6 +115,9 @@ pub(crate) fn handle(
         }
         ApiKey::DescribeConfigs => {
             configs::describe_configs(decode(body, version)?, version, shared)
+        }
+        ApiKey::InitProducerId => {
+            produce::init_producer_id(decode(body, version)?, version, shared)
         }
         other => Err(format!("{other:?} is not supported")),
     }

@@ -1,9 +1,45 @@
 //! Produce: stored batches appended as they are (validated, offsets assigned in place),
-//! acknowledged under the topic's flush policy; acks=0 answers nothing.
+//! acknowledged under the topic's flush policy; acks=0 answers nothing. Batches of an
+//! idempotent producer go through its sequence check (`producers`); InitProducerId gives
+//! such producers their ids.
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 
 use super::*;
+use crate::kafka::producers;
+
+/// Kafka's TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the answer to a transactional producer.
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+
+pub(super) fn init_producer_id(
+    request: InitProducerIdRequest,
+    version: i16,
+    shared: &Shared,
+) -> Result<Reply, String> {
+    let response = InitProducerIdResponse::default();
+    if request.transactional_id.is_some() {
+        tracing::warn!("a transactional producer was refused: transactions are not supported");
+        return reply(
+            &response
+                .with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+            version,
+        );
+    }
+    // A producer that asks again with its id (v3+) gets its epoch bumped.
+    let (id, epoch) = match (request.producer_id.0, request.producer_epoch) {
+        (id, epoch) if id >= 0 && (0..i16::MAX - 1).contains(&epoch) => (id, epoch + 1),
+        _ => (shared.producers.allocate(), 0),
+    };
+    reply(
+        &response
+            .with_error_code(NONE)
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch),
+        version,
+    )
+}
 
 pub(super) fn produce(
     request: ProduceRequest,
@@ -22,15 +58,28 @@ pub(super) fn produce(
             let appended = known.as_ref().map_err(error_code).and_then(|_| {
                 let mut batches = p.records.as_ref().map(|r| r.to_vec()).unwrap_or_default();
                 let partition = u32::try_from(p.index).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
-                let info = shared
-                    .log
-                    .append(&topic_name, partition, &mut batches)
-                    .map_err(|e| error_code(&e))?;
+                let mut append = || {
+                    shared
+                        .log
+                        .append(&topic_name, partition, &mut batches)
+                        .map(|info| info.base_offset)
+                        .map_err(|e| error_code(&e))
+                };
+                let sequenced = producers::sequenced(p.records.as_deref().unwrap_or_default())
+                    .map_err(|_| CORRUPT_MESSAGE)?;
+                let base_offset = match sequenced {
+                    Some(s) => {
+                        shared
+                            .producers
+                            .append_sequenced(s, &topic_name, partition, append)?
+                    }
+                    None => append()?,
+                };
                 let (start, _) = shared
                     .log
                     .offsets(&topic_name, partition)
                     .map_err(|e| error_code(&e))?;
-                Ok((info.base_offset, start))
+                Ok((base_offset, start))
             });
             response = match appended {
                 Ok((base, start)) => response

@@ -71,6 +71,7 @@ pub(super) fn delete_topics(
         .iter()
         .map(|t| {
             let result = DeletableTopicResult::default().with_name(Some(t.clone()));
+            shared.producers.forget_topic(&t.0);
             match shared.log.delete_topic(&t.0) {
                 Ok(()) => result,
                 Err(e) => {
