@@ -56,9 +56,12 @@ pub(crate) enum Check {
     Refuse(i16),
 }
 
+/// (producer id, topic, partition).
+type ProducerKey = (i64, String, u32);
+
 pub(crate) struct Producers {
     next_id: AtomicI64,
-    partitions: Mutex<HashMap<(i64, String, u32), Arc<Mutex<ProducerPartition>>>>,
+    partitions: Mutex<HashMap<ProducerKey, Arc<Mutex<ProducerPartition>>>>,
 }
 
 impl Default for Producers {
