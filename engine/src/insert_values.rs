@@ -108,13 +108,18 @@ impl Engine {
             };
             let ty = arrow_type(&col.ty)
                 .ok_or_else(|| EngineError(format!("unsupported type {}", col.ty)))?;
-            let cast_value = cast(&value, &ty).map_err(|_| {
-                EngineError(format!(
-                    "Expected type {} for field {name} but got {}",
-                    col.ty,
-                    value.data_type()
-                ))
-            })?;
+            // Strict: a value that does not convert is an error, never a silent null.
+            let strict = datafusion::arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            let cast_value = datafusion::arrow::compute::cast_with_options(&value, &ty, &strict)
+                .map_err(|_| {
+                    EngineError(format!(
+                        "Expected type {} for field {name} but got {expr}",
+                        col.ty
+                    ))
+                })?;
             given.push((name.clone(), cast_value));
         }
         let column_of = |name: &str, ty: &sluice_sql::SqlType| -> Result<ArrayRef, EngineError> {

@@ -142,6 +142,20 @@ pub enum TopicsCommand {
     List,
     /// Show partitions, offsets, sizes and configs of one topic (or all).
     Describe { topic: Option<String> },
+    /// Change a topic's configs or grow its partitions (kafka-configs / kafka-topics --alter).
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["configs", "delete_configs", "partitions"])))]
+    Alter {
+        topic: String,
+        /// Set a topic config, `name=value` (repeatable).
+        #[arg(long = "config", value_name = "NAME=VALUE")]
+        configs: Vec<String>,
+        /// Set a topic config back to its default (repeatable).
+        #[arg(long = "delete-config", value_name = "NAME")]
+        delete_configs: Vec<String>,
+        /// Grow the topic to this many partitions (keys map to partitions by the count).
+        #[arg(long)]
+        partitions: Option<u32>,
+    },
     /// Delete a topic and its data.
     Delete {
         topic: String,

@@ -1,4 +1,4 @@
-//! `sluice topics`: create, list, describe, delete.
+//! `sluice topics`: create, list, describe, alter, delete.
 
 use anyhow::{Context, Result, bail};
 use sluice_storage::{EventLog, StorageError, TopicConfig, TopicInfo};
@@ -45,6 +45,29 @@ pub fn run(store: &dyn EventLog, cmd: TopicsCommand) -> Result<()> {
             };
             for info in infos {
                 print_description(&info, store.knows_sizes());
+            }
+        }
+        TopicsCommand::Alter {
+            topic,
+            configs,
+            delete_configs,
+            partitions,
+        } => {
+            let mut changes: Vec<(String, Option<String>)> = Vec::new();
+            for c in &configs {
+                let (k, v) = c
+                    .split_once('=')
+                    .with_context(|| format!("--config '{c}' is not of the form name=value"))?;
+                changes.push((k.trim().to_string(), Some(v.to_string())));
+            }
+            changes.extend(delete_configs.into_iter().map(|k| (k, None)));
+            if !changes.is_empty() {
+                store.alter_topic_config(&topic, &changes)?;
+                println!("Altered the configs of topic {topic}.");
+            }
+            if let Some(n) = partitions {
+                store.add_partitions(&topic, n)?;
+                println!("Topic {topic} has {n} partitions now.");
             }
         }
         TopicsCommand::Delete { topic, if_exists } => match store.delete_topic(&topic) {

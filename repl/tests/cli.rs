@@ -332,3 +332,74 @@ fn kill_dash_nine_during_produce_leaves_a_readable_prefix() {
     );
     assert_eq!(last, "after\n");
 }
+
+#[test]
+fn topics_alter_changes_configs_and_partitions_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "topics",
+            "create",
+            "t",
+            "--partitions",
+            "2",
+            "--config",
+            "retention.ms=1000",
+        ],
+        None,
+    );
+    ok(
+        d,
+        &["produce", "t", "--key-separator", ":"],
+        Some("a:1\nb:2\n"),
+    );
+    let out = ok(
+        d,
+        &[
+            "topics",
+            "alter",
+            "t",
+            "--config",
+            "min.insync.replicas=2",
+            "--delete-config",
+            "retention.ms",
+            "--partitions",
+            "3",
+        ],
+        None,
+    );
+    assert_eq!(
+        out,
+        "Altered the configs of topic t.\nTopic t has 3 partitions now.\n"
+    );
+    // A new process sees both changes (topic.json was rewritten), and the new partition
+    // takes records.
+    ok(d, &["produce", "t", "--partition", "2"], Some("x\n"));
+    let desc = ok(d, &["topics", "describe", "t"], None);
+    assert!(
+        desc.starts_with(
+            "Topic: t\tPartitionCount: 3\tReplicationFactor: 1\tConfigs: min.insync.replicas=2\n"
+        ),
+        "{desc}"
+    );
+    assert!(
+        desc.contains("Partition: 2\tLeader: 0\tReplicas: 0\tIsr: 0\tStartOffset: 0\tEndOffset: 1"),
+        "{desc}"
+    );
+    let all = ok(
+        d,
+        &["consume", "t", "--from-beginning", "--timeout-ms", "200"],
+        None,
+    );
+    assert_eq!(sorted_lines(&all), ["1", "2", "x"]);
+    let e = err(
+        d,
+        &["topics", "alter", "t", "--config", "compression.type=gzip"],
+        None,
+    );
+    assert!(e.contains("only 'producer'"), "{e}");
+    let e = err(d, &["topics", "alter", "t"], None);
+    assert!(e.contains("required"), "{e}");
+}

@@ -1,6 +1,6 @@
 //! The CLI's log commands against a running broker (`--bootstrap-server`): `topics`,
-//! `produce`, `consume` (also one waiting at the end of the log for new records) and
-//! `groups` through the Kafka protocol of a `sluice server`, with kcat (librdkafka) on the
+//! `produce`, `consume` (also one waiting at the end of the log for new records),
+//! `groups` and `topics alter` (configs and partitions) through the Kafka protocol of a `sluice server`, with kcat (librdkafka) on the
 //! other side to show the records are the same ones any Kafka client sees.
 
 use std::process::{Command, Stdio};
@@ -231,6 +231,58 @@ fn topics_produce_consume_and_groups_over_the_kafka_protocol() {
         None,
     );
     assert_eq!(again.lines().count(), 8, "{again}");
+
+    // Configs changed and partitions added over the protocol (IncrementalAlterConfigs,
+    // CreatePartitions); a compacted topic refuses a record without a key.
+    let out = ok(
+        &addr,
+        &[
+            "topics",
+            "alter",
+            "orders",
+            "--config",
+            "cleanup.policy=compact",
+            "--delete-config",
+            "retention.ms",
+            "--partitions",
+            "4",
+        ],
+        None,
+    );
+    assert!(out.contains("Topic orders has 4 partitions now."), "{out}");
+    let described = ok(&addr, &["topics", "describe", "orders"], None);
+    assert!(
+        described.starts_with(
+            "Topic: orders\tPartitionCount: 4\tReplicationFactor: 1\tConfigs: cleanup.policy=compact\n"
+        ),
+        "{described}"
+    );
+    let (success, _, err) = cli(&addr, &["produce", "orders"], Some("no key\n"));
+    assert!(
+        !success && err.contains("Compacted topic cannot accept message without key"),
+        "{err}"
+    );
+    let (success, _, err) = cli(
+        &addr,
+        &["topics", "alter", "orders", "--partitions", "2"],
+        None,
+    );
+    assert!(
+        !success
+            && err.contains(
+                "Topic currently has 4 partitions, which is higher than the requested 2."
+            ),
+        "{err}"
+    );
+    let (success, _, err) = cli(
+        &addr,
+        &["topics", "alter", "orders", "--config", "no.such=1"],
+        None,
+    );
+    assert!(
+        !success && err.contains("unknown topic config 'no.such'"),
+        "{err}"
+    );
 
     // Deleting is seen by the next command; errors are one line, not a panic.
     assert_eq!(

@@ -44,7 +44,7 @@ fn kafka_python_admin_codecs_and_a_committing_group() {
     // Debian's package lives in the system interpreter's dist-packages.
     let printed = run_script("/usr/bin/python3", "kafka_python_check.py", &[]);
     for line in [
-        "admin: create, describe configs, delete: ok",
+        "admin: create, describe and alter configs, add partitions, delete: ok",
         "producer with zstd: 500 records read back: ok",
         "group of two: split 2+2, read 400, committed: ok",
         "restarted member continued from the committed offsets: ok",

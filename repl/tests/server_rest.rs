@@ -358,3 +358,142 @@ fn sluice_sql_runs_statements_on_a_running_server() {
     );
     assert!(bad.contains("nope") || bad.contains("NOPE"), "{bad}");
 }
+
+/// Sends raw bytes on a fresh connection and reads whatever comes back until the server
+/// closes it (or 10 s pass): the answer's status line, if any.
+fn raw_exchange(addr: &str, bytes: &[u8], close_write: bool) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(bytes);
+    if close_write {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn bad_input_at_the_rest_port_leaves_the_server_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = client(&server);
+    let addr = server
+        .http
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    // A client that sends half a request and stays: it must not hold anyone else up.
+    let mut lingering = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(&mut lingering, b"POST /ksql HTTP/1.1\r\nContent-Le").unwrap();
+
+    // Random bytes, then a request line that is not HTTP: 400 or a closed connection.
+    let mut noise = Vec::new();
+    let mut x: u32 = 0x9e37_79b9;
+    for _ in 0..4096 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        noise.push(x as u8);
+    }
+    let answer = raw_exchange(&addr, &noise, true);
+    assert!(answer.is_empty() || answer.contains(" 400 "), "{answer}");
+    let answer = raw_exchange(&addr, b"HELLO THERE\r\n\r\n", true);
+    assert!(answer.is_empty() || answer.contains(" 400 "), "{answer}");
+    // A body announced as 10 GB is refused before it is read.
+    let answer = raw_exchange(
+        &addr,
+        b"POST /ksql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{",
+        false,
+    );
+    assert!(answer.contains(" 413 "), "{answer}");
+    // A body cut short: the server waits for the rest, then gives up when the client
+    // closes its side; nothing is run.
+    let answer = raw_exchange(
+        &addr,
+        b"POST /ksql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ksql\": \"CREATE STR",
+        true,
+    );
+    assert!(!answer.contains(" 200 "), "{answer}");
+    // JSON nested far deeper than any request: an error, not a stack overflow.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let reply = c
+        .post_streaming("/ksql", deep.as_bytes(), "application/json")
+        .unwrap()
+        .whole()
+        .unwrap();
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // Invalid UTF-8 inside a string, wrong field types, unknown endpoints and methods.
+    let reply = c
+        .post_streaming(
+            "/ksql",
+            b"{\"ksql\": \"SHOW \xff\xfe STREAMS;\"}",
+            "application/json",
+        )
+        .unwrap()
+        .whole()
+        .unwrap();
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let (status, body) = ksql_raw(&c, &json!({"ksql": 42}));
+    assert_eq!(status, 400, "{body}");
+    let reply = c
+        .post("/query-stream", &json!({"sql": ["SELECT"]}))
+        .unwrap();
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let reply = c
+        .post("/close-query", &json!({"queryId": "NOPE_1"}))
+        .unwrap();
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(c.get("/ksql").unwrap().status, 405);
+    // Garbage rows on /inserts-stream are error acks; the stream and the server go on.
+    ksql(
+        &c,
+        "CREATE STREAM s (id INT KEY, v STRING) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);",
+    );
+    let body = b"{\"target\": \"S\"}\nnot json at all\n{\"ID\": \"x\", \"V\": 1}\n{\"ID\": 1, \"V\": \"ok\"}\n";
+    let acks = c
+        .post_streaming("/inserts-stream", body, "application/json")
+        .unwrap()
+        .whole()
+        .unwrap();
+    let acks: Vec<Value> = acks
+        .body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(acks.len(), 3, "{acks:?}");
+    assert_eq!(acks[0]["status"], "error", "{acks:?}");
+    assert_eq!(acks[1]["status"], "error", "{acks:?}");
+    assert_eq!(acks[2]["status"], "ok", "{acks:?}");
+
+    // Through all of it, with the half-request still open, the server answers.
+    let reply = c.get("/healthcheck").unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let rows = query(
+        &c,
+        "SELECT * FROM s EMIT CHANGES LIMIT 1;",
+        json!({"auto.offset.reset": "earliest"}),
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.pointer("/row/columns") == Some(&json!([1, "ok"]))),
+        "{rows:?}"
+    );
+    drop(lingering);
+    let (clean, printed) = server.terminate();
+    assert!(clean, "{printed}");
+}
+
+fn ksql_raw(c: &Client, body: &Value) -> (u16, String) {
+    let reply = c.post("/ksql", body).unwrap();
+    (reply.status, reply.body)
+}

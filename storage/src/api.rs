@@ -25,6 +25,23 @@ pub trait EventLog: Send + Sync {
     fn topic_names(&self) -> Vec<String> {
         self.list_topics().into_iter().map(|t| t.name).collect()
     }
+    /// Changes a topic's config: each `(name, Some(value))` sets, `(name, None)` resets to
+    /// the default. All or nothing.
+    fn alter_topic_config(
+        &self,
+        topic: &str,
+        _changes: &[(String, Option<String>)],
+    ) -> Result<TopicConfig> {
+        Err(crate::StorageError::Remote(format!(
+            "changing the config of '{topic}' is not supported here"
+        )))
+    }
+    /// Grows a topic to `count` partitions.
+    fn add_partitions(&self, topic: &str, _count: u32) -> Result<TopicInfo> {
+        Err(crate::StorageError::Remote(format!(
+            "adding partitions to '{topic}' is not supported here"
+        )))
+    }
     /// Whether sizes and segment counts in `TopicInfo` are known (a remote log has none).
     fn knows_sizes(&self) -> bool {
         true
@@ -77,6 +94,24 @@ impl EventLog for LogStore {
     }
     fn topic_names(&self) -> Vec<String> {
         LogStore::topic_names(self)
+    }
+    fn alter_topic_config(
+        &self,
+        topic: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<TopicConfig> {
+        LogStore::alter_topic_config(self, topic, |config| {
+            for (name, value) in changes {
+                match value {
+                    Some(v) => config.set(name, v)?,
+                    None => config.reset(name)?,
+                }
+            }
+            Ok(())
+        })
+    }
+    fn add_partitions(&self, topic: &str, count: u32) -> Result<TopicInfo> {
+        LogStore::add_partitions(self, topic, count)
     }
     fn partition_for(&self, topic: &str, key: Option<&[u8]>) -> Result<u32> {
         LogStore::partition_for(self, topic, key)

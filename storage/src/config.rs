@@ -45,6 +45,11 @@ pub struct TopicConfig {
     pub flush_policy: FlushPolicy,
     pub flush_ms: u64,
     pub max_message_bytes: u64,
+    /// Kafka topic configs that Sluice accepts and keeps (and shows) without acting on
+    /// them: replication, index and cleaner tuning a single node with its own log does not
+    /// have (`KAFKA_ONLY_CONFIGS`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub kafka_only: BTreeMap<String, String>,
 }
 
 impl Default for TopicConfig {
@@ -60,6 +65,7 @@ impl Default for TopicConfig {
             flush_policy: FlushPolicy::Always,
             flush_ms: 1000,
             max_message_bytes: 1_048_588,
+            kafka_only: BTreeMap::new(),
         }
     }
 }
@@ -75,6 +81,41 @@ pub const CONFIG_NAMES: &[&str] = &[
     "retention.ms",
     "segment.bytes",
     "segment.ms",
+];
+
+/// Kafka's other topic configs: accepted and kept so that tools which set them (Kafka
+/// Connect, admin scripts) work, with no effect here. Those whose other values would change
+/// what is stored (`compression.type`, `message.timestamp.type`) accept only the value
+/// that matches what Sluice does.
+pub const KAFKA_ONLY_CONFIGS: &[&str] = &[
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.type",
+    "compression.zstd.level",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "unclean.leader.election.enable",
 ];
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
@@ -153,6 +194,18 @@ impl TopicConfig {
                     return Err(bad("must be between 100 and 2147483647"));
                 }
             }
+            "compression.type" if value.trim() != "producer" => {
+                return Err(bad(
+                    "Sluice stores batches as producers compress them: only 'producer'",
+                ));
+            }
+            "message.timestamp.type" if value.trim() != "CreateTime" => {
+                return Err(bad("Sluice keeps producers' timestamps: only 'CreateTime'"));
+            }
+            other if KAFKA_ONLY_CONFIGS.contains(&other) => {
+                self.kafka_only
+                    .insert(other.to_string(), value.trim().to_string());
+            }
             other => {
                 return Err(StorageError::InvalidConfig(format!(
                     "unknown topic config '{other}' (known: {})",
@@ -161,6 +214,21 @@ impl TopicConfig {
             }
         }
         Ok(())
+    }
+
+    /// Sets `key` back to its default (Kafka's config deletion).
+    pub fn reset(&mut self, key: &str) -> Result<()> {
+        if KAFKA_ONLY_CONFIGS.contains(&key) {
+            self.kafka_only.remove(key);
+            return Ok(());
+        }
+        match TopicConfig::default().get(key) {
+            Some(default) => self.set(key, &default),
+            None => Err(StorageError::InvalidConfig(format!(
+                "unknown topic config '{key}' (known: {})",
+                CONFIG_NAMES.join(", ")
+            ))),
+        }
     }
 
     /// Builds a config from defaults plus `name=value` overrides.
@@ -192,11 +260,15 @@ impl TopicConfig {
         })
     }
 
-    /// All settings, name -> value.
+    /// All settings, name -> value (Kafka-only ones when set).
     pub fn entries(&self) -> BTreeMap<&'static str, String> {
+        let kept = KAFKA_ONLY_CONFIGS
+            .iter()
+            .filter_map(|k| self.kafka_only.get(*k).map(|v| (*k, v.clone())));
         CONFIG_NAMES
             .iter()
             .filter_map(|k| self.get(k).map(|v| (*k, v)))
+            .chain(kept)
             .collect()
     }
 
@@ -253,6 +325,28 @@ mod tests {
         let o = c.overrides();
         assert_eq!(o.len(), 2);
         assert_eq!(o["cleanup.policy"], "compact");
+    }
+
+    #[test]
+    fn kafka_only_configs_are_kept_and_reset() {
+        let mut c = TopicConfig::from_pairs([
+            ("min.insync.replicas", "2"),
+            ("compression.type", "producer"),
+            ("retention.ms", "5"),
+        ])
+        .unwrap();
+        assert_eq!(c.overrides()["min.insync.replicas"], "2");
+        assert_eq!(c.overrides()["compression.type"], "producer");
+        assert!(TopicConfig::from_pairs([("compression.type", "gzip")]).is_err());
+        assert!(TopicConfig::from_pairs([("message.timestamp.type", "LogAppendTime")]).is_err());
+        c.reset("min.insync.replicas").unwrap();
+        c.reset("retention.ms").unwrap();
+        assert_eq!(c.retention_ms, TopicConfig::default().retention_ms);
+        assert_eq!(
+            c.overrides().into_keys().collect::<Vec<_>>(),
+            ["compression.type"]
+        );
+        assert!(c.reset("no.such.config").is_err());
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum StorageError {
     Corrupted(String),
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// Whole, well-formed records that a rule of the topic refuses (Kafka's
+    /// InvalidRecordException: a record without a key on a compacted topic).
+    #[error("{0}")]
+    RecordRefused(String),
     #[error("{0}")]
     InvalidTopicName(String),
     #[error("invalid topic config: {0}")]

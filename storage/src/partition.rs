@@ -249,8 +249,8 @@ impl PartitionLog {
             if config.compact {
                 batch::for_each_record(b, |r| {
                     if r.key.is_none() {
-                        return Err(StorageError::invalid_record(
-                            "Compacted topic cannot accept message without key",
+                        return Err(StorageError::RecordRefused(
+                            "Compacted topic cannot accept message without key".into(),
                         ));
                     }
                     Ok(())

@@ -333,6 +333,104 @@ impl LogStore {
         Ok(())
     }
 
+    /// Changes a topic's config (Kafka's AlterConfigs): `change` edits a copy, which is
+    /// written to the topic's metadata file first and then takes effect for its partitions.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TopicConfig) -> Result<()>,
+    ) -> Result<TopicConfig> {
+        let _admin = lock(&self.inner.admin);
+        let topic = self.topic(name)?;
+        let mut config = topic
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        change(&mut config)?;
+        let mut meta = self.read_topic_file(name)?;
+        meta.config = config.clone();
+        self.write_topic_file(&meta)?;
+        *topic.config.write().unwrap_or_else(|e| e.into_inner()) = config.clone();
+        Ok(config)
+    }
+
+    /// Grows a topic to `count` partitions (Kafka's CreatePartitions). Keys map to
+    /// partitions by the count, so keyed records go elsewhere afterwards, as in Kafka.
+    pub fn add_partitions(&self, name: &str, count: u32) -> Result<TopicInfo> {
+        let _admin = lock(&self.inner.admin);
+        let topic = self.topic(name)?;
+        let have = topic.partitions.len() as u32;
+        if count <= have {
+            return Err(StorageError::InvalidConfig(format!(
+                "Topic currently has {have} partitions, which is higher than the requested {count}."
+            )));
+        }
+        if count > MAX_PARTITIONS {
+            return Err(StorageError::InvalidConfig(format!(
+                "the number of partitions must be at most {MAX_PARTITIONS}, not {count}"
+            )));
+        }
+        let tdir = self.inner.root.join("topics").join(name);
+        let mut partitions = topic.partitions.clone();
+        for p in have..count {
+            let dir = tdir.join(p.to_string());
+            // Left over by an earlier attempt that crashed before the metadata said so.
+            if self.inner.vfs.exists(&dir) {
+                self.inner
+                    .vfs
+                    .remove_dir_all(&dir)
+                    .map_err(|e| StorageError::io(&dir, e))?;
+            }
+            partitions.push(Arc::new(PartitionLog::open(
+                self.inner.vfs.clone(),
+                &dir,
+                name,
+                p,
+                topic.config.clone(),
+                true,
+            )?));
+        }
+        let mut meta = self.read_topic_file(name)?;
+        meta.partitions = count;
+        // The metadata last: the new partitions exist once it says so.
+        self.write_topic_file(&meta)?;
+        let grown = Arc::new(Topic {
+            name: name.to_string(),
+            config: topic.config.clone(),
+            partitions,
+            sticky: StickyPartitioner::default(),
+        });
+        let info = grown.info();
+        self.inner
+            .topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), grown);
+        Ok(info)
+    }
+
+    fn read_topic_file(&self, name: &str) -> Result<TopicFile> {
+        let tfile = self.inner.root.join("topics").join(name).join(TOPIC_FILE);
+        let raw = fs::read_file(self.inner.vfs.as_ref(), &tfile)
+            .map_err(|e| StorageError::io(&tfile, e))?;
+        serde_json::from_slice(&raw)
+            .map_err(|e| StorageError::corrupted(format!("{}: {e}", tfile.display())))
+    }
+
+    fn write_topic_file(&self, meta: &TopicFile) -> Result<()> {
+        let tfile = self
+            .inner
+            .root
+            .join("topics")
+            .join(&meta.name)
+            .join(TOPIC_FILE);
+        let json = serde_json::to_vec_pretty(meta)
+            .map_err(|e| StorageError::corrupted(format!("topic metadata: {e}")))?;
+        fs::write_file_atomic(self.inner.vfs.as_ref(), &tfile, &json)
+            .map_err(|e| StorageError::io(&tfile, e))
+    }
+
     pub fn topic_names(&self) -> Vec<String> {
         self.topics_read().keys().cloned().collect()
     }

@@ -34,9 +34,29 @@ def admin_topics(admin):
     )
     entries = {c[0]: c[1] for c in configs[0].resources[0][4]}
     check(entries.get("retention.ms") == "3600000", "retention.ms described: %r" % entries)
+    # AlterConfigs replaces the topic's overrides: retention.ms goes back to its default.
+    admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, "admin-made",
+                        configs={"cleanup.policy": "compact", "min.insync.replicas": "1"})]
+    )
+    configs = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, "admin-made")]
+    )
+    entries = {c[0]: c[1] for c in configs[0].resources[0][4]}
+    check(entries.get("cleanup.policy") == "compact", "cleanup.policy altered: %r" % entries)
+    check(entries.get("min.insync.replicas") == "1", "a Kafka-only config kept: %r" % entries)
+    check(entries.get("retention.ms") == "604800000", "retention.ms reset: %r" % entries)
+    refused = admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, "admin-made", configs={"no.such": "1"})]
+    )
+    check(refused.resources[0][0] == 40, "an unknown config is INVALID_CONFIG: %r" % (refused,))
+    from kafka.admin import NewPartitions
+    admin.create_partitions({"admin-made": NewPartitions(5)})
+    partitions = admin.describe_topics(["admin-made"])[0]["partitions"]
+    check(len(partitions) == 5, "grown to 5 partitions: %r" % partitions)
     admin.delete_topics(["admin-made"])
     check("admin-made" not in admin.list_topics(), "deleted topic gone")
-    print("admin: create, describe configs, delete: ok")
+    print("admin: create, describe and alter configs, add partitions, delete: ok")
 
 
 def read_all(topic, expected):

@@ -20,9 +20,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
@@ -54,6 +58,8 @@ const OFFSET_COMMIT: i16 = 8;
 const OFFSET_FETCH: i16 = 7;
 const LIST_GROUPS: i16 = 4;
 const DESCRIBE_CONFIGS: i16 = 4;
+const INCREMENTAL_ALTER_CONFIGS: i16 = 1;
+const CREATE_PARTITIONS: i16 = 3;
 
 /// ListOffsets' special timestamps.
 const EARLIEST: i64 = -2;
@@ -548,6 +554,67 @@ impl EventLog for KafkaLog {
         false
     }
 
+    fn alter_topic_config(
+        &self,
+        topic: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<TopicConfig> {
+        let configs = changes
+            .iter()
+            .map(|(name, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(name.clone()))
+                    // 0: SET, 1: DELETE (back to the default).
+                    .with_config_operation(if value.is_some() { 0 } else { 1 })
+                    .with_value(value.clone().map(StrBytes::from_string))
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_configs(configs),
+        ]);
+        let response: IncrementalAlterConfigsResponse =
+            self.inner.with_connection(&self.inner.bootstrap, |c| {
+                c.send(
+                    ApiKey::IncrementalAlterConfigs,
+                    INCREMENTAL_ALTER_CONFIGS,
+                    &request,
+                )
+            })?;
+        if let Some(r) = response.responses.iter().find(|r| r.error_code != 0) {
+            return Err(match (&r.error_message, r.error_code) {
+                (Some(m), 40) => StorageError::InvalidConfig(m.to_string()),
+                _ => kafka_error(r.error_code, topic, "altering the configs"),
+            });
+        }
+        self.inner.topic_config(topic)
+    }
+
+    fn add_partitions(&self, topic: &str, count: u32) -> Result<TopicInfo> {
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(name(topic))
+                    .with_count(count as i32)
+                    .with_assignments(None),
+            ])
+            .with_timeout_ms(self.inner.timeout.as_millis() as i32);
+        let address = self.inner.controller_address();
+        let response: CreatePartitionsResponse = self.inner.with_connection(&address, |c| {
+            c.send(ApiKey::CreatePartitions, CREATE_PARTITIONS, &request)
+        })?;
+        if let Some(r) = response.results.iter().find(|r| r.error_code != 0) {
+            return Err(match (&r.error_message, r.error_code) {
+                (Some(m), 37) => StorageError::InvalidConfig(m.to_string()),
+                _ => kafka_error(r.error_code, topic, "adding partitions"),
+            });
+        }
+        self.inner.forget_leaders(topic);
+        self.describe_topic(topic)
+    }
+
     fn partition_for(&self, topic: &str, key: Option<&[u8]>) -> Result<u32> {
         let response = self.inner.metadata(Some(&[topic]))?;
         let partitions = response
@@ -594,7 +661,10 @@ impl EventLog for KafkaLog {
             .ok_or_else(|| remote(format!("no answer for {topic}-{partition} in Produce")))?;
         if p.error_code != 0 {
             self.inner.forget_leaders(topic);
-            return Err(kafka_error(p.error_code, topic, "producing"));
+            return Err(match (&p.error_message, p.error_code) {
+                (Some(m), 87) => StorageError::RecordRefused(m.to_string()),
+                _ => kafka_error(p.error_code, topic, "producing"),
+            });
         }
         let base_offset = p.base_offset.max(0) as u64;
         Ok(AppendInfo {

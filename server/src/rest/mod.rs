@@ -184,6 +184,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/status", get(all_statuses))
         .route("/status/{kind}/{entity}/{action}", get(one_status))
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
         .with_state(shared)
 }
@@ -248,6 +250,29 @@ pub(crate) fn body_with_text(
         ));
     };
     Ok((request, text))
+}
+
+/// The largest request body read whole (`/inserts-stream` streams, row by row).
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// A body announced larger than the limit is refused (413) before any of it is read,
+/// instead of keeping the connection until the limit is reached.
+async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if request.uri().path() != "/inserts-stream"
+        && announced.is_some_and(|n| n > MAX_REQUEST_BYTES as u64)
+    {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            41300,
+            format!("the request body is larger than {MAX_REQUEST_BYTES} bytes"),
+        );
+    }
+    next.run(request).await
 }
 
 async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {

@@ -145,3 +145,172 @@ fn broker_entries(shared: &Shared) -> Vec<(String, String, i8, i8)> {
         ),
     ]
 }
+
+/// AlterConfigs: a topic's overrides replaced by the request's set (configs not named go
+/// back to their defaults), all or nothing per topic.
+pub(super) fn alter_configs(
+    request: AlterConfigsRequest,
+    version: i16,
+    shared: &Shared,
+) -> Result<Reply, String> {
+    use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+    let responses = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let named: Vec<(String, Option<String>)> = resource
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            let outcome = alter_topic(
+                shared,
+                resource.resource_type,
+                &resource.resource_name,
+                request.validate_only,
+                |current| {
+                    let mut changes: Vec<(String, Option<String>)> = current
+                        .overrides()
+                        .into_keys()
+                        .filter(|k| !named.iter().any(|(n, _)| n == k))
+                        .map(|k| (k.to_string(), None))
+                        .collect();
+                    changes.extend(named.iter().cloned());
+                    Ok(changes)
+                },
+            );
+            let (code, message) = outcome.err().unwrap_or((NONE, None));
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string))
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+        })
+        .collect();
+    reply(
+        &AlterConfigsResponse::default().with_responses(responses),
+        version,
+    )
+}
+
+/// IncrementalAlterConfigs: SET, DELETE (back to the default), APPEND and SUBTRACT (list
+/// configs: `cleanup.policy`), all or nothing per topic.
+pub(super) fn incremental_alter_configs(
+    request: IncrementalAlterConfigsRequest,
+    version: i16,
+    shared: &Shared,
+) -> Result<Reply, String> {
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+    let responses = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let outcome = alter_topic(
+                shared,
+                resource.resource_type,
+                &resource.resource_name,
+                request.validate_only,
+                |current| {
+                    resource
+                        .configs
+                        .iter()
+                        .map(|c| {
+                            let name = c.name.to_string();
+                            let value = c.value.as_ref().map(|v| v.to_string());
+                            incremental_change(current, name, c.config_operation, value)
+                        })
+                        .collect()
+                },
+            );
+            let (code, message) = outcome.err().unwrap_or((NONE, None));
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string))
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+        })
+        .collect();
+    reply(
+        &IncrementalAlterConfigsResponse::default().with_responses(responses),
+        version,
+    )
+}
+
+/// One incremental operation as a set (`Some`) or reset (`None`) of a config.
+fn incremental_change(
+    current: &TopicConfig,
+    name: String,
+    operation: i8,
+    value: Option<String>,
+) -> Result<(String, Option<String>), (i16, Option<String>)> {
+    let invalid = |m: String| (INVALID_CONFIG, Some(m));
+    match operation {
+        0 => Ok((name, value)),
+        1 => Ok((name, None)),
+        2 | 3 => {
+            if name != "cleanup.policy" {
+                return Err(invalid(format!(
+                    "APPEND and SUBTRACT apply to list configs; '{name}' is not one"
+                )));
+            }
+            let mut items: Vec<String> = current
+                .get(&name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::to_string)
+                .collect();
+            for v in value.unwrap_or_default().split(',').map(str::trim) {
+                if operation == 2 && !items.iter().any(|i| i == v) {
+                    items.push(v.to_string());
+                }
+                if operation == 3 {
+                    items.retain(|i| i != v);
+                }
+            }
+            if items.is_empty() {
+                return Err(invalid("cleanup.policy cannot be empty".into()));
+            }
+            Ok((name, Some(items.join(","))))
+        }
+        other => Err((
+            INVALID_REQUEST,
+            Some(format!("unknown config operation {other}")),
+        )),
+    }
+}
+
+/// Applies the changes `plan` derives from a topic's current config (checked on a copy
+/// first; written unless `validate_only`). Broker configs cannot be changed at runtime.
+fn alter_topic(
+    shared: &Shared,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    plan: impl FnOnce(&TopicConfig) -> Result<Vec<(String, Option<String>)>, (i16, Option<String>)>,
+) -> Result<(), (i16, Option<String>)> {
+    let storage = |e: StorageError| (error_code(&e), Some(e.to_string()));
+    if resource_type != RESOURCE_TOPIC {
+        return Err((
+            INVALID_REQUEST,
+            Some("only topic configs can be changed while Sluice runs".into()),
+        ));
+    }
+    let current = shared.log.describe_topic(name).map_err(storage)?.config;
+    let changes = plan(&current)?;
+    let mut checked = current.clone();
+    for (key, value) in &changes {
+        match value {
+            Some(v) => checked.set(key, v),
+            None => checked.reset(key),
+        }
+        .map_err(storage)?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    shared
+        .log
+        .alter_topic_config(name, &changes)
+        .map(|_| ())
+        .map_err(storage)
+}

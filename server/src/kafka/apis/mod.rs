@@ -1,6 +1,6 @@
 //! The Kafka APIs Sluice answers, each a decode → log or coordinator calls → encode:
 //! ApiVersions, Metadata, Produce, Fetch, ListOffsets, CreateTopics, DeleteTopics,
-//! DescribeConfigs, FindCoordinator, OffsetCommit, OffsetFetch, JoinGroup, SyncGroup,
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, CreatePartitions, FindCoordinator, OffsetCommit, OffsetFetch, JoinGroup, SyncGroup,
 //! Heartbeat, LeaveGroup, ListGroups, DescribeGroups and InitProducerId (idempotent
 //! producers; no transactions), at the versions current clients
 //! negotiate. Fields a version
@@ -59,6 +59,9 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
 ];
 
 // Kafka's error codes.
@@ -72,6 +75,7 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 const INVALID_PARTITIONS: i16 = 37;
 const INVALID_CONFIG: i16 = 40;
 const INVALID_REQUEST: i16 = 42;
+const INVALID_RECORD: i16 = 87;
 const UNKNOWN_SERVER_ERROR: i16 = -1;
 
 pub(crate) fn handle(
@@ -116,6 +120,13 @@ pub(crate) fn handle(
         ApiKey::DescribeConfigs => {
             configs::describe_configs(decode(body, version)?, version, shared)
         }
+        ApiKey::AlterConfigs => configs::alter_configs(decode(body, version)?, version, shared),
+        ApiKey::IncrementalAlterConfigs => {
+            configs::incremental_alter_configs(decode(body, version)?, version, shared)
+        }
+        ApiKey::CreatePartitions => {
+            topics::create_partitions(decode(body, version)?, version, shared)
+        }
         ApiKey::InitProducerId => {
             produce::init_producer_id(decode(body, version)?, version, shared)
         }
@@ -147,6 +158,7 @@ fn error_code(e: &StorageError) -> i16 {
         }
         StorageError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         StorageError::InvalidRecord(_) | StorageError::Corrupted(_) => CORRUPT_MESSAGE,
+        StorageError::RecordRefused(_) => INVALID_RECORD,
         StorageError::InvalidTopicName(_) => INVALID_TOPIC,
         StorageError::TopicExists(_) => TOPIC_ALREADY_EXISTS,
         StorageError::InvalidConfig(_) => INVALID_CONFIG,

@@ -55,6 +55,8 @@ pub(super) fn produce(
             let mut response = PartitionProduceResponse::default()
                 .with_index(p.index)
                 .with_log_append_time_ms(-1);
+            // The storage error's words, for the response's error message (v8+).
+            let mut message: Option<String> = None;
             let appended = known.as_ref().map_err(error_code).and_then(|_| {
                 let mut batches = p.records.as_ref().map(|r| r.to_vec()).unwrap_or_default();
                 let partition = u32::try_from(p.index).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
@@ -63,7 +65,10 @@ pub(super) fn produce(
                         .log
                         .append(&topic_name, partition, &mut batches)
                         .map(|info| info.base_offset)
-                        .map_err(|e| error_code(&e))
+                        .map_err(|e| {
+                            message = Some(e.to_string());
+                            error_code(&e)
+                        })
                 };
                 let sequenced = producers::sequenced(p.records.as_deref().unwrap_or_default())
                     .map_err(|_| CORRUPT_MESSAGE)?;
@@ -85,7 +90,10 @@ pub(super) fn produce(
                 Ok((base, start)) => response
                     .with_base_offset(base as i64)
                     .with_log_start_offset(if version >= 5 { start as i64 } else { -1 }),
-                Err(code) => response.with_error_code(code).with_base_offset(-1),
+                Err(code) => response
+                    .with_error_code(code)
+                    .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
+                    .with_base_offset(-1),
             };
             partitions.push(response);
         }

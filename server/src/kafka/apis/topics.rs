@@ -90,3 +90,49 @@ pub(super) fn delete_topics(
         version,
     )
 }
+
+/// CreatePartitions: topics grown to the requested counts (replica assignments are moot on
+/// one node and ignored).
+pub(super) fn create_partitions(
+    request: CreatePartitionsRequest,
+    version: i16,
+    shared: &Shared,
+) -> Result<Reply, String> {
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+    let results = request
+        .topics
+        .iter()
+        .map(|t| {
+            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            let outcome = shared.log.describe_topic(&t.name.0).and_then(|info| {
+                let have = info.partitions.len() as i32;
+                if t.count <= have {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "Topic currently has {have} partitions, which is higher than the requested {}.",
+                        t.count
+                    )));
+                }
+                if request.validate_only {
+                    return Ok(());
+                }
+                shared
+                    .log
+                    .add_partitions(&t.name.0, t.count as u32)
+                    .map(|_| ())
+            });
+            match outcome {
+                Ok(()) => result,
+                Err(StorageError::InvalidConfig(m)) => result
+                    .with_error_code(INVALID_PARTITIONS)
+                    .with_error_message(Some(StrBytes::from_string(m))),
+                Err(e) => result
+                    .with_error_code(error_code(&e))
+                    .with_error_message(Some(StrBytes::from_string(e.to_string()))),
+            }
+        })
+        .collect();
+    reply(
+        &CreatePartitionsResponse::default().with_results(results),
+        version,
+    )
+}
