@@ -85,8 +85,9 @@ pub const CONFIG_NAMES: &[&str] = &[
 
 /// Kafka's other topic configs: accepted and kept so that tools which set them (Kafka
 /// Connect, admin scripts) work, with no effect here. Those whose other values would change
-/// what is stored (`compression.type`, `message.timestamp.type`) accept only the value
-/// that matches what Sluice does.
+/// what is stored accept only the value that matches what Sluice does
+/// (`message.timestamp.type`); `compression.type` takes Kafka's values, but batches stay as
+/// their producer compressed them.
 pub const KAFKA_ONLY_CONFIGS: &[&str] = &[
     "compression.gzip.level",
     "compression.lz4.level",
@@ -194,9 +195,15 @@ impl TopicConfig {
                     return Err(bad("must be between 100 and 2147483647"));
                 }
             }
-            "compression.type" if value.trim() != "producer" => {
+            // Kept, not acted on: batches are stored as their producer compressed them.
+            "compression.type"
+                if !matches!(
+                    value.trim(),
+                    "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
+                ) =>
+            {
                 return Err(bad(
-                    "Sluice stores batches as producers compress them: only 'producer'",
+                    "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
                 ));
             }
             "message.timestamp.type" if value.trim() != "CreateTime" => {
@@ -337,7 +344,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.overrides()["min.insync.replicas"], "2");
         assert_eq!(c.overrides()["compression.type"], "producer");
-        assert!(TopicConfig::from_pairs([("compression.type", "gzip")]).is_err());
+        assert!(TopicConfig::from_pairs([("compression.type", "gzip")]).is_ok());
+        assert!(TopicConfig::from_pairs([("compression.type", "brotli")]).is_err());
         assert!(TopicConfig::from_pairs([("message.timestamp.type", "LogAppendTime")]).is_err());
         c.reset("min.insync.replicas").unwrap();
         c.reset("retention.ms").unwrap();

@@ -20,9 +20,10 @@ pub enum StorageError {
     #[error("invalid record: {0}")]
     InvalidRecord(String),
     /// Whole, well-formed records that a rule of the topic refuses (Kafka's
-    /// InvalidRecordException: a record without a key on a compacted topic).
-    #[error("{0}")]
-    RecordRefused(String),
+    /// InvalidRecordException: a record without a key on a compacted topic); `records` are
+    /// the refused records' indexes in their batch (Kafka's record errors).
+    #[error("{message}")]
+    RecordRefused { message: String, records: Vec<u32> },
     #[error("{0}")]
     InvalidTopicName(String),
     #[error("invalid topic config: {0}")]

@@ -247,14 +247,21 @@ impl PartitionLog {
                 ));
             }
             if config.compact {
+                let mut keyless = Vec::new();
+                let mut index = 0u32;
                 batch::for_each_record(b, |r| {
                     if r.key.is_none() {
-                        return Err(StorageError::RecordRefused(
-                            "Compacted topic cannot accept message without key".into(),
-                        ));
+                        keyless.push(index);
                     }
+                    index += 1;
                     Ok(())
                 })?;
+                if !keyless.is_empty() {
+                    return Err(StorageError::RecordRefused {
+                        message: "Compacted topic cannot accept message without key".into(),
+                        records: keyless,
+                    });
+                }
             }
             records += h.records_count as u64;
             headers.push(h);

@@ -662,7 +662,14 @@ impl EventLog for KafkaLog {
         if p.error_code != 0 {
             self.inner.forget_leaders(topic);
             return Err(match (&p.error_message, p.error_code) {
-                (Some(m), 87) => StorageError::RecordRefused(m.to_string()),
+                (Some(m), 87) => StorageError::RecordRefused {
+                    message: m.to_string(),
+                    records: p
+                        .record_errors
+                        .iter()
+                        .map(|e| e.batch_index as u32)
+                        .collect(),
+                },
                 _ => kafka_error(p.error_code, topic, "producing"),
             });
         }

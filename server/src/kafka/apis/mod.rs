@@ -158,7 +158,7 @@ fn error_code(e: &StorageError) -> i16 {
         }
         StorageError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         StorageError::InvalidRecord(_) | StorageError::Corrupted(_) => CORRUPT_MESSAGE,
-        StorageError::RecordRefused(_) => INVALID_RECORD,
+        StorageError::RecordRefused { .. } => INVALID_RECORD,
         StorageError::InvalidTopicName(_) => INVALID_TOPIC,
         StorageError::TopicExists(_) => TOPIC_ALREADY_EXISTS,
         StorageError::InvalidConfig(_) => INVALID_CONFIG,

@@ -3,7 +3,9 @@
 //! idempotent producer go through its sequence check (`producers`); InitProducerId gives
 //! such producers their ids.
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 
 use super::*;
 use crate::kafka::producers;
@@ -55,8 +57,10 @@ pub(super) fn produce(
             let mut response = PartitionProduceResponse::default()
                 .with_index(p.index)
                 .with_log_append_time_ms(-1);
-            // The storage error's words, for the response's error message (v8+).
+            // The storage error's words, for the response's error message (v8+), and the
+            // records it refused (record errors, v8+).
             let mut message: Option<String> = None;
+            let mut refused: Vec<u32> = Vec::new();
             let appended = known.as_ref().map_err(error_code).and_then(|_| {
                 let mut batches = p.records.as_ref().map(|r| r.to_vec()).unwrap_or_default();
                 let partition = u32::try_from(p.index).map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
@@ -66,6 +70,9 @@ pub(super) fn produce(
                         .append(&topic_name, partition, &mut batches)
                         .map(|info| info.base_offset)
                         .map_err(|e| {
+                            if let StorageError::RecordRefused { records, .. } = &e {
+                                refused.clone_from(records);
+                            }
                             message = Some(e.to_string());
                             error_code(&e)
                         })
@@ -91,6 +98,20 @@ pub(super) fn produce(
                     .with_base_offset(base as i64)
                     .with_log_start_offset(if version >= 5 { start as i64 } else { -1 }),
                 Err(code) => response
+                    .with_record_errors(if version >= 8 {
+                        refused
+                            .iter()
+                            .map(|i| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(*i as i32)
+                                    .with_batch_index_error_message(
+                                        message.clone().map(StrBytes::from_string),
+                                    )
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    })
                     .with_error_code(code)
                     .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
                     .with_base_offset(-1),

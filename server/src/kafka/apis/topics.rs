@@ -14,8 +14,10 @@ pub(super) fn create_topics(
         .map(|t| {
             let topic_name = t.name.0.to_string();
             let result = CreatableTopicResult::default().with_name(t.name.clone());
-            // -1: the broker's default (`num.partitions`).
+            // -1: the broker's default (`num.partitions`), or as many as the replica
+            // assignments name (their brokers are moot on one node).
             let partitions = match t.num_partitions {
+                -1 if !t.assignments.is_empty() => t.assignments.len() as i32,
                 -1 => shared.config.default_partitions as i32,
                 n => n,
             };
