@@ -23,10 +23,46 @@ impl Engine {
         crate::lambda::for_each_outside_lambdas(expr, &mut |e| match e {
             sqlast::Expr::BinaryOp { left, op, right } => match operator_name(op) {
                 Some(name) => self.check_comparison(left, name, right, schema, clause),
+                None if is_arithmetic(op) => self.check_null_arithmetic(e, schema, clause),
                 None => Ok(()),
             },
             _ => Ok(()),
         })
+    }
+
+    /// ksqlDB refuses arithmetic with an untyped NULL literal (`1 + null`) when it plans
+    /// the expression; DataFusion would answer null.
+    fn check_null_arithmetic(
+        &self,
+        e: &sqlast::Expr,
+        schema: &DFSchema,
+        clause: &str,
+    ) -> Result<(), EngineError> {
+        let sqlast::Expr::BinaryOp { left, right, .. } = e else {
+            return Ok(());
+        };
+        let is_null = |x: &sqlast::Expr| {
+            matches!(
+                x,
+                sqlast::Expr::Value(v) if matches!(v.value, sqlast::Value::Null)
+            )
+        };
+        if !is_null(left) && !is_null(right) {
+            return Ok(());
+        }
+        let side_type = |x: &sqlast::Expr| -> Result<String, EngineError> {
+            if is_null(x) {
+                return Ok("null".into());
+            }
+            let t = self.plan_expr(x, schema, clause)?.get_type(schema)?;
+            Ok(type_name(&t))
+        };
+        Err(EngineError(format!(
+            "Error processing expression: {}. Arithmetic on types {} and {} are not supported.",
+            crate::expr_text::ksql_text(e),
+            side_type(left)?,
+            side_type(right)?
+        )))
     }
 
     /// ksqlDB's `+` on two strings concatenates them: rewritten as SQL's `||` (null if
@@ -100,6 +136,14 @@ impl Engine {
             type_name(&rt)
         )))
     }
+}
+
+fn is_arithmetic(op: &sqlast::BinaryOperator) -> bool {
+    use sqlast::BinaryOperator as Op;
+    matches!(
+        op,
+        Op::Plus | Op::Minus | Op::Multiply | Op::Divide | Op::Modulo
+    )
 }
 
 /// `WINDOWSTART >= '2020-02-23T23:45:12.000'`: ksqlDB reads a string compared with a window

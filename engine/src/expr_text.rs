@@ -45,6 +45,7 @@ pub(crate) fn ksql_text(e: &sqlast::Expr) -> String {
         }
         Expr::Value(v) => match &v.value {
             sqlast::Value::SingleQuotedString(s) => format!("'{}'", s.replace('\'', "''")),
+            sqlast::Value::Null => "null".into(),
             other => other.to_string(),
         },
         // Anything else as sqlparser writes it, names upper-cased.
@@ -102,6 +103,14 @@ fn function(f: &sqlast::Function) -> String {
             .args
             .iter()
             .map(|a| match a {
+                // MAP(k := v): ksqlDB writes an entry as `k:=v`.
+                sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(
+                    sqlast::Expr::BinaryOp {
+                        left,
+                        op: sqlast::BinaryOperator::Assignment,
+                        right,
+                    },
+                )) => format!("{}:={}", ksql_text(left), ksql_text(right)),
                 sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Expr(e)) => ksql_text(e),
                 sqlast::FunctionArg::Unnamed(sqlast::FunctionArgExpr::Wildcard) => "*".into(),
                 other => other.to_string(),

@@ -459,16 +459,25 @@ impl Engine {
         let mut output = Vec::new();
         let mut projection = Vec::new();
         let mut exploded = Vec::new();
-        let ordered = key_items.iter().map(|&i| (true, i)).chain(
-            (0..items.len())
-                .filter(|i| !key_items.contains(i))
-                .map(|i| (false, i)),
-        );
+        // A sink's rows are its key columns, then its values; a push query's rows keep
+        // the projection's order (`SELECT ROWTIME, *` starts with ROWTIME), as ksqlDB's.
+        let ordered: Vec<(bool, usize)> = match usage {
+            QueryUse::Persistent => key_items
+                .iter()
+                .map(|&i| (true, i))
+                .chain(
+                    (0..items.len())
+                        .filter(|i| !key_items.contains(i))
+                        .map(|i| (false, i)),
+                )
+                .collect(),
+            QueryUse::Push => (0..items.len())
+                .map(|i| (key_items.contains(&i), i))
+                .collect(),
+        };
         for (key, i) in ordered {
             let (name, e) = &items[i];
-            if output.iter().any(|c: &Column| &c.name == name) {
-                return err(format!("Duplicate value columns found in schema: `{name}`"));
-            }
+            let duplicate = output.iter().any(|c: &Column| &c.name == name);
             let mut dt = e.to_field(&df_schema)?.1.data_type().clone();
             if table_functions[i] {
                 dt = match dt {
@@ -487,6 +496,11 @@ impl Engine {
             } else {
                 result_type_of(e, &dt)?
             };
+            if duplicate {
+                return err(format!(
+                    "Duplicate value columns found in schema: `{name}` {ty}"
+                ));
+            }
             let e = &e;
             output.push(Column {
                 name: name.clone(),

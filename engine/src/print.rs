@@ -16,17 +16,34 @@ impl Engine {
     /// with `auto.offset.reset=earliest`, its start. Without `EMIT CHANGES` a query over a
     /// stream reads what the stream holds now and ends (ksqlDB's pull query on a stream).
     pub(crate) fn select(&mut self, q: &Query) -> Result<StatementResult, EngineError> {
+        // A pull query (no EMIT) refuses the clauses only a push query has, in ksqlDB's order
+        // and words.
+        if q.emit.is_none() {
+            let clause = if matches!(q.from, sluice_sql::ast::Relation::Join { .. }) {
+                Some("JOIN")
+            } else if q.window.is_some() {
+                Some("WINDOW")
+            } else if !q.group_by.is_empty() {
+                Some("GROUP BY")
+            } else if !q.partition_by.is_empty() {
+                Some("PARTITION BY")
+            } else if q.having.is_some() {
+                Some("HAVING")
+            } else {
+                None
+            };
+            if let Some(clause) = clause {
+                return err(format!(
+                    "Pull queries don't support {clause} clauses. See https://cnfl.io/queries for more info. Add EMIT CHANGES if you intended to issue a push query."
+                ));
+            }
+        }
         // A table without EMIT CHANGES: a pull query over its current rows.
         if let sluice_sql::ast::Relation::Source { name, .. } = &q.from
             && let Some(table) = self.catalog.get(name).cloned()
             && table.kind == SourceKind::Table
             && q.emit.is_none()
         {
-            if !q.group_by.is_empty() || q.window.is_some() {
-                return err(
-                    "Pull queries don't support GROUP BY or WINDOW clauses: add EMIT CHANGES for a push query.",
-                );
-            }
             return self.pull(q, &table);
         }
         let mut planned = self.plan_query(q, "", QueryUse::Push)?;

@@ -200,13 +200,13 @@ pub fn run_variant(v: &Variant<'_>) -> Status {
 /// A case's own log (in a temporary directory, removed with it) and an engine over it, as
 /// ksqlDB's harness sets one up: reading from the earliest offset, the case's properties
 /// set, its topics created.
-pub fn case_engine(
-    v: &Variant<'_>,
-) -> Result<(tempfile::TempDir, Arc<dyn EventLog>, Engine), String> {
+pub fn case_engine(v: &Variant<'_>) -> Result<(CaseDir, Arc<dyn EventLog>, Engine), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store =
-        LogStore::open_with(dir.path(), StoreOptions::default()).map_err(|e| e.to_string())?;
-    let log: Arc<dyn EventLog> = Arc::new(store);
+    let store = Arc::new(
+        LogStore::open_with(dir.path(), StoreOptions::default()).map_err(|e| e.to_string())?,
+    );
+    let log: Arc<dyn EventLog> = store.clone();
+    let dir = CaseDir { store, _dir: dir };
     let mut engine = Engine::new(log.clone());
     engine.set_property("auto.offset.reset", "earliest");
     for (k, val) in &v.properties {
@@ -214,6 +214,22 @@ pub fn case_engine(
     }
     prepare_topics(&log, v.case, &v.statements)?;
     Ok((dir, log, engine))
+}
+
+/// A case's temporary data directory: the log is closed before the directory goes, even
+/// when a query thread of the case still holds the log (it then sees a closed log instead
+/// of files vanishing under it).
+pub struct CaseDir {
+    store: Arc<LogStore>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for CaseDir {
+    fn drop(&mut self) {
+        if let Err(e) = self.store.close() {
+            tracing::warn!(error = %e, "closing a test case's log failed");
+        }
+    }
 }
 
 fn run(v: &Variant<'_>) -> Result<(), String> {
