@@ -396,10 +396,16 @@ fn topics_alter_changes_configs_and_partitions_durably() {
     assert_eq!(sorted_lines(&all), ["1", "2", "x"]);
     let e = err(
         d,
-        &["topics", "alter", "t", "--config", "compression.type=gzip"],
+        &[
+            "topics",
+            "alter",
+            "t",
+            "--config",
+            "message.timestamp.type=LogAppendTime",
+        ],
         None,
     );
-    assert!(e.contains("only 'producer'"), "{e}");
+    assert!(e.contains("only 'CreateTime'"), "{e}");
     let e = err(d, &["topics", "alter", "t"], None);
     assert!(e.contains("required"), "{e}");
 }

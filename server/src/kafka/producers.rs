@@ -7,17 +7,24 @@
 //! The state lives in memory: after a restart the first batch of a producer on a partition
 //! is accepted at whatever sequence it carries (Kafka would rebuild the state from its log
 //! and snapshots; here a retry that straddles a restart may be written twice).
+//! A producer's state is forgotten after a day without a batch (Kafka's
+//! `producer.id.expiration.ms` default), so short-lived producers do not pile up.
 //! Transactions are not served.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sluice_storage::BatchHeader;
 use sluice_storage::batch::Batches;
 
 /// Batches remembered per producer and partition (Kafka's max.in.flight limit).
 const REMEMBERED: usize = 5;
+/// How long an idle producer's state is kept.
+const EXPIRATION: Duration = Duration::from_secs(24 * 3600);
+/// Expired states are looked for once per this many new (producer, partition) pairs.
+const SWEEP_EVERY: usize = 1024;
 
 // Kafka's error codes of this part.
 pub(crate) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
@@ -31,10 +38,20 @@ struct Written {
     base_offset: u64,
 }
 
-#[derive(Default)]
 struct ProducerPartition {
     epoch: i16,
     recent: VecDeque<Written>,
+    last_used: Instant,
+}
+
+impl Default for ProducerPartition {
+    fn default() -> Self {
+        ProducerPartition {
+            epoch: 0,
+            recent: VecDeque::new(),
+            last_used: Instant::now(),
+        }
+    }
 }
 
 /// What the first batch of a produce says about its producer.
@@ -93,9 +110,16 @@ impl Producers {
         partition: u32,
     ) -> Arc<Mutex<ProducerPartition>> {
         let mut all = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
-        all.entry((producer_id, topic.to_string(), partition))
-            .or_default()
-            .clone()
+        let key = (producer_id, topic.to_string(), partition);
+        if !all.contains_key(&key) && all.len() % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            // A state in use is locked; try_lock skips it rather than wait.
+            all.retain(|_, state| {
+                state
+                    .try_lock()
+                    .map_or(true, |s| s.last_used.elapsed() < EXPIRATION)
+            });
+        }
+        all.entry(key).or_default().clone()
     }
 
     /// Runs `append` for a batch set of a producer unless it is a duplicate or out of
@@ -109,6 +133,7 @@ impl Producers {
     ) -> Result<u64, i16> {
         let state = self.partition(sequenced.producer_id, topic, partition);
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        state.last_used = Instant::now();
         match check(&state, sequenced) {
             Check::Refuse(code) => Err(code),
             Check::Duplicate(offset) => Ok(offset),

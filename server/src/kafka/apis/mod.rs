@@ -1,10 +1,10 @@
 //! The Kafka APIs Sluice answers, each a decode → log or coordinator calls → encode:
 //! ApiVersions, Metadata, Produce, Fetch, ListOffsets, CreateTopics, DeleteTopics,
-//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, CreatePartitions, FindCoordinator, OffsetCommit, OffsetFetch, JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup, ListGroups, DescribeGroups and InitProducerId (idempotent
-//! producers; no transactions), at the versions current clients
-//! negotiate. Fields a version
-//! does not have keep their defaults (the codec refuses to write anything else).
+//! CreatePartitions, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs,
+//! FindCoordinator, OffsetCommit, OffsetFetch, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! ListGroups, DescribeGroups and InitProducerId (idempotent producers; no transactions),
+//! at the versions current clients negotiate. Fields a version does not have keep their
+//! defaults (the codec refuses to write anything else).
 
 mod configs;
 mod fetch;
