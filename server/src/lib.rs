@@ -5,5 +5,6 @@
 
 pub mod kafka;
 pub mod kafka_client;
+mod kafka_codes;
 pub mod properties;
 pub mod rest;

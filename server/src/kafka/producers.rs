@@ -26,9 +26,7 @@ const EXPIRATION: Duration = Duration::from_secs(24 * 3600);
 /// Expired states are looked for once per this many new (producer, partition) pairs.
 const SWEEP_EVERY: usize = 1024;
 
-// Kafka's error codes of this part.
-pub(crate) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
+use crate::kafka_codes::{INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER};
 
 /// A batch already written: its sequence range and where it went.
 #[derive(Clone, Copy)]

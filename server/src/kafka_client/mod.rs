@@ -44,6 +44,11 @@ use sluice_storage::{
     TopicConfig, TopicInfo,
 };
 
+use crate::kafka_codes::{
+    DYNAMIC_TOPIC_CONFIG, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_RECORD, INVALID_REQUEST,
+    INVALID_TOPIC, OFFSET_OUT_OF_RANGE, RESOURCE_TOPIC, TOPIC_ALREADY_EXISTS,
+    UNKNOWN_TOPIC_OR_PARTITION,
+};
 use wire::BrokerConnection;
 
 /// The versions of each request sent (served by Kafka 3.x and 4.x and by `sluice server`).
@@ -66,8 +71,6 @@ const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
 /// How long one long-polling fetch of a wait lasts before the wait looks at its deadline.
 const WAIT_SLICE: Duration = Duration::from_millis(500);
-/// Kafka's DYNAMIC_TOPIC_CONFIG config source: a topic's own override.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 
 pub struct KafkaLog {
     inner: Arc<Inner>,
@@ -102,10 +105,14 @@ fn name(text: &str) -> TopicName {
 /// A Kafka error code of a response about `topic` as a storage error.
 fn kafka_error(code: i16, topic: &str, what: &str) -> StorageError {
     match code {
-        3 => StorageError::UnknownTopic(topic.to_string()),
-        17 => StorageError::InvalidTopicName(format!("'{topic}' is not a valid topic name")),
-        36 => StorageError::TopicExists(topic.to_string()),
-        40 => StorageError::InvalidConfig(format!("the broker refused {what} of '{topic}'")),
+        UNKNOWN_TOPIC_OR_PARTITION => StorageError::UnknownTopic(topic.to_string()),
+        INVALID_TOPIC => {
+            StorageError::InvalidTopicName(format!("'{topic}' is not a valid topic name"))
+        }
+        TOPIC_ALREADY_EXISTS => StorageError::TopicExists(topic.to_string()),
+        INVALID_CONFIG => {
+            StorageError::InvalidConfig(format!("the broker refused {what} of '{topic}'"))
+        }
         _ => {
             let error = ResponseError::try_from_code(code)
                 .map_or_else(|| code.to_string(), |e| e.to_string());
@@ -332,7 +339,7 @@ impl Inner {
     fn topic_config(&self, topic: &str) -> Result<TopicConfig> {
         let request = DescribeConfigsRequest::default().with_resources(vec![
             DescribeConfigsResource::default()
-                .with_resource_type(2)
+                .with_resource_type(RESOURCE_TOPIC)
                 .with_resource_name(StrBytes::from_string(topic.to_string()))
                 .with_configuration_keys(None),
         ]);
@@ -458,7 +465,9 @@ impl EventLog for KafkaLog {
         for t in &response.topics {
             if t.error_code != 0 {
                 return Err(match (&t.error_message, t.error_code) {
-                    (Some(m), 37 | 40 | 42) => StorageError::InvalidConfig(m.to_string()),
+                    (Some(m), INVALID_PARTITIONS | INVALID_CONFIG | INVALID_REQUEST) => {
+                        StorageError::InvalidConfig(m.to_string())
+                    }
                     _ => kafka_error(t.error_code, topic, "creating"),
                 });
             }
@@ -571,7 +580,7 @@ impl EventLog for KafkaLog {
             .collect();
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
             AlterConfigsResource::default()
-                .with_resource_type(2)
+                .with_resource_type(RESOURCE_TOPIC)
                 .with_resource_name(StrBytes::from_string(topic.to_string()))
                 .with_configs(configs),
         ]);
@@ -585,7 +594,7 @@ impl EventLog for KafkaLog {
             })?;
         if let Some(r) = response.responses.iter().find(|r| r.error_code != 0) {
             return Err(match (&r.error_message, r.error_code) {
-                (Some(m), 40) => StorageError::InvalidConfig(m.to_string()),
+                (Some(m), INVALID_CONFIG) => StorageError::InvalidConfig(m.to_string()),
                 _ => kafka_error(r.error_code, topic, "altering the configs"),
             });
         }
@@ -607,7 +616,7 @@ impl EventLog for KafkaLog {
         })?;
         if let Some(r) = response.results.iter().find(|r| r.error_code != 0) {
             return Err(match (&r.error_message, r.error_code) {
-                (Some(m), 37) => StorageError::InvalidConfig(m.to_string()),
+                (Some(m), INVALID_PARTITIONS) => StorageError::InvalidConfig(m.to_string()),
                 _ => kafka_error(r.error_code, topic, "adding partitions"),
             });
         }
@@ -662,7 +671,7 @@ impl EventLog for KafkaLog {
         if p.error_code != 0 {
             self.inner.forget_leaders(topic);
             return Err(match (&p.error_message, p.error_code) {
-                (Some(m), 87) => StorageError::RecordRefused {
+                (Some(m), INVALID_RECORD) => StorageError::RecordRefused {
                     message: m.to_string(),
                     records: p
                         .record_errors
@@ -697,7 +706,7 @@ impl EventLog for KafkaLog {
             max_bytes,
             Duration::ZERO,
         )?;
-        if p.error_code == 1 {
+        if p.error_code == OFFSET_OUT_OF_RANGE {
             let (start, end) = self.offsets(topic, partition)?;
             return Err(StorageError::OffsetOutOfRange {
                 topic: topic.to_string(),

@@ -7,12 +7,6 @@ use kafka_protocol::messages::describe_configs_response::{
 
 use super::*;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-// Kafka's ConfigSource values.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
 // Kafka's ConfigType values (v3+).
 const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;

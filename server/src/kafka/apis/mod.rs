@@ -64,19 +64,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
 ];
 
-// Kafka's error codes.
-const NONE: i16 = 0;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
-const CORRUPT_MESSAGE: i16 = 2;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_TOPIC: i16 = 17;
-const UNSUPPORTED_VERSION: i16 = 35;
-const TOPIC_ALREADY_EXISTS: i16 = 36;
-const INVALID_PARTITIONS: i16 = 37;
-const INVALID_CONFIG: i16 = 40;
-const INVALID_REQUEST: i16 = 42;
-const INVALID_RECORD: i16 = 87;
-const UNKNOWN_SERVER_ERROR: i16 = -1;
+pub(crate) use crate::kafka_codes::*;
 
 pub(crate) fn handle(
     api: ApiKey,

@@ -10,9 +10,6 @@ use kafka_protocol::messages::produce_response::{
 use super::*;
 use crate::kafka::producers;
 
-/// Kafka's TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the answer to a transactional producer.
-const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
-
 pub(super) fn init_producer_id(
     request: InitProducerIdRequest,
     version: i16,
