@@ -22,6 +22,8 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 pub struct Remote {
     url: String,
+    /// The server's version, from `/info` at connect.
+    version: String,
     client: Client,
     /// Properties set with `SET`, sent as `streamsProperties`.
     properties: BTreeMap<String, String>,
@@ -49,8 +51,18 @@ impl Remote {
                 reply.status
             );
         }
+        let version = reply
+            .json()
+            .ok()
+            .and_then(|v| {
+                v.pointer("/KsqlServerInfo/version")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "unknown".into());
         Ok(Remote {
             url: address,
+            version,
             client,
             properties: BTreeMap::new(),
         })
@@ -60,18 +72,9 @@ impl Remote {
         &self.url
     }
 
-    /// The server's version line from `/info`.
-    pub fn server_version(&self) -> String {
-        self.client
-            .get("/info")
-            .ok()
-            .and_then(|r| r.json().ok())
-            .and_then(|v| {
-                v.pointer("/KsqlServerInfo/version")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| "unknown".into())
+    /// The server's version, as `/info` gave it at connect.
+    pub fn server_version(&self) -> &str {
+        &self.version
     }
 
     /// Runs every statement of `sql`, printing results to `out`; stops at the first that

@@ -231,13 +231,12 @@ fn ksql_statements_push_pull_inserts_and_close_over_http() {
     assert!(clean && printed.contains("Stopped."), "{printed}");
 }
 
-#[test]
-fn basic_auth_guards_every_endpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let passwords = dir.path().join("passwords");
-    std::fs::write(&passwords, "# users\nalice: s3cret,admin\n").unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
+/// A server in `dir` whose REST API requires basic auth from a password file of `lines`.
+fn with_passwords(dir: &std::path::Path, lines: &str) -> Server {
+    let passwords = dir.join("passwords");
+    std::fs::write(&passwords, lines).unwrap();
+    Server::start_with(
+        &dir.join("data"),
         &[
             "server",
             "--kafka",
@@ -245,7 +244,13 @@ fn basic_auth_guards_every_endpoint() {
             "--http-auth",
             passwords.to_str().unwrap(),
         ],
-    );
+    )
+}
+
+#[test]
+fn basic_auth_guards_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = with_passwords(dir.path(), "# users\nalice: s3cret,admin\n");
     let anonymous = client(&server);
     let reply = anonymous.get("/info").unwrap();
     assert_eq!(reply.status, 401, "{}", reply.body);
@@ -270,18 +275,7 @@ fn basic_auth_guards_every_endpoint() {
 #[test]
 fn sluice_sql_runs_statements_on_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let passwords = dir.path().join("passwords");
-    std::fs::write(&passwords, "alice:s3cret\n").unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &[
-            "server",
-            "--kafka",
-            "127.0.0.1:0",
-            "--http-auth",
-            passwords.to_str().unwrap(),
-        ],
-    );
+    let server = with_passwords(dir.path(), "alice:s3cret\n");
     let url = server.http.clone().unwrap();
     let with_user = url.replace("http://", "http://alice:s3cret@");
     // No data directory is opened: the statements run in the server.
