@@ -65,6 +65,9 @@ pub enum Command {
     /// Serve the data directory over the Kafka wire protocol and ksqlDB's REST API, running
     /// its persistent queries, until SIGTERM or Ctrl-C.
     Server(ServerArgs),
+    /// Benchmarks: generate Nexmark events, run the Nexmark queries and measure them.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Args, Debug)]
@@ -262,4 +265,72 @@ pub enum PerfCommand {
         #[arg(long)]
         records: u64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Generate Nexmark events (persons, auctions, bids: 1:3:46) as JSON into the topics
+    /// `<prefix>-person`, `<prefix>-auction` and `<prefix>-bid` of the data directory.
+    NexmarkGen(NexmarkGenArgs),
+    /// Run Nexmark queries as persistent queries over freshly generated events and report
+    /// events/s per CPU-second, wall time, peak memory and the outputs' row counts and sums.
+    Nexmark(NexmarkArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NexmarkGenArgs {
+    /// How many events (all three kinds together).
+    #[arg(long)]
+    pub events: u64,
+    /// Offer this many events per second by the wall clock (event time then follows the
+    /// clock); without it, as fast as possible with 10,000 events/s of event time.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    #[arg(long, default_value = "nexmark")]
+    pub topic_prefix: String,
+    /// Partitions of each topic when it is created.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: u32,
+    /// Also write the events as JSON lines here (`{"event_type":0|1|2,"person"|"auction"|"bid":{…}}`),
+    /// the input of the peer engines in bench/peers/.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub export: Option<PathBuf>,
+    /// Event time of the first event, epoch milliseconds [default: the current minute].
+    #[arg(long, value_name = "MS")]
+    pub base_time: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["query", "all"])))]
+pub struct NexmarkArgs {
+    /// The query to run: q0, q1, q2, q3, q4, q5, q7 or q8 (queries/nexmark/).
+    #[arg(long)]
+    pub query: Option<String>,
+    /// Run every query and write a table (markdown and JSON) to --results-dir.
+    #[arg(long)]
+    pub all: bool,
+    /// Events to generate and process.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Pin the query process to this many CPUs (sched_setaffinity).
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// Also measure end-to-end latency (append to sink) with events offered at this rate
+    /// per second, for --latency-seconds.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    #[arg(long, default_value_t = 10)]
+    pub latency_seconds: u64,
+    /// Where data directories are made (and removed) [default: the system's temp dir].
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Also write the generated events as JSON lines for the peers (bench/peers/).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub export: Option<PathBuf>,
+    /// Where --all writes its tables.
+    #[arg(long, default_value = "bench/results")]
+    pub results_dir: PathBuf,
+    /// Write the run's figures as JSON here too (one query or all).
+    #[arg(long, value_name = "FILE.json")]
+    pub json: Option<PathBuf>,
 }

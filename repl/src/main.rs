@@ -2,6 +2,7 @@
 //! command. Errors end as one line on stderr and a non-zero exit, never a panic.
 
 mod allocator;
+mod bench;
 mod cli;
 mod consume;
 mod cpu;
@@ -26,7 +27,7 @@ use clap::Parser;
 use sluice_engine::{Engine, EngineOptions};
 use sluice_storage::LogStore;
 
-use cli::{Cli, Command, ServerArgs};
+use cli::{BenchCommand, Cli, Command, ServerArgs};
 
 fn main() -> ExitCode {
     allocator::tune();
@@ -46,7 +47,9 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    match run(cli) {
+    let result = run(cli);
+    cpu::write_usage_file();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -64,6 +67,9 @@ fn run(cli: Cli) -> Result<()> {
     // `sluice test` runs every case in its own temporary log, not in the data directory.
     if let Some(Command::Test(args)) = &cli.command {
         return test_cmd::run(args);
+    }
+    if let Some(Command::Bench(BenchCommand::Nexmark(args))) = cli.command {
+        return bench::nexmark(args);
     }
     if let Some(url) = &cli.server {
         return remote(url, &cli.command);
@@ -91,7 +97,8 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Server(a)) => {
             engine(&store).and_then(|e| serve::run(&store, e, &a, properties))
         }
-        Some(Command::Test(_)) => Ok(()),
+        Some(Command::Bench(BenchCommand::NexmarkGen(a))) => bench::nexmark_gen(&store, a),
+        Some(Command::Bench(BenchCommand::Nexmark(_))) | Some(Command::Test(_)) => Ok(()),
     };
     let closed = store.close().context("closing the log");
     result.and(closed)
