@@ -9,6 +9,7 @@
 #    process tree (measure.py).
 # 3. compare.py prints one table with the ratios and checks every result against Sluice's:
 #    a mismatch fails the script.
+# RATE=50000 also measures Sluice's end-to-end latency at that offered rate, per query.
 # Peers are optional: a peer not installed is said so and skipped. INSTALL_PEERS=1 installs
 # them from PyPI (apache-flink, duckdb) into $PEERS_VENVS (default ~/.cache/sluice/peers-work).
 set -euo pipefail
@@ -34,7 +35,7 @@ venv() {
 }
 
 "$S" bench nexmark --all --events "$N" --export "$WORK/events.jsonl" --json "$WORK/sluice.json" \
-  --results-dir "$ROOT/bench/results" --work-dir "$WORK"
+  --results-dir "$ROOT/bench/results" --work-dir "$WORK" ${RATE:+--rate "$RATE"}
 QUERIES=$(python3 -c "import json;print(' '.join(r['query'] for r in json.load(open('$WORK/sluice.json'))['queries']))")
 
 FLINK=$(venv venv-flink apache-flink pyflink)

@@ -6,13 +6,12 @@
 -- Deviation: the reference joins the two streams without bounds; here bids are joined to
 -- the auction they were made on WITHIN (0 SECONDS, 10 SECONDS) of the auction's start — the
 -- generator's auctions last at most ~0.35 s at 10,000 events/s, and the WHERE clause keeps
--- exactly the reference's bids. The join keeps ksqlDB's default grace (24 hours): Sluice
--- does not yet read the two sides of a join in event-time order, so with a short grace an
--- auction read after later bids would be dropped as late (seen: a wrong average at 2 M
--- events with GRACE PERIOD 0). The price is memory: every bid stays in the join's state.
+-- exactly the reference's bids. GRACE PERIOD 0: the join meets its sides in event-time
+-- order and the generator writes events in time order, so nothing is late, and a bid leaves
+-- the join's state as soon as no later auction can match it.
 CREATE TABLE nexmark_q4_closing WITH (KEY_FORMAT = 'JSON') AS
   SELECT a.id AS id, a.category AS category, AS_VALUE(a.category) AS cat, MAX(b.price) AS final
-  FROM auction a JOIN bid b WITHIN (0 SECONDS, 10 SECONDS)
+  FROM auction a JOIN bid b WITHIN (0 SECONDS, 10 SECONDS) GRACE PERIOD 0 SECONDS
     ON a.id = b.auction
   WHERE b.date_time BETWEEN a.date_time AND a.expires
   GROUP BY a.id, a.category;

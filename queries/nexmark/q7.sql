@@ -7,7 +7,10 @@
 -- Deviation: the reference keeps bids whose time lies in [window end - 10 s, window end],
 -- both ends included; here a bid belongs to its own window only (end excluded). Windows
 -- close when event time passes their end (GRACE PERIOD 0); the last window of a finite input
--- never closes, as in ksqlDB.
+-- never closes, as in ksqlDB. The join keeps ksqlDB's default grace (24 hours): its
+-- maxima are written by the first query while this one runs, and a side with nothing to
+-- read yet does not hold the other back (as in Kafka Streams), so a maximum can arrive
+-- well after the bids of its window. The price is memory: the bids stay in the join's state.
 CREATE TABLE nexmark_q7_max AS
   SELECT auction * 0 AS all_bids, AS_VALUE(WINDOWSTART) AS starttime, MAX(price) AS maxprice
   FROM bid WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 0 SECONDS)

@@ -8,6 +8,6 @@ CREATE TABLE nexmark_q8 WITH (KEY_FORMAT = 'JSON') AS
   SELECT p.id AS id, p.date_time - p.date_time % 10000 AS starttime,
          AS_VALUE(p.id) AS person_id, AS_VALUE(p.date_time - p.date_time % 10000) AS window_start,
          LATEST_BY_OFFSET(p.name) AS name, COUNT(*) AS auctions
-  FROM person p JOIN auction a WITHIN 10 SECONDS ON p.id = a.seller
+  FROM person p JOIN auction a WITHIN 10 SECONDS GRACE PERIOD 0 SECONDS ON p.id = a.seller
   WHERE p.date_time - p.date_time % 10000 = a.date_time - a.date_time % 10000
   GROUP BY p.id, p.date_time - p.date_time % 10000;

@@ -144,6 +144,18 @@ pub(crate) struct Join {
     /// records below it are read again only to rebuild state (a table, a join window) and
     /// emit nothing: their results were written before.
     replay_until: [Vec<u64>; 2],
+    /// Records read but not processed yet, with the reads they point into: each is later
+    /// than a record the other side has not read yet (see `frontier`).
+    pending: Pending,
+    /// Per side and partition: the latest record time read so far.
+    read_time: [Vec<i64>; 2],
+}
+
+/// Read records held back for a later step, and the reads their rows are in.
+#[derive(Default)]
+struct Pending {
+    reads: Vec<(usize, RecordBatch, Vec<ArrayRef>)>,
+    events: Vec<Event>,
 }
 
 impl Join {
@@ -212,6 +224,8 @@ impl Join {
             primary_key,
             foreign_keys: ForeignKeys::default(),
             replay_until: [Vec::new(), Vec::new()],
+            pending: Pending::default(),
+            read_time: [Vec::new(), Vec::new()],
             converter: RowConverter::new(vec![SortField::new(key)])?,
             tables: [HashMap::new(), HashMap::new()],
             windows: [HashMap::new(), HashMap::new()],
@@ -280,8 +294,11 @@ impl Join {
         joined: &Pipeline,
         query_id: &str,
     ) -> Result<Option<Evaluated>, EngineError> {
-        let mut reads: Vec<(usize, RecordBatch, Vec<ArrayRef>)> = Vec::new();
-        let mut events: Vec<Event> = Vec::new();
+        // What an earlier step held back comes first (its reads keep their indexes).
+        let Pending {
+            mut reads,
+            mut events,
+        } = std::mem::take(&mut self.pending);
         let mut errors: Vec<ProcessingError> = Vec::new();
         let mut read = 0;
         let mut advanced: Vec<(usize, u32, u64)> = Vec::new();
@@ -312,11 +329,22 @@ impl Join {
             if side == 0 && self.nested.is_some() {
                 continue;
             }
-            let pipeline = self.side_pipeline(side);
-            for p in 0..pipeline.positions.len() as u32 {
+            let partitions = self.side_pipeline(side).positions.len();
+            self.read_time[side].resize(partitions, i64::MIN);
+            for p in 0..partitions as u32 {
+                // A partition whose records wait for the other side reads no further.
+                if events
+                    .iter()
+                    .any(|e| e.side == side && e.partition == p as i32)
+                {
+                    continue;
+                }
+                let pipeline = self.side_pipeline(side);
                 let Some(ev) = pipeline.poll_partition(log, p, query_id)? else {
                     continue;
                 };
+                let latest = column_i64_max(&ev.rows)?;
+                let pipeline = self.side_pipeline(side);
                 advanced.push((side, p, ev.next));
                 read += ev.read;
                 errors.extend(ev.errors);
@@ -331,6 +359,11 @@ impl Join {
                     self.batch_events(side, reads.len(), (&batch, &outputs), each, &mut events)?;
                     reads.push((side, batch, outputs));
                 }
+                let latest = ev
+                    .tombstones
+                    .iter()
+                    .map(|(_, time, _)| *time)
+                    .fold(latest, i64::max);
                 for (offset, time, key) in &ev.tombstones {
                     let (arrays, errs) = pipeline.source_key.decode(&[key.as_deref()])?;
                     if !errs.is_empty() || arrays.is_empty() {
@@ -360,10 +393,39 @@ impl Join {
                         pk,
                     });
                 }
+                let seen = &mut self.read_time[side][p as usize];
+                *seen = (*seen).max(latest);
             }
         }
-        if advanced.is_empty() && !nested_read {
+        if advanced.is_empty() && !nested_read && events.is_empty() {
             return Ok(None);
+        }
+        // Records later than what another partition has yet to deliver wait for it, so
+        // both sides meet in event time however far apart their reads reach (a 4 MB read
+        // of auctions spans ten times the event time of one of bids).
+        for (side, p, next) in advanced {
+            self.side_pipeline_mut(side).positions[p as usize] = next;
+        }
+        let frontier = self.frontier(log)?;
+        let mut later: Vec<Event> = Vec::new();
+        if frontier < i64::MAX {
+            // Per partition in offset order: from its first record past the frontier on,
+            // everything waits (a partition is never processed out of its own order).
+            events.sort_by_key(|e| (e.side, e.partition, e.offset));
+            let nested = self.nested.is_some();
+            let mut cut: Option<(usize, i32)> = None;
+            let (now, wait): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| {
+                if nested && e.side == 0 {
+                    return true;
+                }
+                if cut == Some((e.side, e.partition)) || e.time > frontier {
+                    cut = Some((e.side, e.partition));
+                    return false;
+                }
+                true
+            });
+            events = now;
+            later = wait;
         }
         // Time order across the sides; where times tie, a table's change first (a row
         // written at the same instant as a stream record is there for it), then the left,
@@ -390,10 +452,8 @@ impl Join {
         if self.plan.within.is_some() {
             self.expire_windows();
         }
-        for (side, p, next) in advanced {
-            self.side_pipeline_mut(side).positions[p as usize] = next;
-        }
         let batch = self.build(&outs, &reads)?;
+        self.pending = hold(later, reads);
         let mut rejected = Vec::new();
         let (rows, outputs) = joined.filter_and_project(&batch, &mut rejected)?;
         let null_values = outs
@@ -487,14 +547,21 @@ impl Join {
                 continue;
             }
             let p = self.side_pipeline(side);
-            let mut rebuild_from = p.positions.clone();
+            // Records held back were read but not processed: the position to resume at
+            // is the first of them.
+            let mut positions = p.positions.clone();
+            for e in self.pending.events.iter().filter(|e| e.side == side) {
+                if let Some(at) = positions.get_mut(e.partition as usize) {
+                    *at = (*at).min(e.offset as u64);
+                }
+            }
+            let mut rebuild_from = positions.clone();
             for (_, _, _, partition, offset) in self.windows[side].values().flatten() {
                 if let Some(from) = rebuild_from.get_mut(*partition as usize) {
                     *from = (*from).min(*offset as u64);
                 }
             }
-            for (partition, (&position, &offset)) in
-                p.positions.iter().zip(&rebuild_from).enumerate()
+            for (partition, (&position, &offset)) in positions.iter().zip(&rebuild_from).enumerate()
             {
                 offsets.push(CommittedOffset {
                     topic: p.source.topic.clone(),
@@ -533,6 +600,28 @@ impl Join {
             self.replay_until[side] = until;
         }
         Ok(())
+    }
+
+    /// The latest time every record up to which can be processed now: the least of the
+    /// latest times read from the partitions that have more records to read (what they
+    /// hold next is no earlier, as far as their own order goes). `i64::MAX` when every
+    /// partition was read to its end.
+    fn frontier(&self, log: &dyn EventLog) -> Result<i64, EngineError> {
+        let mut frontier = i64::MAX;
+        for side in 0..2 {
+            if side == 0 && self.nested.is_some() {
+                continue;
+            }
+            let pipeline = self.side_pipeline(side);
+            for (p, &position) in pipeline.positions.iter().enumerate() {
+                let (_, end) = log.offsets(&pipeline.source.topic, p as u32)?;
+                if position < end {
+                    let seen = self.read_time[side].get(p).copied().unwrap_or(i64::MIN);
+                    frontier = frontier.min(seen);
+                }
+            }
+        }
+        Ok(frontier)
     }
 
     fn kind_of(&self, side: usize) -> SourceKind {
@@ -1116,4 +1205,44 @@ fn column_i64(batch: &RecordBatch, i: usize) -> Result<&Int64Array, EngineError>
         .as_any()
         .downcast_ref::<Int64Array>()
         .ok_or_else(|| EngineError("pseudo-column is not BIGINT".into()))
+}
+
+/// The held-back records and just the reads they point into (re-indexed).
+fn hold(mut events: Vec<Event>, reads: Vec<(usize, RecordBatch, Vec<ArrayRef>)>) -> Pending {
+    if events.is_empty() {
+        return Pending::default();
+    }
+    let mut index: Vec<Option<usize>> = vec![None; reads.len()];
+    let mut kept = Vec::new();
+    let mut reads: Vec<Option<_>> = reads.into_iter().map(Some).collect();
+    for e in &mut events {
+        if let Some((read, row)) = e.row {
+            let new = match index[read] {
+                Some(i) => i,
+                None => {
+                    let i = kept.len();
+                    kept.push(reads[read].take());
+                    index[read] = Some(i);
+                    i
+                }
+            };
+            e.row = Some((new, row));
+        }
+    }
+    Pending {
+        reads: kept.into_iter().flatten().collect(),
+        events,
+    }
+}
+
+/// The latest record time of a read (column 0 of each batch).
+fn column_i64_max(rows: &[(RecordBatch, Vec<ArrayRef>)]) -> Result<i64, EngineError> {
+    let mut latest = i64::MIN;
+    for (batch, _) in rows {
+        let times = column_i64(batch, 0)?;
+        if let Some(t) = datafusion::arrow::compute::max(times) {
+            latest = latest.max(t);
+        }
+    }
+    Ok(latest)
 }
