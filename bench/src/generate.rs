@@ -113,7 +113,7 @@ pub struct EventWriter<'a> {
     topics: [String; 3],
     builders: [BatchBuilder; 3],
     next_partition: [u32; 3],
-    partitions: u32,
+    partitions: [u32; 3],
     value: Vec<u8>,
     pub stats: GenStats,
 }
@@ -143,7 +143,10 @@ impl<'a> EventWriter<'a> {
                 }
             }
         }
-        let partitions = store.topic(&topics[0])?.partitions.len() as u32;
+        let mut partitions = [1u32; 3];
+        for (count, topic) in partitions.iter_mut().zip(&topics) {
+            *count = store.topic(topic)?.partitions.len().max(1) as u32;
+        }
         Ok(EventWriter {
             store,
             topics,
@@ -189,7 +192,7 @@ impl<'a> EventWriter<'a> {
             std::mem::replace(&mut self.builders[i], BatchBuilder::new(Compression::None));
         let mut batch = builder.finish()?;
         let partition = self.next_partition[i];
-        self.next_partition[i] = (partition + 1) % self.partitions;
+        self.next_partition[i] = (partition + 1) % self.partitions[i];
         self.store
             .append(&self.topics[i], partition, &mut batch)
             .with_context(|| format!("appending to {}", self.topics[i]))?;
@@ -241,13 +244,14 @@ pub fn run(store: &LogStore, opts: &GenOptions) -> Result<GenStats> {
 }
 
 /// Holds event `n` back until its time at `rate` events/s, appending what is pending first
-/// so that nothing waits in a builder while the writer sleeps.
+/// so that nothing waits in a builder while the writer sleeps. Sleeps last at least 1 ms,
+/// so each append carries about a millisecond of events (not one record per append).
 fn pace(start: Instant, n: u64, rate: u64, writer: &mut EventWriter<'_>) -> Result<()> {
     let due = start + Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
     let now = Instant::now();
     if due > now {
         writer.flush()?;
-        std::thread::sleep(due - now);
+        std::thread::sleep((due - now).max(Duration::from_millis(1)));
     }
     Ok(())
 }
@@ -318,6 +322,32 @@ mod tests {
             runs.push((export, bids));
         }
         assert_eq!(runs[0], runs[1]);
+    }
+
+    #[test]
+    fn with_a_rate_event_time_follows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path()).unwrap();
+        let mut opts = GenOptions::new(2_000);
+        opts.rate = Some(50_000);
+        let stats = run(&store, &opts).unwrap();
+        let times: Vec<i64> = Kind::ALL
+            .iter()
+            .flat_map(|k| topic_values(&store, &opts.topic(*k)))
+            .map(|(t, _)| t)
+            .collect();
+        let first = *times.iter().min().unwrap();
+        // 2,000 events at 50,000/s: 40 ms of event time, starting about now.
+        assert!(
+            (39..=41).contains(&(stats.max_time_ms - first)),
+            "{}",
+            stats.max_time_ms - first
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!((now - first).abs() < 60_000);
     }
 
     #[test]
