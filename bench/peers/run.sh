@@ -38,24 +38,21 @@ venv() {
   --results-dir "$ROOT/bench/results" --work-dir "$WORK" ${RATE:+--rate "$RATE"}
 QUERIES=$(python3 -c "import json;print(' '.join(r['query'] for r in json.load(open('$WORK/sluice.json'))['queries']))")
 
-FLINK=$(venv venv-flink apache-flink pyflink)
-if [ -z "$FLINK" ]; then
-  echo "Flink: not installed ($VENVS/venv-flink has no pyflink; INSTALL_PEERS=1 installs apache-flink from PyPI, Java 11+ needed)"
-else
+# peer NAME PYTHON HOW-TO-INSTALL: runs every query on a peer under measure.py, or says
+# the peer is missing.
+peer() {
+  local name=$1 py=$2 missing=$3
+  if [ -z "$py" ]; then echo "$name: not installed ($missing)"; return; fi
   for q in $QUERIES; do
-    echo "flink $q ..." >&2
-    python3 "$HERE/measure.py" "$WORK/flink-$q.json" "$WORK/flink-$q.log" -- \
-      "$FLINK" "$HERE/nexmark_flink.py" "$q" "$WORK/events.jsonl" "$WORK/flink-out-$q" "$FLINK_PAR" || true
+    echo "$name $q ..." >&2
+    local out="$WORK/$name-out-$q" extra=()
+    [ "$name" = flink ] && extra=("$FLINK_PAR") || out="$out.csv"
+    python3 "$HERE/measure.py" "$WORK/$name-$q.json" "$WORK/$name-$q.log" -- \
+      "$py" "$HERE/nexmark_$name.py" "$q" "$WORK/events.jsonl" "$out" "${extra[@]}" || true
   done
-fi
-DUCKDB=$(venv venv-duckdb duckdb duckdb)
-if [ -z "$DUCKDB" ]; then
-  echo "DuckDB: not installed ($VENVS/venv-duckdb has no duckdb; INSTALL_PEERS=1 installs it from PyPI)"
-else
-  for q in $QUERIES; do
-    echo "duckdb $q ..." >&2
-    python3 "$HERE/measure.py" "$WORK/duckdb-$q.json" "$WORK/duckdb-$q.log" -- \
-      "$DUCKDB" "$HERE/nexmark_duckdb.py" "$q" "$WORK/events.jsonl" "$WORK/duckdb-out-$q.csv" || true
-  done
-fi
+}
+peer flink "$(venv venv-flink apache-flink pyflink)" \
+  "$VENVS/venv-flink has no pyflink; INSTALL_PEERS=1 installs apache-flink from PyPI, Java 11+ needed"
+peer duckdb "$(venv venv-duckdb duckdb duckdb)" \
+  "$VENVS/venv-duckdb has no duckdb; INSTALL_PEERS=1 installs it from PyPI"
 python3 "$HERE/compare.py" "$WORK"

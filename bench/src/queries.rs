@@ -6,61 +6,33 @@ pub const SOURCES: &str = include_str!("../../queries/nexmark/sources.sql");
 pub struct NexmarkQuery {
     pub name: &'static str,
     pub sql: &'static str,
-    /// The topic whose contents are the query's result.
+    /// The topic whose contents are the query's result (`NEXMARK_<NAME>`).
     pub sink: &'static str,
     /// The sink is a table's changelog: its result is the last value of every key.
     pub table: bool,
 }
 
+/// `queries/nexmark/<name>.sql`, whose result is the stream or table `NEXMARK_<NAME>`.
+macro_rules! query {
+    ($name:literal, $sink:literal, table: $table:expr) => {
+        NexmarkQuery {
+            name: $name,
+            sql: include_str!(concat!("../../queries/nexmark/", $name, ".sql")),
+            sink: $sink,
+            table: $table,
+        }
+    };
+}
+
 pub const QUERIES: &[NexmarkQuery] = &[
-    NexmarkQuery {
-        name: "q0",
-        sql: include_str!("../../queries/nexmark/q0.sql"),
-        sink: "NEXMARK_Q0",
-        table: false,
-    },
-    NexmarkQuery {
-        name: "q1",
-        sql: include_str!("../../queries/nexmark/q1.sql"),
-        sink: "NEXMARK_Q1",
-        table: false,
-    },
-    NexmarkQuery {
-        name: "q2",
-        sql: include_str!("../../queries/nexmark/q2.sql"),
-        sink: "NEXMARK_Q2",
-        table: false,
-    },
-    NexmarkQuery {
-        name: "q3",
-        sql: include_str!("../../queries/nexmark/q3.sql"),
-        sink: "NEXMARK_Q3",
-        table: false,
-    },
-    NexmarkQuery {
-        name: "q4",
-        sql: include_str!("../../queries/nexmark/q4.sql"),
-        sink: "NEXMARK_Q4",
-        table: true,
-    },
-    NexmarkQuery {
-        name: "q5",
-        sql: include_str!("../../queries/nexmark/q5.sql"),
-        sink: "NEXMARK_Q5",
-        table: true,
-    },
-    NexmarkQuery {
-        name: "q7",
-        sql: include_str!("../../queries/nexmark/q7.sql"),
-        sink: "NEXMARK_Q7",
-        table: false,
-    },
-    NexmarkQuery {
-        name: "q8",
-        sql: include_str!("../../queries/nexmark/q8.sql"),
-        sink: "NEXMARK_Q8",
-        table: true,
-    },
+    query!("q0", "NEXMARK_Q0", table: false),
+    query!("q1", "NEXMARK_Q1", table: false),
+    query!("q2", "NEXMARK_Q2", table: false),
+    query!("q3", "NEXMARK_Q3", table: false),
+    query!("q4", "NEXMARK_Q4", table: true),
+    query!("q5", "NEXMARK_Q5", table: true),
+    query!("q7", "NEXMARK_Q7", table: false),
+    query!("q8", "NEXMARK_Q8", table: true),
 ];
 
 pub fn find(name: &str) -> Option<&'static NexmarkQuery> {
