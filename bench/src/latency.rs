@@ -216,11 +216,12 @@ fn wait_until_quiet(sink: &sluice_storage::store::Topic, limit: Duration) -> Res
     let mut last = end(sink);
     let mut since = Instant::now();
     while Instant::now() < deadline {
-        let p = &sink.partitions[0];
-        p.wait_for_blocking(
-            p.high_watermark(),
-            Instant::now() + Duration::from_millis(50),
-        );
+        if let Some(p) = sink.partitions.first() {
+            p.wait_for_blocking(
+                p.high_watermark(),
+                Instant::now() + Duration::from_millis(50),
+            );
+        }
         let now = end(sink);
         if now != last {
             last = now;

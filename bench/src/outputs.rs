@@ -19,13 +19,19 @@ pub struct OutputSummary {
 }
 
 impl OutputSummary {
-    pub fn describe(&self) -> String {
-        let sums: Vec<String> = self
-            .sums
-            .iter()
-            .map(|(k, v)| format!("sum({k})={}", format_sum(*v)))
-            .collect();
-        format!("{}: {} rows; {}", self.topic, self.rows, sums.join(", "))
+    /// Counts one row and adds its numeric columns to the sums.
+    fn add(&mut self, value: &[u8]) {
+        self.rows += 1;
+        match serde_json::from_slice::<serde_json::Value>(value) {
+            Ok(serde_json::Value::Object(fields)) => {
+                for (name, v) in fields {
+                    if let Some(n) = v.as_f64() {
+                        *self.sums.entry(name.to_lowercase()).or_default() += n;
+                    }
+                }
+            }
+            _ => self.unreadable += 1,
+        }
     }
 }
 
@@ -37,14 +43,17 @@ pub fn format_sum(v: f64) -> String {
     }
 }
 
-/// Reads the whole topic and summarises it.
+/// Reads the whole topic and summarises it: a stream's records as they are read, a
+/// table's last value per key at the end.
 pub fn summarize(store: &LogStore, topic: &str, table: bool) -> Result<OutputSummary> {
     let t = store
         .topic(topic)
         .with_context(|| format!("the query's output topic {topic}"))?;
-    let mut rows: Vec<Vec<u8>> = Vec::new();
+    let mut summary = OutputSummary {
+        topic: topic.to_string(),
+        ..Default::default()
+    };
     let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
-    let mut order: Vec<Vec<u8>> = Vec::new();
     for p in &t.partitions {
         let mut offset = p.log_start_offset();
         loop {
@@ -55,43 +64,19 @@ pub fn summarize(store: &LogStore, topic: &str, table: bool) -> Result<OutputSum
             for batch in Batches::new(&r.data) {
                 for_each_record(batch, |rec| {
                     offset = rec.offset as u64 + 1;
-                    let value = rec.value.map(<[u8]>::to_vec);
                     if table {
                         let key = rec.key.map(<[u8]>::to_vec).unwrap_or_default();
-                        if !latest.contains_key(&key) {
-                            order.push(key.clone());
-                        }
-                        latest.insert(key, value);
-                    } else if let Some(v) = value {
-                        rows.push(v);
+                        latest.insert(key, rec.value.map(<[u8]>::to_vec));
+                    } else if let Some(value) = rec.value {
+                        summary.add(value);
                     }
                     Ok(())
                 })?;
             }
         }
     }
-    if table {
-        rows = order
-            .into_iter()
-            .filter_map(|k| latest.remove(&k).flatten())
-            .collect();
-    }
-    let mut summary = OutputSummary {
-        topic: topic.to_string(),
-        ..Default::default()
-    };
-    for value in &rows {
-        summary.rows += 1;
-        match serde_json::from_slice::<serde_json::Value>(value) {
-            Ok(serde_json::Value::Object(fields)) => {
-                for (name, v) in fields {
-                    if let Some(n) = v.as_f64() {
-                        *summary.sums.entry(name.to_lowercase()).or_default() += n;
-                    }
-                }
-            }
-            _ => summary.unreadable += 1,
-        }
+    for value in latest.values().flatten() {
+        summary.add(value);
     }
     Ok(summary)
 }

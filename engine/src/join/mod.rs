@@ -299,6 +299,8 @@ impl Join {
             mut reads,
             mut events,
         } = std::mem::take(&mut self.pending);
+        // The partitions whose records wait for the other side read no further.
+        let waiting: HashSet<(usize, i32)> = events.iter().map(|e| (e.side, e.partition)).collect();
         let mut errors: Vec<ProcessingError> = Vec::new();
         let mut read = 0;
         let mut advanced: Vec<(usize, u32, u64)> = Vec::new();
@@ -332,11 +334,7 @@ impl Join {
             let partitions = self.side_pipeline(side).positions.len();
             self.read_time[side].resize(partitions, i64::MIN);
             for p in 0..partitions as u32 {
-                // A partition whose records wait for the other side reads no further.
-                if events
-                    .iter()
-                    .any(|e| e.side == side && e.partition == p as i32)
-                {
+                if waiting.contains(&(side, p as i32)) {
                     continue;
                 }
                 let pipeline = self.side_pipeline(side);
