@@ -87,7 +87,7 @@ pub(crate) struct Aggregation {
     last_close: Option<i64>,
     latest_start: i64,
     /// Table sources: each source key's current row.
-    table_rows: Option<HashMap<Box<[u8]>, TableRow>>,
+    table_rows: Option<datafusion::common::HashMap<Box<[u8]>, TableRow>>,
     /// Records dropped because their window had closed.
     pub late_records: u64,
     /// Checkpoint keys of windows and table rows gone since the last checkpoint.
@@ -119,7 +119,7 @@ impl Aggregation {
             closings: BTreeMap::new(),
             last_close: None,
             latest_start: i64::MIN,
-            table_rows: table_source.then(HashMap::new),
+            table_rows: table_source.then(datafusion::common::HashMap::new),
             late_records: 0,
             removed: Vec::new(),
             windows: Vec::new(),

@@ -19,7 +19,11 @@
 
 pub(crate) mod plan;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+// Join state is keyed by encoded join keys, hashed once or more per record: hashbrown's
+// default hasher (foldhash, as DataFusion's own hash tables) rather than SipHash.
+use datafusion::common::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch};
@@ -55,9 +59,66 @@ impl Expired {
 /// A side's row kept in state: its columns and join key, as values.
 type Row = Arc<[ScalarValue]>;
 
-/// A stream side's records within the join window, by join key: (time, row, id, and the
-/// partition and offset it was read from: a restart re-reads from the oldest).
-type Windows = HashMap<Vec<u8>, Vec<(i64, Row, u64, i32, i64)>>;
+/// A stream record kept within the join window.
+#[derive(Clone, Copy)]
+struct Kept {
+    time: i64,
+    id: u64,
+    /// Its row: row `row` of kept batch `batch` (see `KeptBatches`).
+    batch: u64,
+    row: u32,
+    /// Where it was read from (a restart re-reads from the oldest).
+    partition: i32,
+    offset: i64,
+}
+
+/// A stream side's records within the join window, by join key.
+type Windows = HashMap<Vec<u8>, Vec<Kept>>;
+
+/// The read batches (a side's output columns) that kept stream records point into:
+/// records stay columnar in the batch they were read in, rather than copied out one value
+/// at a time, and a batch goes when the last record kept from it has expired.
+#[derive(Default)]
+struct KeptBatches {
+    batches: HashMap<u64, KeptBatch>,
+    next: u64,
+    /// This step's read numbers -> their kept batch (reads are numbered per step).
+    of_read: HashMap<usize, u64>,
+}
+
+struct KeptBatch {
+    columns: Vec<ArrayRef>,
+    /// The latest time and id of the records kept from it: once those expire, all have.
+    max_time: i64,
+    max_id: u64,
+}
+
+impl KeptBatches {
+    /// The kept batch of read `read` (this step's numbering), registered on first use.
+    fn of(&mut self, read: usize, reads: &[(usize, RecordBatch, Vec<ArrayRef>)]) -> u64 {
+        if let Some(id) = self.of_read.get(&read) {
+            return *id;
+        }
+        let id = self.next;
+        self.next += 1;
+        self.batches.insert(
+            id,
+            KeptBatch {
+                columns: reads[read].2.clone(),
+                max_time: i64::MIN,
+                max_id: 0,
+            },
+        );
+        self.of_read.insert(read, id);
+        id
+    }
+
+    /// Drops the batches every record of which has expired.
+    fn expire(&mut self, expired: Expired) {
+        self.batches
+            .retain(|_, b| !(b.max_time < expired.before_time && b.max_id < expired.before_id));
+    }
+}
 
 /// Unmatched outer records held until their window closes: (time, id) -> (partition, row).
 type Held = std::collections::BTreeMap<(i64, u64), (i32, Row)>;
@@ -68,6 +129,8 @@ enum Side {
     None,
     /// Row `1` of read `0` of this step.
     Read(usize, usize),
+    /// Row `1` of kept batch `0` (a stream record in a join window).
+    Kept(u64, u32),
     Stored(Row),
 }
 
@@ -125,6 +188,8 @@ pub(crate) struct Join {
     tables: [HashMap<Vec<u8>, Row>; 2],
     /// Per side: a stream's records within the join window, by join key.
     windows: [Windows; 2],
+    /// The batches the windows' records point into.
+    kept: KeptBatches,
     /// Table-table: keys whose last result was a row (a later miss deletes it).
     shown: HashSet<Vec<u8>>,
     stream_time: i64,
@@ -229,6 +294,7 @@ impl Join {
             converter: RowConverter::new(vec![SortField::new(key)])?,
             tables: [HashMap::new(), HashMap::new()],
             windows: [HashMap::new(), HashMap::new()],
+            kept: KeptBatches::default(),
             shown: HashSet::new(),
             stream_time: i64::MIN,
             used,
@@ -299,6 +365,7 @@ impl Join {
             mut reads,
             mut events,
         } = std::mem::take(&mut self.pending);
+        self.kept.of_read.clear();
         // The partitions whose records wait for the other side read no further.
         let waiting: HashSet<(usize, i32)> = events.iter().map(|e| (e.side, e.partition)).collect();
         let mut errors: Vec<ProcessingError> = Vec::new();
@@ -447,10 +514,11 @@ impl Join {
         // Windows are pruned once per step, not per record: a scan of every key per
         // record would be quadratic; a record kept a little longer matches nothing, as
         // matches are by time range.
+        // (After the joined rows are built: they may point into batches that expire.)
+        let batch = self.build(&outs, &reads)?;
         if self.plan.within.is_some() {
             self.expire_windows();
         }
-        let batch = self.build(&outs, &reads)?;
         self.pending = hold(later, reads);
         let mut rejected = Vec::new();
         let (rows, outputs) = joined.filter_and_project(&batch, &mut rejected)?;
@@ -461,7 +529,7 @@ impl Join {
             .map(|(i, _)| i as i64)
             .collect();
         Ok(Some(Evaluated {
-            headers: HashMap::new(),
+            headers: std::collections::HashMap::new(),
             partition: 0,
             next: 0,
             read,
@@ -554,9 +622,9 @@ impl Join {
                 }
             }
             let mut rebuild_from = positions.clone();
-            for (_, _, _, partition, offset) in self.windows[side].values().flatten() {
-                if let Some(from) = rebuild_from.get_mut(*partition as usize) {
-                    *from = (*from).min(*offset as u64);
+            for kept in self.windows[side].values().flatten() {
+                if let Some(from) = rebuild_from.get_mut(kept.partition as usize) {
+                    *from = (*from).min(kept.offset as u64);
                 }
             }
             for (partition, (&position, &offset)) in positions.iter().zip(&rebuild_from).enumerate()
@@ -761,10 +829,9 @@ impl Join {
                         pair(Side::Read(b, r), Side::None),
                     ));
                     if let Some(key) = &e.key {
-                        let row = stored(reads, (b, r))?;
                         let id = self.next_id;
                         self.next_id += 1;
-                        self.keep(this, key, e, row, id);
+                        self.keep(this, key, e, (b, r), reads, id);
                     }
                     return Ok(());
                 }
@@ -780,23 +847,26 @@ impl Join {
                 self.next_id += 1;
                 if let Some(key) = &e.key {
                     if let Some(list) = self.windows[other].get(key) {
-                        for (t, row, other_id, ..) in list.iter().filter(|(t, _, id, ..)| {
-                            *t >= lo && *t <= hi && !self.expired.covers(*t, *id)
+                        let expired = self.expired;
+                        for k in list.iter().filter(|k| {
+                            k.time >= lo && k.time <= hi && !expired.covers(k.time, k.id)
                         }) {
                             matched = true;
-                            self.held[other].remove(&(*t, *other_id));
+                            if held {
+                                self.held[other].remove(&(k.time, k.id));
+                            }
                             outs.push(Out::row(
-                                e.time.max(*t),
+                                e.time.max(k.time),
                                 e.partition,
-                                pair(Side::Read(b, r), Side::Stored(row.clone())),
+                                pair(Side::Read(b, r), Side::Kept(k.batch, k.row)),
                             ));
                         }
                     }
-                    let row = stored(reads, (b, r))?;
                     if !matched && outer(this) && held {
-                        self.held[this].insert((e.time, id), (e.partition, row.clone()));
+                        let row = stored(reads, (b, r))?;
+                        self.held[this].insert((e.time, id), (e.partition, row));
                     }
-                    self.keep(this, key, e, row, id);
+                    self.keep(this, key, e, (b, r), reads, id);
                 }
                 if !matched && outer(this) && !(held && e.key.is_some()) {
                     outs.push(Out::row(
@@ -921,15 +991,35 @@ impl Join {
         Ok(())
     }
 
-    /// Keeps a stream record (id `id`) in its side's join window.
-    fn keep(&mut self, side: usize, key: &[u8], e: &Event, row: Row, id: u64) {
-        self.windows[side].entry(key.to_vec()).or_default().push((
-            e.time,
-            row,
+    /// Keeps a stream record (id `id`, row `r` of read `b`) in its side's join window.
+    fn keep(
+        &mut self,
+        side: usize,
+        key: &[u8],
+        e: &Event,
+        (b, r): (usize, usize),
+        reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
+        id: u64,
+    ) {
+        let batch = self.kept.of(b, reads);
+        if let Some(kept) = self.kept.batches.get_mut(&batch) {
+            kept.max_time = kept.max_time.max(e.time);
+            kept.max_id = kept.max_id.max(id);
+        }
+        let kept = Kept {
+            time: e.time,
             id,
-            e.partition,
-            e.offset,
-        ));
+            batch,
+            row: r as u32,
+            partition: e.partition,
+            offset: e.offset,
+        };
+        match self.windows[side].get_mut(key) {
+            Some(list) => list.push(kept),
+            None => {
+                self.windows[side].insert(key.to_vec(), vec![kept]);
+            }
+        }
     }
 
     /// Emits, unmatched, the held outer records whose window has closed, oldest first.
@@ -964,10 +1054,11 @@ impl Join {
         let expired = self.expired;
         for w in &mut self.windows {
             w.retain(|_, list| {
-                list.retain(|(t, _, id, ..)| !expired.covers(*t, *id));
+                list.retain(|k| !expired.covers(k.time, k.id));
                 !list.is_empty()
             });
         }
+        self.kept.expire(expired);
     }
 
     /// The joined rows of `outs` as a batch of the joined source's input schema.
@@ -1095,16 +1186,31 @@ impl Join {
             // Interleave from the read batches, with a one-row null array for absent sides.
             let nulls = datafusion::arrow::array::new_null_array(&dt, 1);
             let mut sources: Vec<&dyn Array> = vec![nulls.as_ref()];
-            let mut at: HashMap<usize, usize> = HashMap::new();
+            // (kept?, read or kept batch) -> its index in `sources`.
+            let mut at: HashMap<(bool, u64), usize> = HashMap::new();
             let mut picks = Vec::with_capacity(refs.len());
             for (s, r) in refs {
                 match r {
                     Side::Read(b, row) => {
-                        let i = *at.entry(*b).or_insert_with(|| {
+                        let i = *at.entry((false, *b as u64)).or_insert_with(|| {
                             sources.push(reads[*b].2[index(*s)].as_ref());
                             sources.len() - 1
                         });
                         picks.push((i, *row));
+                    }
+                    Side::Kept(batch, row) => {
+                        let i = match at.get(&(true, *batch)) {
+                            Some(i) => *i,
+                            None => {
+                                let kept = self.kept.batches.get(batch).ok_or_else(|| {
+                                    EngineError("a kept join row's batch is gone".into())
+                                })?;
+                                sources.push(kept.columns[index(*s)].as_ref());
+                                at.insert((true, *batch), sources.len() - 1);
+                                sources.len() - 1
+                            }
+                        };
+                        picks.push((i, *row as usize));
                     }
                     _ => picks.push((0, 0)),
                 }
@@ -1118,6 +1224,14 @@ impl Join {
                 Side::None => Ok(null.clone()),
                 Side::Read(b, row) => ScalarValue::try_from_array(&reads[*b].2[index(*s)], *row),
                 Side::Stored(v) => Ok(v[index(*s)].clone()),
+                Side::Kept(batch, row) => match self.kept.batches.get(batch) {
+                    Some(kept) => {
+                        ScalarValue::try_from_array(&kept.columns[index(*s)], *row as usize)
+                    }
+                    None => Err(datafusion::error::DataFusionError::Internal(
+                        "a kept join row's batch is gone".into(),
+                    )),
+                },
             })
             .collect::<Result<Vec<_>, _>>()?;
         if values.is_empty() {
@@ -1243,4 +1357,48 @@ fn column_i64_max(rows: &[(RecordBatch, Vec<ArrayRef>)]) -> Result<i64, EngineEr
         }
     }
     Ok(latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(values: &[i64]) -> (usize, RecordBatch, Vec<ArrayRef>) {
+        let column: ArrayRef = Arc::new(Int64Array::from(values.to_vec()));
+        let batch = RecordBatch::try_from_iter([("v", column.clone())]).unwrap();
+        (0, batch, vec![column])
+    }
+
+    #[test]
+    fn a_kept_batch_goes_only_when_its_last_record_has_expired() {
+        let reads = vec![read(&[1, 2]), read(&[3])];
+        let mut kept = KeptBatches::default();
+        let a = kept.of(0, &reads);
+        assert_eq!(kept.of(0, &reads), a, "one kept batch per read");
+        let b = kept.of(1, &reads);
+        assert_ne!(a, b);
+        for (batch, time, id) in [(a, 100, 0), (a, 200, 1), (b, 300, 2)] {
+            let k = kept.batches.get_mut(&batch).unwrap();
+            k.max_time = k.max_time.max(time);
+            k.max_id = k.max_id.max(id);
+        }
+        // Records before time 150 expired: batch a still holds the record at 200.
+        kept.expire(Expired {
+            before_time: 150,
+            before_id: 3,
+        });
+        assert_eq!(kept.batches.len(), 2);
+        kept.expire(Expired {
+            before_time: 250,
+            before_id: 3,
+        });
+        assert!(!kept.batches.contains_key(&a));
+        assert!(kept.batches.contains_key(&b));
+        // A record kept after the expiry was decided (a later id) is not covered.
+        kept.expire(Expired {
+            before_time: 1000,
+            before_id: 2,
+        });
+        assert!(kept.batches.contains_key(&b));
+    }
 }
