@@ -94,23 +94,41 @@ struct KeptBatch {
 }
 
 impl KeptBatches {
-    /// The kept batch of read `read` (this step's numbering), registered on first use.
-    fn of(&mut self, read: usize, reads: &[(usize, RecordBatch, Vec<ArrayRef>)]) -> u64 {
-        if let Some(id) = self.of_read.get(&read) {
-            return *id;
+    /// Keeps the batch of read `read` (this step's numbering; registered on first use) for
+    /// a record at `time` with id `id`, and says which kept batch it is.
+    fn keep(
+        &mut self,
+        read: usize,
+        reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
+        time: i64,
+        id: u64,
+    ) -> u64 {
+        let batch = *self.of_read.entry(read).or_insert_with(|| {
+            let batch = self.next;
+            self.next += 1;
+            self.batches.insert(
+                batch,
+                KeptBatch {
+                    columns: reads[read].2.clone(),
+                    max_time: i64::MIN,
+                    max_id: 0,
+                },
+            );
+            batch
+        });
+        if let Some(kept) = self.batches.get_mut(&batch) {
+            kept.max_time = kept.max_time.max(time);
+            kept.max_id = kept.max_id.max(id);
         }
-        let id = self.next;
-        self.next += 1;
-        self.batches.insert(
-            id,
-            KeptBatch {
-                columns: reads[read].2.clone(),
-                max_time: i64::MIN,
-                max_id: 0,
-            },
-        );
-        self.of_read.insert(read, id);
-        id
+        batch
+    }
+
+    /// Column `c` of kept batch `batch`.
+    fn column(&self, batch: u64, c: usize) -> Result<&ArrayRef, EngineError> {
+        self.batches
+            .get(&batch)
+            .and_then(|b| b.columns.get(c))
+            .ok_or_else(|| EngineError("a kept join row's batch is gone".into()))
     }
 
     /// Drops the batches every record of which has expired.
@@ -511,11 +529,11 @@ impl Join {
                 outs.truncate(before);
             }
         }
+        let batch = self.build(&outs, &reads)?;
         // Windows are pruned once per step, not per record: a scan of every key per
         // record would be quadratic; a record kept a little longer matches nothing, as
-        // matches are by time range.
-        // (After the joined rows are built: they may point into batches that expire.)
-        let batch = self.build(&outs, &reads)?;
+        // matches are by time range. (After the joined rows are built: they may point into
+        // batches that expire.)
         if self.plan.within.is_some() {
             self.expire_windows();
         }
@@ -1001,11 +1019,7 @@ impl Join {
         reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
         id: u64,
     ) {
-        let batch = self.kept.of(b, reads);
-        if let Some(kept) = self.kept.batches.get_mut(&batch) {
-            kept.max_time = kept.max_time.max(e.time);
-            kept.max_id = kept.max_id.max(id);
-        }
+        let batch = self.kept.keep(b, reads, e.time, id);
         let kept = Kept {
             time: e.time,
             id,
@@ -1202,10 +1216,7 @@ impl Join {
                         let i = match at.get(&(true, *batch)) {
                             Some(i) => *i,
                             None => {
-                                let kept = self.kept.batches.get(batch).ok_or_else(|| {
-                                    EngineError("a kept join row's batch is gone".into())
-                                })?;
-                                sources.push(kept.columns[index(*s)].as_ref());
+                                sources.push(self.kept.column(*batch, index(*s))?.as_ref());
                                 at.insert((true, *batch), sources.len() - 1);
                                 sources.len() - 1
                             }
@@ -1222,18 +1233,16 @@ impl Join {
             .iter()
             .map(|(s, r)| match r {
                 Side::None => Ok(null.clone()),
-                Side::Read(b, row) => ScalarValue::try_from_array(&reads[*b].2[index(*s)], *row),
+                Side::Read(b, row) => {
+                    Ok(ScalarValue::try_from_array(&reads[*b].2[index(*s)], *row)?)
+                }
                 Side::Stored(v) => Ok(v[index(*s)].clone()),
-                Side::Kept(batch, row) => match self.kept.batches.get(batch) {
-                    Some(kept) => {
-                        ScalarValue::try_from_array(&kept.columns[index(*s)], *row as usize)
-                    }
-                    None => Err(datafusion::error::DataFusionError::Internal(
-                        "a kept join row's batch is gone".into(),
-                    )),
-                },
+                Side::Kept(batch, row) => Ok(ScalarValue::try_from_array(
+                    self.kept.column(*batch, index(*s))?,
+                    *row as usize,
+                )?),
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, EngineError>>()?;
         if values.is_empty() {
             return Ok(datafusion::arrow::array::new_empty_array(&dt));
         }
@@ -1373,15 +1382,10 @@ mod tests {
     fn a_kept_batch_goes_only_when_its_last_record_has_expired() {
         let reads = vec![read(&[1, 2]), read(&[3])];
         let mut kept = KeptBatches::default();
-        let a = kept.of(0, &reads);
-        assert_eq!(kept.of(0, &reads), a, "one kept batch per read");
-        let b = kept.of(1, &reads);
+        let a = kept.keep(0, &reads, 100, 0);
+        assert_eq!(kept.keep(0, &reads, 200, 1), a, "one kept batch per read");
+        let b = kept.keep(1, &reads, 300, 2);
         assert_ne!(a, b);
-        for (batch, time, id) in [(a, 100, 0), (a, 200, 1), (b, 300, 2)] {
-            let k = kept.batches.get_mut(&batch).unwrap();
-            k.max_time = k.max_time.max(time);
-            k.max_id = k.max_id.max(id);
-        }
         // Records before time 150 expired: batch a still holds the record at 200.
         kept.expire(Expired {
             before_time: 150,
