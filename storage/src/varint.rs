@@ -60,7 +60,25 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
+    #[inline]
     fn read_unsigned(&mut self, max_bytes: usize) -> Result<u64> {
+        // A record's varints (lengths, deltas, counts) are mostly one or two bytes.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b & 0x80 == 0
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        if let Some(&[b0, b1]) = self.buf.get(self.pos..self.pos + 2)
+            && b1 & 0x80 == 0
+        {
+            self.pos += 2;
+            return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
+        }
+        self.read_unsigned_long(max_bytes)
+    }
+
+    fn read_unsigned_long(&mut self, max_bytes: usize) -> Result<u64> {
         let mut result: u64 = 0;
         for i in 0..max_bytes {
             let b = *self
@@ -76,11 +94,13 @@ impl<'a> Reader<'a> {
         Err(StorageError::corrupted("varint is too long"))
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Result<i32> {
         let u = self.read_unsigned(5)? as u32;
         Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
     }
 
+    #[inline]
     pub fn varlong(&mut self) -> Result<i64> {
         let u = self.read_unsigned(10)?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
@@ -126,6 +146,14 @@ mod tests {
             put_varint(&mut b, v);
             assert_eq!(b.len(), varint_len(v));
             assert_eq!(Reader::new(&b).varint().unwrap(), v);
+        }
+        // Every one-, two- and three-byte encoding's edges (the reader's fast paths).
+        for v in -70_000..70_000 {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            let mut r = Reader::new(&b);
+            assert_eq!(r.varint().unwrap(), v);
+            assert_eq!(r.remaining(), 0);
         }
         for v in [0i64, -1, i64::MAX, i64::MIN, 1 << 40] {
             let mut b = Vec::new();

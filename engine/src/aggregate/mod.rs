@@ -403,11 +403,19 @@ impl Aggregation {
         }
         changes.sort_by_key(|(o, _)| *o);
         let groups = self.plan.groups;
-        let row_keys: Vec<_> = ev
+        let mut row_keys: Vec<_> = ev
             .rows
             .iter()
             .map(|(batch, _)| keys.of_rows(batch))
             .collect::<Result<_, _>>()?;
+        // Each batch's argument arrays, and one buffer for the updates a changed row takes
+        // back, made once for the read rather than once per row.
+        let batch_args: Vec<_> = ev
+            .rows
+            .iter()
+            .map(|(_, outputs)| self.call_args(outputs))
+            .collect();
+        let mut undone = Updates::new(&self.plan);
         let group_rows: Vec<_> = ev
             .rows
             .iter()
@@ -415,13 +423,12 @@ impl Aggregation {
             .collect::<Result<_, _>>()?;
         for (_, change) in changes {
             let (source_key, new) = match change {
-                Change::Row(b, r) => (row_keys[b][r].clone(), Some((b, r))),
+                // Each row's key is used once: taken, not copied.
+                Change::Row(b, r) => (std::mem::take(&mut row_keys[b][r]), Some((b, r))),
                 Change::Delete(k) => (k, None),
             };
             let previous = self.table_rows.as_mut().and_then(|t| t.remove(&source_key));
-            if previous.is_some() {
-                self.removed.push(checkpoint::table_key(&source_key));
-            }
+            let had_row = previous.is_some();
             let mut result = Ok(());
             if let Some(prev) = previous {
                 // A row that stays in its group changes it once: one update, not two.
@@ -429,17 +436,19 @@ impl Aggregation {
                     group_rows[b].row(r).as_ref() == &*prev.group
                         && !ev.rows[b].1[..groups].iter().any(|a| a.is_null(r))
                 });
-                let mut undone = Updates::new(&self.plan);
                 result = self.undo_row(&prev, partition, &mut undone);
                 if !same_group {
                     updates.append(&mut undone);
                 }
+                undone.clear();
             }
-            if let Some((b, r)) = new {
+            let kept = new.filter(|&(b, r)| !ev.rows[b].1[..groups].iter().any(|a| a.is_null(r)));
+            // The checkpoint drops a row that went; one replaced is simply written again.
+            if had_row && kept.is_none() {
+                self.removed.push(checkpoint::table_key(&source_key));
+            }
+            if let Some((b, r)) = kept {
                 let (_, outputs) = &ev.rows[b];
-                if outputs[..groups].iter().any(|a| a.is_null(r)) {
-                    continue;
-                }
                 let time = ev.rows[b]
                     .0
                     .column(0)
@@ -451,8 +460,8 @@ impl Aggregation {
                     .iter()
                     .map(|a| ScalarValue::try_from_array(a, r))
                     .collect::<Result<Vec<_>, _>>()?;
-                let args = self.call_args(outputs);
-                result = result.and(self.add_row(&group, time, &args, r, partition, updates));
+                result =
+                    result.and(self.add_row(&group, time, &batch_args[b], r, partition, updates));
                 if let Some(t) = self.table_rows.as_mut() {
                     t.insert(
                         source_key,

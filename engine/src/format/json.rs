@@ -9,6 +9,8 @@
 //! Each record is converted into a typed tree first and appended to the Arrow builders only
 //! when the whole record converted, so a bad record fails alone and leaves no half row.
 
+use std::fmt::Write as _;
+
 use base64::Engine;
 use datafusion::arrow::array::*;
 use datafusion::arrow::datatypes::DataType;
@@ -447,9 +449,10 @@ fn write_double(out: &mut String, f: f64) {
             "\"-Infinity\""
         });
     } else if f == f.trunc() && f.abs() < 1e7 {
-        out.push_str(&format!("{f:.1}"));
+        // Written straight into `out` (a String's `write_fmt` cannot fail).
+        let _ = write!(out, "{f:.1}");
     } else {
-        out.push_str(&format!("{f}"));
+        let _ = write!(out, "{f}");
     }
 }
 
@@ -476,8 +479,18 @@ fn write_decimal(out: &mut String, unscaled: i128, scale: i8) {
 /// an allocation.
 fn write_string(out: &mut String, s: &str) {
     out.push('"');
+    let bytes = s.as_bytes();
     let mut plain = 0;
-    for (i, b) in s.bytes().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs an escape.
+        if let Some(Ok(chunk)) = bytes.get(i..i + 8).map(<[u8; 8]>::try_from)
+            && !needs_escape(u64::from_le_bytes(chunk))
+        {
+            i += 8;
+            continue;
+        }
+        let b = bytes[i];
         let escape: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -487,7 +500,10 @@ fn write_string(out: &mut String, s: &str) {
             0x08 => "\\b",
             0x0c => "\\f",
             0..=0x1f => "",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(&s[plain..i]);
         if escape.is_empty() {
@@ -498,10 +514,23 @@ fn write_string(out: &mut String, s: &str) {
         } else {
             out.push_str(escape);
         }
-        plain = i + 1;
+        i += 1;
+        plain = i;
     }
     out.push_str(&s[plain..]);
     out.push('"');
+}
+
+/// Whether any of the eight bytes of `word` may need an escape: a quote, a backslash or a
+/// control character (a false positive only sends the bytes through the byte-wise check).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
+    below_space
+        || has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// Row `row` of `array` (of `ty`'s Arrow type) as JSON text, appended to `out` (the REST
@@ -733,6 +762,16 @@ mod tests {
             let mut out = String::new();
             write_string(&mut out, text);
             assert_eq!(out, Value::String(text.to_string()).to_string(), "{text:?}");
+        }
+        // Each special character at every position of the eight-byte runs the writer skips.
+        for special in ['"', '\\', '\n', '\u{1}', '\u{7f}', 'é', '☃'] {
+            for at in 0..20 {
+                let mut text: String = "abcdefghijklmnopqrstu".chars().take(20).collect();
+                text.insert(at, special);
+                let mut out = String::new();
+                write_string(&mut out, &text);
+                assert_eq!(out, Value::String(text.clone()).to_string(), "{text:?}");
+            }
         }
     }
 

@@ -174,6 +174,46 @@ impl Out {
     }
 }
 
+/// A record's join key (Arrow row format), held inline when short, as the keys of most
+/// joins (numbers, short strings) are: an event then allocates nothing of its own.
+#[derive(Clone)]
+enum JoinKey {
+    Inline {
+        len: u8,
+        bytes: [u8; JoinKey::INLINE],
+    },
+    Heap(Box<[u8]>),
+}
+
+impl JoinKey {
+    const INLINE: usize = 30;
+
+    fn new(key: &[u8]) -> JoinKey {
+        match key.len() {
+            len if len <= Self::INLINE => {
+                let mut bytes = [0; Self::INLINE];
+                bytes[..len].copy_from_slice(key);
+                JoinKey::Inline {
+                    len: len as u8,
+                    bytes,
+                }
+            }
+            _ => JoinKey::Heap(key.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for JoinKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            JoinKey::Inline { len, bytes } => &bytes[..*len as usize],
+            JoinKey::Heap(b) => b,
+        }
+    }
+}
+
 /// A record of either side, in the order the step processes them.
 struct Event {
     time: i64,
@@ -183,7 +223,7 @@ struct Event {
     partition: i32,
     /// The row (read, row), or None for a table tombstone.
     row: Option<(usize, usize)>,
-    key: Option<Vec<u8>>,
+    key: Option<JoinKey>,
     /// A foreign-key join's left row: its primary key.
     pk: Option<Vec<u8>>,
 }
@@ -463,7 +503,7 @@ impl Join {
                         }
                         _ => {
                             let keys = self.converter.convert_columns(&arrays[..1])?;
-                            (Some(keys.row(0).as_ref().to_vec()), None)
+                            (Some(JoinKey::new(keys.row(0).as_ref())), None)
                         }
                     };
                     events.push(Event {
@@ -603,7 +643,7 @@ impl Join {
                 offset,
                 partition,
                 row: (!delete).then_some((read, r)),
-                key: (!key_array.is_null(r)).then(|| keys.row(r).as_ref().to_vec()),
+                key: (!key_array.is_null(r)).then(|| JoinKey::new(keys.row(r).as_ref())),
                 pk: pks.as_ref().map(|k| k.row(r).as_ref().to_vec()),
             });
         }
@@ -743,11 +783,11 @@ impl Join {
         match (self.kind_of(this), self.kind_of(other)) {
             // A table side's change: stream-table joins only update the table.
             (SourceKind::Table, SourceKind::Stream) => {
-                if let Some(key) = &e.key {
+                if let Some(key) = e.key.as_deref() {
                     match e.row {
                         Some(at) => {
                             let row = stored(reads, at)?;
-                            self.tables[this].insert(key.clone(), row);
+                            self.tables[this].insert(key.to_vec(), row);
                         }
                         None => {
                             self.tables[this].remove(key);
@@ -761,7 +801,7 @@ impl Join {
                 };
                 let found = e
                     .key
-                    .as_ref()
+                    .as_deref()
                     .and_then(|k| self.tables[other].get(k))
                     .cloned();
                 match found {
@@ -783,13 +823,13 @@ impl Join {
                 }
             }
             (SourceKind::Table, SourceKind::Table) => {
-                let Some(key) = &e.key else {
+                let Some(key) = e.key.as_deref() else {
                     return Ok(());
                 };
                 let mine = match e.row {
                     Some(at) => {
                         let row = stored(reads, at)?;
-                        self.tables[this].insert(key.clone(), row.clone());
+                        self.tables[this].insert(key.to_vec(), row.clone());
                         Some(row)
                     }
                     None => {
@@ -811,7 +851,7 @@ impl Join {
                 };
                 let side = |x: Option<Row>| x.map_or(Side::None, Side::Stored);
                 if show {
-                    self.shown.insert(key.clone());
+                    self.shown.insert(key.to_vec());
                     outs.push(Out::row(e.time, e.partition, (side(l), side(r))));
                 } else if self.shown.remove(key) {
                     // The key's result goes away: a tombstone, keyed by the join key.
@@ -846,7 +886,7 @@ impl Join {
                         e.partition,
                         pair(Side::Read(b, r), Side::None),
                     ));
-                    if let Some(key) = &e.key {
+                    if let Some(key) = e.key.as_deref() {
                         let id = self.next_id;
                         self.next_id += 1;
                         self.keep(this, key, e, (b, r), reads, id);
@@ -863,7 +903,7 @@ impl Join {
                 let mut matched = false;
                 let id = self.next_id;
                 self.next_id += 1;
-                if let Some(key) = &e.key {
+                if let Some(key) = e.key.as_deref() {
                     if let Some(list) = self.windows[other].get(key) {
                         let expired = self.expired;
                         for k in list.iter().filter(|k| {
@@ -946,15 +986,19 @@ impl Join {
             };
             let row = stored_row(reads, (b, r))?;
             self.tables[0].insert(pk.clone(), row);
-            if let Some(fk) = &e.key {
-                self.foreign_keys.of.insert(pk.clone(), fk.clone());
+            if let Some(fk) = e.key.as_deref() {
+                self.foreign_keys.of.insert(pk.clone(), fk.to_vec());
                 self.foreign_keys
                     .subscribers
-                    .entry(fk.clone())
+                    .entry(fk.to_vec())
                     .or_default()
                     .insert(pk.clone());
             }
-            let right = e.key.as_ref().and_then(|k| self.tables[1].get(k)).cloned();
+            let right = e
+                .key
+                .as_deref()
+                .and_then(|k| self.tables[1].get(k))
+                .cloned();
             match right {
                 Some(right) => outs.push(Out::row(
                     e.time,
@@ -971,13 +1015,13 @@ impl Join {
             }
             return Ok(());
         }
-        let Some(key) = &e.key else {
+        let Some(key) = e.key.as_deref() else {
             return Ok(());
         };
         let right = match e.row {
             Some(at) => {
                 let row = stored_row(reads, at)?;
-                self.tables[1].insert(key.clone(), row.clone());
+                self.tables[1].insert(key.to_vec(), row.clone());
                 Some(row)
             }
             None => {
