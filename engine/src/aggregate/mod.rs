@@ -429,20 +429,19 @@ impl Aggregation {
             };
             let previous = self.table_rows.as_mut().and_then(|t| t.remove(&source_key));
             let had_row = previous.is_some();
+            // The new row, unless a group column is null (then it joins no group).
+            let kept = new.filter(|&(b, r)| !ev.rows[b].1[..groups].iter().any(|a| a.is_null(r)));
             let mut result = Ok(());
             if let Some(prev) = previous {
                 // A row that stays in its group changes it once: one update, not two.
-                let same_group = new.is_some_and(|(b, r)| {
-                    group_rows[b].row(r).as_ref() == &*prev.group
-                        && !ev.rows[b].1[..groups].iter().any(|a| a.is_null(r))
-                });
+                let same_group =
+                    kept.is_some_and(|(b, r)| group_rows[b].row(r).as_ref() == &*prev.group);
                 result = self.undo_row(&prev, partition, &mut undone);
                 if !same_group {
                     updates.append(&mut undone);
                 }
                 undone.clear();
             }
-            let kept = new.filter(|&(b, r)| !ev.rows[b].1[..groups].iter().any(|a| a.is_null(r)));
             // The checkpoint drops a row that went; one replaced is simply written again.
             if had_row && kept.is_none() {
                 self.removed.push(checkpoint::table_key(&source_key));

@@ -523,7 +523,7 @@ fn write_string(out: &mut String, s: &str) {
 
 /// Whether any of the eight bytes of `word` may need an escape: a quote, a backslash or a
 /// control character (a false positive only sends the bytes through the byte-wise check).
-fn needs_escape(word: u64) -> bool {
+pub(super) fn needs_escape(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;

@@ -287,14 +287,7 @@ mod scan {
     /// Whether any of the eight bytes of `word` is a quote, a backslash, a control
     /// character or not ASCII (the string scanner then looks at them one by one).
     fn special(word: u64) -> bool {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-        let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
-        word & HIGH != 0
-            || below_space
-            || has_zero(word ^ (ONES * u64::from(b'"')))
-            || has_zero(word ^ (ONES * u64::from(b'\\')))
+        word & 0x8080_8080_8080_8080 != 0 || super::super::json::needs_escape(word)
     }
 
     struct Cursor<'a> {

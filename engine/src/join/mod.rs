@@ -1416,6 +1416,14 @@ fn column_i64_max(rows: &[(RecordBatch, Vec<ArrayRef>)]) -> Result<i64, EngineEr
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_join_key_reads_back_as_it_was_given_inline_or_not() {
+        for len in [0, 1, 29, 30, 31, 64] {
+            let key: Vec<u8> = (0..len as u8).collect();
+            assert_eq!(&*JoinKey::new(&key), key.as_slice(), "{len} bytes");
+        }
+    }
+
     fn read(values: &[i64]) -> (usize, RecordBatch, Vec<ArrayRef>) {
         let column: ArrayRef = Arc::new(Int64Array::from(values.to_vec()));
         let batch = RecordBatch::try_from_iter([("v", column.clone())]).unwrap();
