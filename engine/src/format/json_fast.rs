@@ -260,6 +260,7 @@ mod scan {
     use std::borrow::Cow;
 
     use super::{Column, Slot, column_for};
+    use crate::format::json::needs_escape;
 
     pub(super) struct GiveUp;
 
@@ -287,7 +288,7 @@ mod scan {
     /// Whether any of the eight bytes of `word` is a quote, a backslash, a control
     /// character or not ASCII (the string scanner then looks at them one by one).
     fn special(word: u64) -> bool {
-        word & 0x8080_8080_8080_8080 != 0 || super::super::json::needs_escape(word)
+        word & 0x8080_8080_8080_8080 != 0 || needs_escape(word)
     }
 
     struct Cursor<'a> {

@@ -176,7 +176,6 @@ impl Out {
 
 /// A record's join key (Arrow row format), held inline when short, as the keys of most
 /// joins (numbers, short strings) are: an event then allocates nothing of its own.
-#[derive(Clone)]
 enum JoinKey {
     Inline {
         len: u8,
