@@ -18,6 +18,7 @@
 //! order with the right side's records.
 
 pub(crate) mod plan;
+mod window;
 
 use std::collections::HashSet;
 
@@ -72,12 +73,9 @@ struct Kept {
     offset: i64,
 }
 
-/// A stream side's records within the join window, by join key.
-type Windows = HashMap<Vec<u8>, Vec<Kept>>;
-
 /// The read batches (a side's output columns) that kept stream records point into:
 /// records stay columnar in the batch they were read in, rather than copied out one value
-/// at a time, and a batch goes when the last record kept from it has expired.
+/// at a time, and a batch goes when the last record kept from it has left its window.
 #[derive(Default)]
 struct KeptBatches {
     batches: HashMap<u64, KeptBatch>,
@@ -88,21 +86,14 @@ struct KeptBatches {
 
 struct KeptBatch {
     columns: Vec<ArrayRef>,
-    /// The latest time and id of the records kept from it: once those expire, all have.
-    max_time: i64,
-    max_id: u64,
+    /// How many of its records are in a window.
+    records: usize,
 }
 
 impl KeptBatches {
     /// Keeps the batch of read `read` (this step's numbering; registered on first use) for
-    /// a record at `time` with id `id`, and says which kept batch it is.
-    fn keep(
-        &mut self,
-        read: usize,
-        reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
-        time: i64,
-        id: u64,
-    ) -> u64 {
+    /// one more of its records, and says which kept batch it is.
+    fn keep(&mut self, read: usize, reads: &[(usize, RecordBatch, Vec<ArrayRef>)]) -> u64 {
         let batch = *self.of_read.entry(read).or_insert_with(|| {
             let batch = self.next;
             self.next += 1;
@@ -110,15 +101,13 @@ impl KeptBatches {
                 batch,
                 KeptBatch {
                     columns: reads[read].2.clone(),
-                    max_time: i64::MIN,
-                    max_id: 0,
+                    records: 0,
                 },
             );
             batch
         });
         if let Some(kept) = self.batches.get_mut(&batch) {
-            kept.max_time = kept.max_time.max(time);
-            kept.max_id = kept.max_id.max(id);
+            kept.records += 1;
         }
         batch
     }
@@ -131,10 +120,15 @@ impl KeptBatches {
             .ok_or_else(|| EngineError("a kept join row's batch is gone".into()))
     }
 
-    /// Drops the batches every record of which has expired.
-    fn expire(&mut self, expired: Expired) {
-        self.batches
-            .retain(|_, b| !(b.max_time < expired.before_time && b.max_id < expired.before_id));
+    /// One of `batch`'s records has left its window: the batch goes with its last.
+    fn release(&mut self, batch: u64) {
+        let last = self.batches.get_mut(&batch).is_some_and(|b| {
+            b.records = b.records.saturating_sub(1);
+            b.records == 0
+        });
+        if last {
+            self.batches.remove(&batch);
+        }
     }
 }
 
@@ -244,7 +238,7 @@ pub(crate) struct Join {
     /// Per side: a table's current rows by join key.
     tables: [HashMap<Vec<u8>, Row>; 2],
     /// Per side: a stream's records within the join window, by join key.
-    windows: [Windows; 2],
+    windows: [window::Window; 2],
     /// The batches the windows' records point into.
     kept: KeptBatches,
     /// Table-table: keys whose last result was a row (a later miss deletes it).
@@ -350,7 +344,7 @@ impl Join {
             read_time: [Vec::new(), Vec::new()],
             converter: RowConverter::new(vec![SortField::new(key)])?,
             tables: [HashMap::new(), HashMap::new()],
-            windows: [HashMap::new(), HashMap::new()],
+            windows: Default::default(),
             kept: KeptBatches::default(),
             shown: HashSet::new(),
             stream_time: i64::MIN,
@@ -679,9 +673,9 @@ impl Join {
                 }
             }
             let mut rebuild_from = positions.clone();
-            for kept in self.windows[side].values().flatten() {
-                if let Some(from) = rebuild_from.get_mut(kept.partition as usize) {
-                    *from = (*from).min(kept.offset as u64);
+            for (p, from) in rebuild_from.iter_mut().enumerate() {
+                if let Some(lowest) = self.windows[side].lowest_offset(p) {
+                    *from = (*from).min(lowest as u64);
                 }
             }
             for (partition, (&position, &offset)) in positions.iter().zip(&rebuild_from).enumerate()
@@ -1062,7 +1056,7 @@ impl Join {
         reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
         id: u64,
     ) {
-        let batch = self.kept.keep(b, reads, e.time, id);
+        let batch = self.kept.keep(b, reads);
         let kept = Kept {
             time: e.time,
             id,
@@ -1071,12 +1065,7 @@ impl Join {
             partition: e.partition,
             offset: e.offset,
         };
-        match self.windows[side].get_mut(key) {
-            Some(list) => list.push(kept),
-            None => {
-                self.windows[side].insert(key.to_vec(), vec![kept]);
-            }
-        }
+        self.windows[side].push(key, kept);
     }
 
     /// Emits, unmatched, the held outer records whose window has closed, oldest first.
@@ -1109,13 +1098,10 @@ impl Join {
     /// Drops stream records no later record can meet any more.
     fn expire_windows(&mut self) {
         let expired = self.expired;
+        let kept = &mut self.kept;
         for w in &mut self.windows {
-            w.retain(|_, list| {
-                list.retain(|k| !expired.covers(k.time, k.id));
-                !list.is_empty()
-            });
+            w.expire(expired, |k| kept.release(k.batch));
         }
-        self.kept.expire(expired);
     }
 
     /// The joined rows of `outs` as a batch of the joined source's input schema.
@@ -1430,30 +1416,22 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_batch_goes_only_when_its_last_record_has_expired() {
+    fn a_kept_batch_goes_only_when_its_last_record_has_left_the_window() {
         let reads = vec![read(&[1, 2]), read(&[3])];
         let mut kept = KeptBatches::default();
-        let a = kept.keep(0, &reads, 100, 0);
-        assert_eq!(kept.keep(0, &reads, 200, 1), a, "one kept batch per read");
-        let b = kept.keep(1, &reads, 300, 2);
+        let a = kept.keep(0, &reads);
+        assert_eq!(kept.keep(0, &reads), a, "one kept batch per read");
+        let b = kept.keep(1, &reads);
         assert_ne!(a, b);
-        // Records before time 150 expired: batch a still holds the record at 200.
-        kept.expire(Expired {
-            before_time: 150,
-            before_id: 3,
-        });
-        assert_eq!(kept.batches.len(), 2);
-        kept.expire(Expired {
-            before_time: 250,
-            before_id: 3,
-        });
+        kept.release(a);
+        assert!(
+            kept.batches.contains_key(&a),
+            "batch a still holds a record"
+        );
+        kept.release(a);
         assert!(!kept.batches.contains_key(&a));
         assert!(kept.batches.contains_key(&b));
-        // A record kept after the expiry was decided (a later id) is not covered.
-        kept.expire(Expired {
-            before_time: 1000,
-            before_id: 2,
-        });
-        assert!(kept.batches.contains_key(&b));
+        kept.release(b);
+        assert!(kept.batches.is_empty());
     }
 }
