@@ -503,34 +503,47 @@ impl PartitionLog {
                 self.max_batch(&c),
             )
         };
-        let mut data = crate::read_buffers::take();
+        let expect = Expect {
+            base_offset: None,
+            leader_epoch: Some(0),
+            max_len: max_batch,
+        };
+        let Some((first, first_len)) =
+            first_batch_holding(file.as_ref(), pos, limit, offset, hw, max_batch)?
+        else {
+            return Ok(ReadResult {
+                data: Vec::new(),
+                high_watermark: hw,
+                log_start_offset: log_start,
+            });
+        };
+        // The batches from `first` on, read straight into the buffer handed out (no copy
+        // through a chunk), then cut after the last whole, valid batch below the high
+        // watermark.
+        let want = (limit - first).min(max_bytes.max(first_len) as u64) as usize;
+        let mut data = crate::read_buffers::take_len(want);
+        file.read_exact_at(&mut data, first)
+            .map_err(|e| StorageError::io("segment", e))?;
+        let mut at = 0;
         let mut damage = None;
-        scan_batches(file.as_ref(), pos, limit, max_batch, |pos, b| {
-            let Ok(h) = BatchHeader::parse(b) else {
-                return Ok(false);
-            };
-            if h.base_offset as u64 >= hw {
-                return Ok(false);
+        while let Some(len) = batch::peek_total_len(&data[at..]) {
+            if len < batch::HEADER_LEN || len > max_batch || at + len > data.len() {
+                break;
             }
-            if (h.last_offset() as u64) < offset {
-                return Ok(true);
+            let b = &data[at..at + len];
+            match BatchHeader::parse(b) {
+                Ok(h) if (h.base_offset as u64) < hw => {}
+                _ => break,
             }
             // Bits can rot after recovery checked them: a batch is served only if it is whole.
-            let expect = Expect {
-                base_offset: None,
-                leader_epoch: Some(0),
-                max_len: max_batch,
-            };
             if let Err(e) = batch::validate(b, &expect) {
+                let pos = first + at as u64;
                 damage = Some(format!("{}-{} at byte {pos}: {e}", self.topic, self.id));
-                return Ok(false);
+                break;
             }
-            if !data.is_empty() && data.len() + b.len() > max_bytes {
-                return Ok(false);
-            }
-            data.extend_from_slice(b);
-            Ok(data.len() < max_bytes)
-        })?;
+            at += len;
+        }
+        data.truncate(at);
         if data.is_empty()
             && let Some(why) = damage
         {
@@ -627,4 +640,41 @@ fn write_recovery_point(vfs: &dyn Vfs, dir: &Path, offset: u64) -> Result<()> {
     let p = dir.join(RECOVERY_POINT_FILE);
     fs::write_file_atomic(vfs, &p, format!("{offset}\n").as_bytes())
         .map_err(|e| StorageError::io(p, e))
+}
+
+/// The byte position and length of the first batch from byte `from` of a segment (up to
+/// `limit`) that holds offsets from `offset` on, reading only batch headers to step over
+/// the ones before it (the offset index points at most a few batches early). `None` when
+/// there is none below the high watermark `hw`, or the bytes there are not a batch.
+fn first_batch_holding(
+    file: &dyn fs::VFile,
+    from: u64,
+    limit: u64,
+    offset: u64,
+    hw: u64,
+    max_batch: usize,
+) -> Result<Option<(u64, usize)>> {
+    let mut header = [0u8; batch::HEADER_LEN];
+    let mut pos = from;
+    while pos + batch::HEADER_LEN as u64 <= limit {
+        file.read_exact_at(&mut header, pos)
+            .map_err(|e| StorageError::io("segment", e))?;
+        let Some(len) = batch::peek_total_len(&header) else {
+            return Ok(None);
+        };
+        if len < batch::HEADER_LEN || len > max_batch || pos + len as u64 > limit {
+            return Ok(None);
+        }
+        let Ok(h) = BatchHeader::parse(&header) else {
+            return Ok(None);
+        };
+        if h.base_offset as u64 >= hw {
+            return Ok(None);
+        }
+        if h.last_offset() as u64 >= offset {
+            return Ok(Some((pos, len)));
+        }
+        pos += len as u64;
+    }
+    Ok(None)
 }

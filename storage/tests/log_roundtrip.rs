@@ -51,6 +51,48 @@ fn append_assigns_offsets_and_reads_back() {
 }
 
 #[test]
+fn a_read_starts_at_the_batch_holding_the_offset_and_keeps_to_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    store.create_topic("t", 1, TopicConfig::default()).unwrap();
+    // Small batches: the sparse offset index points many batches before most offsets.
+    let mut sizes = Vec::new();
+    for i in 0..200 {
+        let mut b = batch_of(&format!("b{i}"), 3, None, 1000 + i);
+        sizes.push(b.len());
+        store.append("t", 0, &mut b).unwrap();
+    }
+    let p = store.partition("t", 0).unwrap();
+    for offset in [0, 1, 2, 3, 100, 301, 599] {
+        for max_bytes in [1, sizes[0], 3 * sizes[0] + 1, 1 << 20] {
+            let r = p.read(offset, max_bytes).unwrap();
+            let batches: Vec<&[u8]> = sluice_storage::batch::Batches::new(&r.data).collect();
+            let first = sluice_storage::batch::BatchHeader::parse(batches[0]).unwrap();
+            assert_eq!(first.base_offset as u64, offset / 3 * 3, "offset {offset}");
+            assert!(
+                batches.len() == 1 || r.data.len() <= max_bytes,
+                "{} bytes for at most {max_bytes}",
+                r.data.len()
+            );
+            let whole: usize = sizes[(offset / 3) as usize..].iter().sum();
+            let expect = if max_bytes >= whole {
+                whole
+            } else {
+                let mut n = 0;
+                for s in &sizes[(offset / 3) as usize..] {
+                    if n > 0 && n + s > max_bytes {
+                        break;
+                    }
+                    n += s;
+                }
+                n
+            };
+            assert_eq!(r.data.len(), expect, "offset {offset}, at most {max_bytes}");
+        }
+    }
+}
+
+#[test]
 fn reads_survive_rolls_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut expected = Vec::new();
