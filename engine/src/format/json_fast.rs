@@ -260,7 +260,7 @@ mod scan {
     use std::borrow::Cow;
 
     use super::{Column, Slot, column_for};
-    use crate::format::json::needs_escape;
+    use crate::format::json::plain_run;
 
     pub(super) struct GiveUp;
 
@@ -283,12 +283,6 @@ mod scan {
             .iter()
             .zip(b8.remainder())
             .all(|(x, y)| x == y)
-    }
-
-    /// Whether any of the eight bytes of `word` is a quote, a backslash, a control
-    /// character or not ASCII (the string scanner then looks at them one by one).
-    fn special(word: u64) -> bool {
-        word & 0x8080_8080_8080_8080 != 0 || needs_escape(word)
     }
 
     struct Cursor<'a> {
@@ -323,14 +317,7 @@ mod scan {
             let mut escaped = false;
             let mut ascii = true;
             loop {
-                // Eight plain ASCII bytes at a time.
-                while let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
-                    let word = u64::from_le_bytes(chunk.try_into().map_err(|_| GiveUp)?);
-                    if special(word) {
-                        break;
-                    }
-                    self.at += 8;
-                }
+                self.at = plain_run::<true>(self.bytes, self.at);
                 match *self.bytes.get(self.at).ok_or(GiveUp)? {
                     b'"' => break,
                     b'\\' => {
@@ -684,6 +671,48 @@ mod tests {
             if !unread[i] {
                 assert_eq!(a.to_data(), b.to_data());
             }
+        }
+    }
+
+    /// Each byte the string scanner must stop at, at every position of the runs it skips
+    /// many bytes at a time (sixteen, eight, one), in a read string and an unread one.
+    #[test]
+    fn a_special_byte_anywhere_in_a_long_string_reads_as_the_general_path_does() {
+        let columns = vec![col("NAME", SqlType::String), col("ID", SqlType::Bigint)];
+        let plain = "abcdefghijklmnopqrstuvwxyz0123456789ABCDE";
+        let specials: [&[u8]; 8] = [
+            br#"\""#,
+            br"\\",
+            br"\n",
+            b"\x01",
+            b"\x1f",
+            b"\x7f",
+            "é".as_bytes(),
+            b"\xff",
+        ];
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for special in specials {
+            for at in 0..=plain.len() {
+                let mut text = plain.as_bytes().to_vec();
+                text.splice(at..at, special.iter().copied());
+                for field in ["name", "other"] {
+                    let mut record = format!("{{\"{field}\":\"").into_bytes();
+                    record.extend_from_slice(&text);
+                    record.extend_from_slice(br#"","id":1}"#);
+                    inputs.push(record);
+                }
+            }
+        }
+        let payloads: Vec<Option<&[u8]>> = inputs.iter().map(|r| Some(r.as_slice())).collect();
+        let fast = decode_objects(&columns, &payloads).unwrap();
+        let general = super::super::json::decode_general(&columns, true, &payloads).unwrap();
+        assert_eq!(
+            fast.1, general.1,
+            "the same records fail, for the same reasons"
+        );
+        assert!(!fast.1.is_empty(), "control bytes and bad UTF-8 fail");
+        for (a, b) in fast.0.iter().zip(&general.0) {
+            assert_eq!(a.to_data(), b.to_data());
         }
     }
 }
