@@ -67,8 +67,9 @@ struct TableRow {
     dirty: bool,
 }
 
-/// A group's window: (group key, start, end).
-type WindowRef = (Box<[u8]>, i64, i64);
+/// A group's window: (group key, start, end). The key is shared by the window's expiry and
+/// closing schedules (one allocation per new window, not two).
+type WindowRef = (std::sync::Arc<[u8]>, i64, i64);
 
 /// The state and changelog of one aggregation.
 pub(crate) struct Aggregation {
@@ -272,7 +273,6 @@ impl Aggregation {
         }
         let mut windows = std::mem::take(&mut self.windows);
         window::time_windows(&w.kind, time, &mut windows);
-        let emitted_before = updates.len();
         let mut late = false;
         let shown = self.plan.having.is_none() && !self.plan.emit_final;
         // One lookup of the group for all its windows.
@@ -295,15 +295,14 @@ impl Aggregation {
             let slot = &mut slots[i];
             add_to(slot, args, row, time)?;
             slot.visible |= shown;
-            updates.push_slot(partition, key, slot);
+            if !self.plan.emit_final {
+                // Under EMIT FINAL a window is emitted only when it closes (`close_windows`).
+                updates.push_slot(partition, key, slot);
+            }
         }
         self.windows = windows;
         if late {
             self.late_records += 1;
-        }
-        if self.plan.emit_final {
-            // Only closed windows are emitted (`close_windows`).
-            updates.truncate(emitted_before);
         }
         Ok(())
     }
@@ -809,10 +808,7 @@ fn schedule(
     w: &sluice_sql::ast::Window,
     (key, start, end): (&[u8], i64, i64),
 ) {
-    expiries
-        .entry(window::expiry(w, start, end))
-        .or_default()
-        .push((key.into(), start, end));
+    let key: std::sync::Arc<[u8]> = key.into();
     if let Some(closings) = closings {
         let at = match w.kind {
             WindowKind::Session { .. } => end,
@@ -821,8 +817,12 @@ fn schedule(
         closings
             .entry(at)
             .or_default()
-            .push((key.into(), start, end));
+            .push((key.clone(), start, end));
     }
+    expiries
+        .entry(window::expiry(w, start, end))
+        .or_default()
+        .push((key, start, end));
 }
 
 /// Adds a row to a slot's accumulators (`args`: each call's argument arrays).
