@@ -30,6 +30,20 @@ impl NumKind {
         })
     }
 
+    /// A value of this kind as f64, as `f64_at` reads it from an array (None when null or
+    /// not of this kind).
+    fn f64_of(self, v: &ScalarValue) -> Option<f64> {
+        match (self, v) {
+            (NumKind::Int, ScalarValue::Int32(Some(x))) => Some(*x as f64),
+            (NumKind::BigInt, ScalarValue::Int64(Some(x))) => Some(*x as f64),
+            (NumKind::Double, ScalarValue::Float64(Some(x))) => Some(*x),
+            (NumKind::Decimal(_, s), ScalarValue::Decimal128(Some(x), ..)) => {
+                Some(*x as f64 / 10f64.powi(s as i32))
+            }
+            _ => None,
+        }
+    }
+
     /// The value at `row` as f64 (None when null).
     fn f64_at(self, a: &ArrayRef, row: usize) -> Option<f64> {
         if a.is_null(row) {
@@ -64,6 +78,12 @@ impl Accumulator for Count {
     }
     fn undo(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
         if self.counts_rows || args.first().is_none_or(|a| a.is_valid(row)) {
+            self.n -= 1;
+        }
+        Ok(())
+    }
+    fn undo_values(&mut self, args: &[ScalarValue]) -> Result<(), String> {
+        if self.counts_rows || args.first().is_none_or(|v| !v.is_null()) {
             self.n -= 1;
         }
         Ok(())
@@ -214,6 +234,13 @@ impl Accumulator for Avg {
     }
     fn undo(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String> {
         if let Some(v) = self.kind.f64_at(&args[0], row) {
+            self.sum -= v;
+            self.count -= 1;
+        }
+        Ok(())
+    }
+    fn undo_values(&mut self, args: &[ScalarValue]) -> Result<(), String> {
+        if let Some(v) = args.first().and_then(|v| self.kind.f64_of(v)) {
             self.sum -= v;
             self.count -= 1;
         }

@@ -17,6 +17,15 @@ pub(crate) trait Accumulator: Send {
     fn add(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String>;
     /// Takes back a row added earlier (a table row that changed or went away).
     fn undo(&mut self, args: &[ArrayRef], row: usize) -> Result<(), String>;
+    /// `undo` of one row given as values (a table row's stored arguments). By default they
+    /// become one-row arrays; the common accumulators read the values as they are.
+    fn undo_values(&mut self, args: &[ScalarValue]) -> Result<(), String> {
+        let arrays = args
+            .iter()
+            .map(|v| v.to_array().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.undo(&arrays, 0)
+    }
     /// The aggregate's current result.
     fn value(&self) -> ScalarValue;
     /// The state to checkpoint, one value per `Aggregate::state_types`.
@@ -452,7 +461,7 @@ fn histogram_type() -> DataType {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::array::{Float64Array, Int64Array};
 
     fn ints(v: &[Option<i64>]) -> Vec<ArrayRef> {
         vec![Arc::new(Int64Array::from(v.to_vec()))]
@@ -489,6 +498,42 @@ mod tests {
         acc.add(&args, 1).unwrap();
         acc.undo(&args, 0).unwrap();
         assert_eq!(acc.value(), ScalarValue::Float64(Some(4.0)));
+    }
+
+    /// Taking a row back from its stored values does what taking it back from its arrays
+    /// does, for the accumulators that read values directly and for the others.
+    #[test]
+    fn undo_of_values_matches_undo_of_arrays() {
+        let decimals: ArrayRef = Arc::new(
+            datafusion::arrow::array::Decimal128Array::from(vec![Some(125), None, Some(-40)])
+                .with_precision_and_scale(5, 2)
+                .unwrap(),
+        );
+        let doubles: ArrayRef = Arc::new(Float64Array::from(vec![Some(1.5), None, Some(-2.25)]));
+        let cases: Vec<(&str, ArrayRef)> = vec![
+            ("AVG", ints(&[Some(3), None, Some(8)])[0].clone()),
+            ("AVG", doubles.clone()),
+            ("AVG", decimals.clone()),
+            ("COUNT", ints(&[Some(3), None, Some(8)])[0].clone()),
+            ("SUM", doubles),
+            ("SUM", decimals),
+        ];
+        for (name, column) in cases {
+            let f = resolve(name, &[column.data_type().clone()], &[], Limits::default()).unwrap();
+            let args = vec![column.clone()];
+            for undone in 0..column.len() {
+                let mut by_array = f.accumulator();
+                let mut by_value = f.accumulator();
+                for r in 0..column.len() {
+                    by_array.add(&args, r).unwrap();
+                    by_value.add(&args, r).unwrap();
+                }
+                by_array.undo(&args, undone).unwrap();
+                let value = ScalarValue::try_from_array(&column, undone).unwrap();
+                by_value.undo_values(&[value]).unwrap();
+                assert_eq!(by_value.value(), by_array.value(), "{name} of {column:?}");
+            }
+        }
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub(crate) struct Aggregation {
     windows: Vec<(i64, i64)>,
     /// The update buffers of the last read, cleared, for the next (see `apply`).
     spare_updates: Option<Updates>,
+    /// A table row's arguments for one call, as `undo_row` takes them back (kept across
+    /// rows: no allocation per undo).
+    undo_values: Vec<ScalarValue>,
 }
 
 /// Rows of the pipeline's output, with the input they came from.
@@ -125,6 +128,7 @@ impl Aggregation {
             removed: Vec::new(),
             windows: Vec::new(),
             spare_updates: None,
+            undo_values: Vec::new(),
         })
     }
 
@@ -490,17 +494,6 @@ impl Aggregation {
         updates: &mut Updates,
     ) -> Result<(), String> {
         let groups = self.plan.groups;
-        let args: Vec<Vec<ArrayRef>> = self
-            .plan
-            .calls
-            .iter()
-            .map(|c| {
-                c.args
-                    .iter()
-                    .map(|&i| prev.args[i - groups].to_array().map_err(|e| e.to_string()))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .collect::<Result<_, _>>()?;
         let Some(slot) = self
             .groups
             .get_mut(&*prev.group)
@@ -509,8 +502,12 @@ impl Aggregation {
             return Ok(());
         };
         slot.dirty = true;
-        for (acc, a) in slot.accumulators.iter_mut().zip(&args) {
-            acc.undo(a, 0)?;
+        // Each call's arguments, gathered into one buffer kept across rows.
+        let values = &mut self.undo_values;
+        for (acc, call) in slot.accumulators.iter_mut().zip(&self.plan.calls) {
+            values.clear();
+            values.extend(call.args.iter().map(|&i| prev.args[i - groups].clone()));
+            acc.undo_values(values)?;
         }
         updates.push_slot(partition, &prev.group, slot);
         Ok(())
