@@ -526,15 +526,11 @@ impl PartitionLog {
             .map_err(|e| StorageError::io("segment", e))?;
         let mut at = 0;
         let mut damage = None;
-        while let Some(len) = batch::peek_total_len(&data[at..]) {
-            if len < batch::HEADER_LEN || len > max_batch || at + len > data.len() {
+        while let Some((_, len)) = servable_batch(&data[at..], max_batch, hw) {
+            if at + len > data.len() {
                 break;
             }
             let b = &data[at..at + len];
-            match BatchHeader::parse(b) {
-                Ok(h) if (h.base_offset as u64) < hw => {}
-                _ => break,
-            }
             // Bits can rot after recovery checked them: a batch is served only if it is whole.
             if let Err(e) = batch::validate(b, &expect) {
                 let pos = first + at as u64;
@@ -659,16 +655,10 @@ fn first_batch_holding(
     while pos + batch::HEADER_LEN as u64 <= limit {
         file.read_exact_at(&mut header, pos)
             .map_err(|e| StorageError::io("segment", e))?;
-        let Some(len) = batch::peek_total_len(&header) else {
+        let Some((h, len)) = servable_batch(&header, max_batch, hw) else {
             return Ok(None);
         };
-        if len < batch::HEADER_LEN || len > max_batch || pos + len as u64 > limit {
-            return Ok(None);
-        }
-        let Ok(h) = BatchHeader::parse(&header) else {
-            return Ok(None);
-        };
-        if h.base_offset as u64 >= hw {
+        if pos + len as u64 > limit {
             return Ok(None);
         }
         if h.last_offset() as u64 >= offset {
@@ -677,4 +667,16 @@ fn first_batch_holding(
         pos += len as u64;
     }
     Ok(None)
+}
+
+/// The header and total length of the batch `bytes` start with, if they start with one a
+/// read may serve: a well-formed header, a length within `max_batch`, below the high
+/// watermark `hw`. (Only the header is looked at: the batch may run past `bytes`.)
+fn servable_batch(bytes: &[u8], max_batch: usize, hw: u64) -> Option<(BatchHeader, usize)> {
+    let len = batch::peek_total_len(bytes)?;
+    if len < batch::HEADER_LEN || len > max_batch {
+        return None;
+    }
+    let h = BatchHeader::parse(bytes).ok()?;
+    ((h.base_offset as u64) < hw).then_some((h, len))
 }

@@ -116,6 +116,13 @@ mod tests {
         }
     }
 
+    fn expired(before_time: i64, before_id: u64) -> Expired {
+        Expired {
+            before_time,
+            before_id,
+        }
+    }
+
     #[test]
     fn expiry_drops_the_oldest_records_and_keeps_the_rest_by_key() {
         let mut w = Window::default();
@@ -123,13 +130,7 @@ mod tests {
         w.push(b"b", kept(110, 1, 0, 11));
         w.push(b"a", kept(120, 2, 0, 12));
         let mut gone = Vec::new();
-        w.expire(
-            Expired {
-                before_time: 115,
-                before_id: 3,
-            },
-            |k| gone.push(k.id),
-        );
+        w.expire(expired(115, 3), |k| gone.push(k.id));
         assert_eq!(gone, vec![0, 1]);
         assert_eq!(w.len(), 1);
         assert!(w.get(b"b").is_none(), "a key with no records left goes");
@@ -144,13 +145,7 @@ mod tests {
         w.push(b"a", kept(100, 0, 0, 0));
         w.push(b"a", kept(90, 1, 0, 1));
         let mut gone = 0;
-        w.expire(
-            Expired {
-                before_time: 1000,
-                before_id: 1,
-            },
-            |_| gone += 1,
-        );
+        w.expire(expired(1000, 1), |_| gone += 1);
         assert_eq!(gone, 1);
         assert_eq!(w.len(), 1);
     }
@@ -160,14 +155,11 @@ mod tests {
         let mut w = Window::default();
         w.push(b"a", kept(200, 0, 0, 0));
         w.push(b"b", kept(50, 1, 0, 1));
-        let expired = Expired {
-            before_time: 100,
-            before_id: 2,
-        };
-        w.expire(expired, |_| {});
+        let upto = expired(100, 2);
+        w.expire(upto, |_| {});
         assert_eq!(w.len(), 2, "the record at 200 holds back the one behind it");
         let b = w.get(b"b").unwrap().front().unwrap();
-        assert!(expired.covers(b.time, b.id), "callers see it as expired");
+        assert!(upto.covers(b.time, b.id), "callers see it as expired");
     }
 
     #[test]
@@ -181,10 +173,7 @@ mod tests {
         assert_eq!(w.lowest_offset(0), Some(5));
         assert_eq!(w.lowest_offset(1), Some(3));
         assert_eq!(w.lowest_offset(2), None);
-        let upto = |id| Expired {
-            before_time: i64::MAX,
-            before_id: id,
-        };
+        let upto = |id| expired(i64::MAX, id);
         w.expire(upto(1), |_| {});
         assert_eq!(w.lowest_offset(0), Some(5));
         w.expire(upto(2), |_| {});
