@@ -13,9 +13,9 @@ use datafusion::arrow::array::*;
 use serde_json::Value;
 use sluice_sql::SqlType;
 
-use super::json::{Column, Typed, append, builder, cannot, convert, field};
+use super::json::{Column, Typed, cannot, convert, field};
+use super::json_columns::{ColumnValues, Mismatch};
 use super::{FormatError, RecordErrors};
-use crate::schema::arrow_type;
 
 /// Whether the fast path reads columns of this type.
 pub(super) fn supports(ty: &SqlType) -> bool {
@@ -34,17 +34,13 @@ pub(super) fn supports(ty: &SqlType) -> bool {
 
 /// One field's value as read, before it is checked against its column's type.
 #[derive(Debug, Clone, PartialEq)]
-enum Slot<'a> {
-    Missing,
+pub(super) enum Slot<'a> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
     Str(Cow<'a, str>),
 }
-
-/// The record needs the general path.
-struct Fallback;
 
 /// Decodes wrapped JSON objects of scalar columns. Same contract as `json::decode_columns`.
 pub(super) fn decode_objects(
@@ -61,125 +57,54 @@ pub(super) fn decode_objects_skipping(
     payloads: &[Option<&[u8]>],
 ) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
     let is_unread = |i: usize| unread.get(i).copied().unwrap_or(false);
-    let mut builders = columns
+    let mut out = columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let capacity = if is_unread(i) { 0 } else { payloads.len() };
-            ColumnBuilder::new(&c.ty, capacity)
+            ColumnValues::new(&c.ty, payloads.len(), is_unread(i))
+                .ok_or_else(|| FormatError::unsupported("JSON", &c.ty))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let read: Vec<usize> = (0..columns.len()).filter(|&i| !is_unread(i)).collect();
     let mut errors = Vec::new();
-    let mut slots: Vec<Slot<'_>> = Vec::with_capacity(columns.len());
-    // Records of a topic usually list the same keys in the same order: the n-th key of the
-    // last record and the column it named, to reuse when this record's n-th key is the same.
-    let mut keys: Vec<scan::RecentKey> = Vec::new();
-    for (i, p) in payloads.iter().enumerate() {
+    // Records of a topic usually list the same keys in the same order (and are often laid
+    // out byte for byte alike): what the last record looked like, to read this one faster.
+    let mut memory = scan::Memory::default();
+    for (row, p) in payloads.iter().enumerate() {
         let Some(bytes) = p else {
-            for (b, c) in builders.iter_mut().zip(columns) {
-                append(b.as_dyn(), &c.ty, Typed::Null);
+            for &i in &read {
+                out[i].push_null();
             }
             continue;
         };
-        slots.clear();
-        slots.resize(columns.len(), Slot::Missing);
-        let fast = read_object(bytes, columns, unread, &mut keys, &mut slots).and_then(|()| {
-            // Check every slot converts before appending any, so a row is all or nothing.
-            let ok = columns.iter().zip(&slots).all(|(c, s)| fits(&c.ty, s));
-            if ok { Ok(()) } else { Err(Fallback) }
-        });
-        match fast {
+        // The scanner writes each value straight into its column, so a record is read in
+        // one pass; one it gives up on is taken back and read by the general path.
+        match scan::object(bytes, columns, unread, &mut memory, &mut out, row) {
             Ok(()) => {
-                for (i, (b, s)) in builders.iter_mut().zip(slots.drain(..)).enumerate() {
-                    if !is_unread(i) {
-                        b.push(s);
+                for &i in &read {
+                    if out[i].len() == row {
+                        out[i].push_null();
                     }
                 }
             }
-            Err(Fallback) => {
+            Err(scan::GiveUp) => {
+                for &i in &read {
+                    out[i].truncate(row);
+                }
                 let typed = general(columns, bytes).unwrap_or_else(|why| {
-                    errors.push((i, FormatError::Deserialization(why)));
+                    errors.push((row, FormatError::Deserialization(why)));
                     vec![Typed::Null; columns.len()]
                 });
-                for ((b, c), v) in builders.iter_mut().zip(columns).zip(typed) {
-                    append(b.as_dyn(), &c.ty, v);
+                for (c, v) in out.iter_mut().zip(typed) {
+                    c.put_typed(v);
                 }
             }
         }
     }
-    let arrays = builders
-        .iter_mut()
-        .zip(columns)
-        .enumerate()
-        .map(|(i, (b, c))| match (is_unread(i), arrow_type(&c.ty)) {
-            // Unread columns are all null (the general path's values for them are dropped
-            // too, as the fast path never reads them).
-            (true, Some(dt)) => new_null_array(&dt, payloads.len()),
-            _ => b.as_dyn().finish(),
-        })
-        .collect();
+    // Unread columns are all null (the general path's values for them are dropped too, as
+    // the fast path never reads them).
+    let arrays = out.into_iter().map(|c| c.finish(payloads.len())).collect();
     Ok((arrays, errors))
-}
-
-/// A column's Arrow builder, by type: the fast path appends to it without a downcast per
-/// value.
-enum ColumnBuilder {
-    Boolean(BooleanBuilder),
-    Int(Int32Builder),
-    Bigint(Int64Builder),
-    Double(Float64Builder),
-    String(StringBuilder),
-    /// Other types (DATE, TIME, TIMESTAMP) are rarer and go through the general append.
-    Other(Box<dyn ArrayBuilder>, SqlType),
-}
-
-impl ColumnBuilder {
-    fn new(ty: &SqlType, capacity: usize) -> Result<ColumnBuilder, FormatError> {
-        Ok(match ty {
-            SqlType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(capacity)),
-            SqlType::Int => ColumnBuilder::Int(Int32Builder::with_capacity(capacity)),
-            SqlType::Bigint => ColumnBuilder::Bigint(Int64Builder::with_capacity(capacity)),
-            SqlType::Double => ColumnBuilder::Double(Float64Builder::with_capacity(capacity)),
-            SqlType::String => ColumnBuilder::String(StringBuilder::with_capacity(capacity, 0)),
-            other => ColumnBuilder::Other(builder(other, capacity)?, other.clone()),
-        })
-    }
-
-    fn as_dyn(&mut self) -> &mut dyn ArrayBuilder {
-        match self {
-            ColumnBuilder::Boolean(b) => b,
-            ColumnBuilder::Int(b) => b,
-            ColumnBuilder::Bigint(b) => b,
-            ColumnBuilder::Double(b) => b,
-            ColumnBuilder::String(b) => b,
-            ColumnBuilder::Other(b, _) => b.as_mut(),
-        }
-    }
-
-    /// Appends a slot that `fits` the column's type.
-    fn push(&mut self, s: Slot<'_>) {
-        match (self, s) {
-            (ColumnBuilder::Boolean(b), Slot::Bool(x)) => b.append_value(x),
-            (ColumnBuilder::Int(b), Slot::Int(x)) => b.append_value(x as i32),
-            (ColumnBuilder::Bigint(b), Slot::Int(x)) => b.append_value(x),
-            (ColumnBuilder::Double(b), Slot::Int(x)) => b.append_value(x as f64),
-            (ColumnBuilder::Double(b), Slot::Float(x)) => b.append_value(x),
-            (ColumnBuilder::String(b), Slot::Str(x)) => b.append_value(x),
-            (ColumnBuilder::Other(b, ty), s) => append_slot(b.as_mut(), ty, s),
-            (b, _) => b.push_null(),
-        }
-    }
-
-    fn push_null(&mut self) {
-        match self {
-            ColumnBuilder::Boolean(b) => b.append_null(),
-            ColumnBuilder::Int(b) => b.append_null(),
-            ColumnBuilder::Bigint(b) => b.append_null(),
-            ColumnBuilder::Double(b) => b.append_null(),
-            ColumnBuilder::String(b) => b.append_null(),
-            ColumnBuilder::Other(b, ty) => append(b.as_mut(), ty, Typed::Null),
-        }
-    }
 }
 
 /// The general path for one record (as `json::decode_columns` reads it).
@@ -194,52 +119,6 @@ fn general(columns: &[Column], bytes: &[u8]) -> Result<Vec<Typed>, String> {
             .collect(),
         other => Err(cannot(other, "STRUCT")),
     }
-}
-
-/// Whether a slot is a value of the column's type without any coercion.
-fn fits(ty: &SqlType, s: &Slot<'_>) -> bool {
-    matches!(
-        (ty, s),
-        (_, Slot::Missing | Slot::Null)
-            | (SqlType::Boolean, Slot::Bool(_))
-            | (
-                SqlType::Int | SqlType::Bigint | SqlType::Date | SqlType::Time | SqlType::Timestamp,
-                Slot::Int(_)
-            )
-            | (SqlType::Double, Slot::Int(_) | Slot::Float(_))
-            | (SqlType::String, Slot::Str(_))
-    )
-}
-
-fn append_slot(b: &mut dyn ArrayBuilder, ty: &SqlType, s: Slot<'_>) {
-    macro_rules! push {
-        ($builder:ty, $val:expr) => {
-            super::append_to!(b, $builder, $val)
-        };
-    }
-    match (ty, s) {
-        (SqlType::Boolean, Slot::Bool(x)) => push!(BooleanBuilder, Some(x)),
-        (SqlType::Int, Slot::Int(x)) => push!(Int32Builder, Some(x as i32)),
-        (SqlType::Date, Slot::Int(x)) => push!(Date32Builder, Some(x as i32)),
-        (SqlType::Time, Slot::Int(x)) => push!(Time32MillisecondBuilder, Some(x as i32)),
-        (SqlType::Bigint, Slot::Int(x)) => push!(Int64Builder, Some(x)),
-        (SqlType::Timestamp, Slot::Int(x)) => push!(TimestampMillisecondBuilder, Some(x)),
-        (SqlType::Double, Slot::Int(x)) => push!(Float64Builder, Some(x as f64)),
-        (SqlType::Double, Slot::Float(x)) => push!(Float64Builder, Some(x)),
-        (SqlType::String, Slot::Str(x)) => push!(StringBuilder, Some(x.as_ref())),
-        (ty, _) => append(b, ty, Typed::Null),
-    }
-}
-
-/// Reads one top-level object into `slots` (one per column).
-fn read_object<'a>(
-    bytes: &'a [u8],
-    columns: &[Column],
-    unread: &[bool],
-    keys: &mut Vec<scan::RecentKey>,
-    slots: &mut [Slot<'a>],
-) -> Result<(), Fallback> {
-    scan::object(bytes, columns, unread, keys, slots).map_err(|scan::GiveUp| Fallback)
 }
 
 /// The column a key names (exactly, else ignoring case).
@@ -258,15 +137,16 @@ fn column_for(columns: &[Column], key: &str) -> Option<usize> {
 /// which serde_json's reader then reads.
 mod scan {
     use std::borrow::Cow;
+    use std::ops::Range;
 
-    use super::{Column, Slot, column_for};
+    use super::{Column, ColumnValues, Mismatch, Slot, column_for};
     use crate::format::json::plain_run;
 
     pub(super) struct GiveUp;
 
     /// The n-th key of the last record: its bytes as written (`None` when it had escapes)
     /// and the column it named.
-    pub(super) type RecentKey = (Option<Box<[u8]>>, Option<usize>);
+    type RecentKey = (Option<Box<[u8]>>, Option<usize>);
 
     /// Whether `a` and `b` (of one length) are equal, eight bytes at a time: keys are short,
     /// and a call to `memcmp` per key cost more than the comparison.
@@ -284,6 +164,46 @@ mod scan {
             .zip(b8.remainder())
             .all(|(x, y)| x == y)
     }
+
+    /// The leading decimal digits of eight bytes (the first in the lowest byte): how many
+    /// (0 to 8) and the number they spell, found without a loop: a mask of the bytes that
+    /// are not digits, then the digits combined pairwise, in fours and all eight by
+    /// multiplication.
+    pub(super) fn leading_digits(chunk: [u8; 8]) -> (usize, u64) {
+        let word = u64::from_le_bytes(chunk);
+        // A digit's byte becomes its value, 0 to 9.
+        let values = word ^ 0x3030_3030_3030_3030;
+        // A byte's high bit is set when its value is 10 or more. (Adding can carry out of
+        // a byte of 0x8a or more, which is flagged itself: the carry only reaches bytes
+        // after the first that is not a digit.)
+        let not_digit =
+            (values.wrapping_add(0x7676_7676_7676_7676) | values) & 0x8080_8080_8080_8080;
+        let count = (not_digit.trailing_zeros() / 8) as usize;
+        if count == 0 {
+            return (0, 0);
+        }
+        // The digits moved to the top: the bytes below them become leading zeros.
+        let v = values << (8 * (8 - count));
+        let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+        const PAIRS: u64 = 0x0000_00FF_0000_00FF;
+        let v = ((v & PAIRS).wrapping_mul(100 + (1_000_000 << 32)))
+            .wrapping_add(((v >> 16) & PAIRS).wrapping_mul(1 + (10_000 << 32)))
+            >> 32;
+        (count, v & 0xFFFF_FFFF)
+    }
+
+    /// 10 to the power of 0 to 8.
+    const TENS: [u64; 9] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+    ];
 
     struct Cursor<'a> {
         bytes: &'a [u8],
@@ -307,6 +227,18 @@ mod scan {
                 Ok(())
             } else {
                 Err(GiveUp)
+            }
+        }
+
+        /// Skips exactly `expected`, or gives up.
+        fn skip_exactly(&mut self, expected: &[u8]) -> Result<(), GiveUp> {
+            let end = self.at + expected.len();
+            match self.bytes.get(self.at..end) {
+                Some(here) if same_bytes(here, expected) => {
+                    self.at = end;
+                    Ok(())
+                }
+                _ => Err(GiveUp),
             }
         }
 
@@ -433,19 +365,38 @@ mod scan {
             self.at - from
         }
 
-        /// A number, as JSON's grammar has it.
+        /// A number, as JSON's grammar has it. The integer part is read in the one pass
+        /// that finds its end, up to eight digits at a time.
+        #[inline(always)]
         fn number(&mut self) -> Result<Slot<'a>, GiveUp> {
             let from = self.at;
-            if self.peek() == Some(b'-') {
+            let negative = self.peek() == Some(b'-');
+            if negative {
                 self.at += 1;
             }
             let digits = self.at;
-            match self.peek() {
-                Some(b'0') => self.at += 1,
-                Some(b'1'..=b'9') => {
-                    self.digits();
+            let mut value: u64 = 0;
+            // Eight bytes at a time while eight are left, then one at a time.
+            while let Some(&chunk) = self.bytes[self.at..].first_chunk::<8>() {
+                let (count, digits) = leading_digits(chunk);
+                value = value.wrapping_mul(TENS[count]).wrapping_add(digits);
+                self.at += count;
+                if count < 8 {
+                    break;
                 }
-                _ => return Err(GiveUp),
+            }
+            while let Some(&b) = self.bytes.get(self.at) {
+                let d = b.wrapping_sub(b'0');
+                if d > 9 {
+                    break;
+                }
+                value = value.wrapping_mul(10).wrapping_add(u64::from(d));
+                self.at += 1;
+            }
+            let count = self.at - digits;
+            // At least one digit, and no leading zero.
+            if count == 0 || (count > 1 && self.bytes[digits] == b'0') {
+                return Err(GiveUp);
             }
             let mut float = false;
             if self.peek() == Some(b'.') {
@@ -474,10 +425,15 @@ mod scan {
                     Err(GiveUp)
                 };
             }
-            // `-0` and integers beyond i64 are serde_json's to read.
-            let negative = digits > from;
-            if &self.bytes[digits..self.at] == b"0" && negative {
+            // `-0` is serde_json's to read.
+            if negative && value == 0 {
                 return Err(GiveUp);
+            }
+            // Up to eighteen digits cannot overflow; longer integers are checked digit by
+            // digit (beyond i64, serde_json reads them).
+            if count <= 18 {
+                let value = value as i64;
+                return Ok(Slot::Int(if negative { -value } else { value }));
             }
             let mut value: i64 = 0;
             for &d in &self.bytes[digits..self.at] {
@@ -497,6 +453,7 @@ mod scan {
         }
 
         /// A scalar value.
+        #[inline(always)]
         fn value(&mut self) -> Result<Slot<'a>, GiveUp> {
             match self.peek().ok_or(GiveUp)? {
                 b'"' => {
@@ -512,14 +469,88 @@ mod scan {
         }
     }
 
-    /// Reads one flat object into `slots`, or gives up.
-    pub(super) fn object<'a>(
-        bytes: &'a [u8],
+    /// The layout of the last record read whole: the bytes between one value and the next
+    /// (whitespace, a comma, the next key and its colon) and the column each value goes to.
+    /// A record with exactly these bytes around its values is read without looking at its
+    /// keys: one comparison per field.
+    #[derive(Default)]
+    struct Shape {
+        /// Every separator's bytes, one after another.
+        bytes: Vec<u8>,
+        /// Per field: its separator's range in `bytes` and the column it is read into
+        /// (`None`: a value nobody reads, still checked as JSON).
+        fields: Vec<(Range<usize>, Option<usize>)>,
+        /// The bytes after the last value (the closing brace and any whitespace).
+        end: Range<usize>,
+        known: bool,
+    }
+
+    /// What the scanner remembers from one record to the next.
+    #[derive(Default)]
+    pub(super) struct Memory {
+        /// The n-th key of the last record read key by key.
+        keys: Vec<RecentKey>,
+        shape: Shape,
+    }
+
+    /// Reads one flat object into row `row` of `out` (whose columns hold `row` values each),
+    /// or gives up (leaving whatever it wrote for the caller to take back).
+    pub(super) fn object(
+        bytes: &[u8],
         columns: &[Column],
         unread: &[bool],
-        keys: &mut Vec<RecentKey>,
-        slots: &mut [Slot<'a>],
+        memory: &mut Memory,
+        out: &mut [ColumnValues],
+        row: usize,
     ) -> Result<(), GiveUp> {
+        if memory.shape.known {
+            if in_shape(bytes, &memory.shape, out).is_ok() {
+                return Ok(());
+            }
+            for c in out.iter_mut() {
+                c.truncate(row);
+            }
+        }
+        key_by_key(bytes, columns, unread, memory, out, row)
+    }
+
+    /// A record laid out as the last one: the same bytes around its values. Anything else
+    /// gives up (and is read key by key). Whatever this accepts, `key_by_key` reads the
+    /// same way: the separators are bytes it read in a record it accepted, and each ends
+    /// where a value starts and starts where one ends (a value is never followed by a
+    /// byte that could continue it: after it came whitespace, a comma or a brace).
+    fn in_shape(bytes: &[u8], shape: &Shape, out: &mut [ColumnValues]) -> Result<(), GiveUp> {
+        let mut c = Cursor { bytes, at: 0 };
+        for (separator, column) in &shape.fields {
+            c.skip_exactly(&shape.bytes[separator.clone()])?;
+            match column {
+                Some(i) => out[*i].put(c.value()?).map_err(|Mismatch| GiveUp)?,
+                None => c.skipped_value(0)?,
+            }
+        }
+        let end = &shape.bytes[shape.end.clone()];
+        if bytes.len() - c.at == end.len() && same_bytes(&bytes[c.at..], end) {
+            Ok(())
+        } else {
+            Err(GiveUp)
+        }
+    }
+
+    /// Reads an object key by key, and remembers its layout when it reads it whole.
+    fn key_by_key(
+        bytes: &[u8],
+        columns: &[Column],
+        unread: &[bool],
+        memory: &mut Memory,
+        out: &mut [ColumnValues],
+        row: usize,
+    ) -> Result<(), GiveUp> {
+        let Memory { keys, shape } = memory;
+        shape.known = false;
+        shape.bytes.clear();
+        shape.fields.clear();
+        // Where the last value ended (the next separator starts there).
+        let mut last_end = 0;
         let mut c = Cursor { bytes, at: 0 };
         c.skip_ws();
         c.expect(b'{')?;
@@ -550,15 +581,21 @@ mod scan {
                 c.skip_ws();
                 c.expect(b':')?;
                 c.skip_ws();
-                match column {
-                    Some(i) if !unread.get(i).copied().unwrap_or(false) => {
-                        if slots[i] != Slot::Missing {
+                let read = column.filter(|&i| !unread.get(i).copied().unwrap_or(false));
+                let from = shape.bytes.len();
+                shape.bytes.extend_from_slice(&bytes[last_end..c.at]);
+                shape.fields.push((from..shape.bytes.len(), read));
+                match read {
+                    Some(i) => {
+                        // A key given twice is serde_json's to read.
+                        if out[i].len() > row {
                             return Err(GiveUp);
                         }
-                        slots[i] = c.value()?;
+                        out[i].put(c.value()?).map_err(|Mismatch| GiveUp)?;
                     }
-                    _ => c.skipped_value(0)?,
+                    None => c.skipped_value(0)?,
                 }
+                last_end = c.at;
                 c.skip_ws();
                 match c.peek() {
                     Some(b',') => {
@@ -574,11 +611,14 @@ mod scan {
             }
         }
         c.skip_ws();
-        if c.at == bytes.len() {
-            Ok(())
-        } else {
-            Err(GiveUp)
+        if c.at != bytes.len() {
+            return Err(GiveUp);
         }
+        let from = shape.bytes.len();
+        shape.bytes.extend_from_slice(&bytes[last_end..]);
+        shape.end = from..shape.bytes.len();
+        shape.known = true;
+        Ok(())
     }
 }
 
@@ -671,6 +711,133 @@ mod tests {
             if !unread[i] {
                 assert_eq!(a.to_data(), b.to_data());
             }
+        }
+    }
+
+    /// Records laid out like the one before them are read by their layout; each of these
+    /// follows a record of the common layout, so every near-miss meets the learnt shape.
+    #[test]
+    fn records_laid_out_like_the_last_read_as_the_general_path_does() {
+        let columns = vec![
+            col("ID", SqlType::Bigint),
+            col("NAME", SqlType::String),
+            col("PRICE", SqlType::Double),
+            col("OTHER", SqlType::String),
+        ];
+        let common = r#"{"id":1,"name":"a","skip":[1,{"x":2}],"price":2.5,"other":"o"}"#;
+        let variants = [
+            r#"{"id":22,"name":"bb","skip":{},"price":3,"other":"p"}"#,
+            r#"{"id":"22","name":"bb","skip":1,"price":3,"other":"p"}"#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":"p","id":3}"#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":"p"} "#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":"p"}x"#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":"p"}}"#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":"p""#,
+            r#"{"id":2,"name":"b","skip":1,"price":3}"#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":"p","more":1}"#,
+            r#"{"id":2 ,"name":"b","skip":1,"price":3,"other":"p"}"#,
+            r#"{"id":2,"Name":"b","skip":1,"price":3,"other":"p"}"#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":"p","name":"c"}"#,
+            r#"{"id":2x,"name":"b","skip":1,"price":3,"other":"p"}"#,
+            r#"{"id":2.5,"name":"b","skip":[1,2,"price":3,"other":"p"}"#,
+            r#"{"id":2,"name":"b","skip":tru,"price":3,"other":"p"}"#,
+            r#"{"id":2,"name":"b\u0041","skip":null,"price":-3e2,"other":null}"#,
+            r#"{"id":-0,"name":"b","skip":1,"price":3,"other":"p"}"#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":"p"}"#,
+            r#"{"id":20,"name":"b","skip":1,"price":3,"other":"p"}"#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":5}"#,
+            r#"{}"#,
+            r#"{"id":2,"name":"b","skip":1,"price":3,"other":"p"}"#,
+            r#" {"id":2,"name":"b","skip":1,"price":3,"other":"p"}"#,
+            r#"{"id" :2,"name":"b","skip":1,"price":3,"other":"p"}"#,
+        ];
+        let mut inputs: Vec<&str> = Vec::new();
+        for v in variants {
+            // Twice: once after the common layout, once after its own.
+            inputs.extend([common, v, v, common]);
+        }
+        let payloads: Vec<Option<&[u8]>> = inputs.iter().map(|r| Some(r.as_bytes())).collect();
+        let general = super::super::json::decode_general(&columns, true, &payloads).unwrap();
+        for unread in [vec![], vec![false, false, false, true]] {
+            let fast = decode_objects_skipping(&columns, &unread, &payloads).unwrap();
+            assert_eq!(
+                fast.1, general.1,
+                "the same records fail, for the same reasons"
+            );
+            for (i, (a, b)) in fast.0.iter().zip(&general.0).enumerate() {
+                if !unread.get(i).copied().unwrap_or(false) {
+                    assert_eq!(a.to_data(), b.to_data(), "column {i}");
+                }
+            }
+        }
+        assert!(!general.1.is_empty());
+    }
+
+    /// Up to eight leading digits read at once are the number they spell, whatever follows.
+    #[test]
+    fn leading_digits_at_once() {
+        let digits = b"90817263";
+        for count in 0..=8 {
+            for after in 0..=255u8 {
+                let mut chunk = [after; 8];
+                chunk[..count].copy_from_slice(&digits[..count]);
+                let expect_count = chunk.iter().take_while(|b| b.is_ascii_digit()).count();
+                let expect: u64 = std::str::from_utf8(&chunk[..expect_count])
+                    .unwrap()
+                    .parse()
+                    .unwrap_or(0);
+                assert_eq!(
+                    scan::leading_digits(chunk),
+                    (expect_count, expect),
+                    "{chunk:?}"
+                );
+            }
+        }
+        assert_eq!(scan::leading_digits(*b"00000000"), (8, 0));
+        assert_eq!(scan::leading_digits(*b"99999999"), (8, 99_999_999));
+        assert_eq!(scan::leading_digits(*b"0012\xff\xff\x00\x00"), (4, 12));
+    }
+
+    /// Integers of every length, both signs, with fractions, exponents and the wrong
+    /// shapes after them, read as the general path reads them.
+    #[test]
+    fn integers_of_every_length_read_as_the_general_path_does() {
+        let columns = vec![col("N", SqlType::Bigint), col("D", SqlType::Double)];
+        let mut inputs: Vec<String> = Vec::new();
+        let digits = "1234567890123456789012";
+        for len in 1..=digits.len() {
+            let n = &digits[..len];
+            for sign in ["", "-"] {
+                for tail in ["", ".5", "e2", "x", "0", ".", " "] {
+                    inputs.push(format!(r#"{{"n":{sign}{n}{tail},"d":{sign}{n}{tail}}}"#));
+                }
+                inputs.push(format!(r#"{{"n":{sign}0{n}}}"#));
+                inputs.push(format!(r#"{{"n":{sign}{}}}"#, "9".repeat(len)));
+            }
+        }
+        for edge in [
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "999999999999999999",
+            "1000000000000000000",
+            "-0",
+            "0",
+            "00",
+        ] {
+            inputs.push(format!(r#"{{"n":{edge}}}"#));
+        }
+        let payloads: Vec<Option<&[u8]>> = inputs.iter().map(|r| Some(r.as_bytes())).collect();
+        let fast = decode_objects(&columns, &payloads).unwrap();
+        let general = super::super::json::decode_general(&columns, true, &payloads).unwrap();
+        assert_eq!(
+            fast.1, general.1,
+            "the same records fail, for the same reasons"
+        );
+        assert!(!fast.1.is_empty());
+        for (a, b) in fast.0.iter().zip(&general.0) {
+            assert_eq!(a.to_data(), b.to_data());
         }
     }
 

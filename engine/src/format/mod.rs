@@ -20,6 +20,7 @@ pub(crate) use append_to;
 
 pub mod delimited;
 pub mod json;
+mod json_columns;
 mod json_fast;
 pub mod kafka;
 
