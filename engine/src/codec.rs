@@ -27,6 +27,8 @@ pub struct Serde {
     /// Each column's name as a JSON object key with its colon (`"NAME":`), written once
     /// here rather than escaped again for every record.
     json_keys: Vec<String>,
+    /// The same keys with what comes before each (`{` or `,`), for `RowEncoder`.
+    json_key_prefixes: Vec<String>,
 }
 
 fn fields<'a>(columns: impl Iterator<Item = &'a Column>) -> Vec<json::Column> {
@@ -53,6 +55,7 @@ impl Serde {
             format: source.key_format,
             wrapped: columns.len() != 1,
             json_keys: json::object_keys(&columns),
+            json_key_prefixes: json::object_key_prefixes(&columns),
             columns,
             delimiter: source.key_delimiter,
             unread: Vec::new(),
@@ -65,6 +68,7 @@ impl Serde {
         Serde {
             format: source.value_format,
             json_keys: json::object_keys(&columns),
+            json_key_prefixes: json::object_key_prefixes(&columns),
             columns,
             wrapped: source.value_wrapped(),
             delimiter: source.value_delimiter,
@@ -154,6 +158,25 @@ impl Serde {
         }
     }
 
+    /// An encoder for the rows of `arrays` (one per column), which looks at their types
+    /// once rather than once per row.
+    pub fn rows<'a>(&'a self, arrays: &'a [ArrayRef]) -> RowEncoder<'a> {
+        let views = if self.format == Format::Json && self.wrapped {
+            self.columns
+                .iter()
+                .zip(arrays)
+                .map(|(c, a)| json::ColumnView::of(&c.ty, a.as_ref()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        RowEncoder {
+            serde: self,
+            arrays,
+            views,
+        }
+    }
+
     /// Encodes row `row` of `arrays` (one per column); `None` when there is nothing to write
     /// (no columns, a KAFKA null, an unwrapped JSON null).
     /// `encode` into `scratch` (reused between records: no allocation per record for
@@ -218,5 +241,34 @@ impl Serde {
             }
             Format::None => Ok(None),
         }
+    }
+}
+
+/// The rows of one batch's arrays, encoded by a `Serde` (`Serde::rows`).
+pub struct RowEncoder<'a> {
+    serde: &'a Serde,
+    arrays: &'a [ArrayRef],
+    /// Wrapped JSON: the columns as the writer sees them (empty for other formats).
+    views: Vec<json::ColumnView<'a>>,
+}
+
+impl RowEncoder<'_> {
+    /// `Serde::encode_to` of row `row`.
+    pub fn encode_to<'s>(
+        &self,
+        row: usize,
+        scratch: &'s mut Scratch,
+    ) -> Result<Option<&'s [u8]>, FormatError> {
+        if self.views.is_empty() || self.serde.columns.is_empty() {
+            return self.serde.encode_to(self.arrays, row, scratch);
+        }
+        scratch.text.clear();
+        json::encode_viewed_object_into(
+            &self.serde.json_key_prefixes,
+            &self.views,
+            row,
+            &mut scratch.text,
+        )?;
+        Ok(Some(scratch.text.as_bytes()))
     }
 }

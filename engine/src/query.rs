@@ -758,6 +758,7 @@ impl PersistentQuery {
         for (batch, outputs) in &ev.rows {
             let (rowtime, offsets) = times_and_offsets(batch)?;
             let times = sink_time.map(|(at, spec)| crate::timestamps::extract(&outputs[at], spec));
+            let values = self.sink_value.rows(&outputs[nkeys..]);
             for row in 0..batch.num_rows() {
                 let time = match times.as_ref().map(|t| &t[row]) {
                     None => rowtime.value(row),
@@ -796,8 +797,7 @@ impl PersistentQuery {
                 let value = if null_value {
                     Ok(None)
                 } else {
-                    self.sink_value
-                        .encode_to(&outputs[nkeys..], row, &mut value_scratch)
+                    values.encode_to(row, &mut value_scratch)
                 };
                 match (key, value) {
                     (Ok(k), Ok(v)) if interleaved => out.push((
