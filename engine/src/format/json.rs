@@ -1015,7 +1015,7 @@ mod tests {
                     assert_eq!(a[..a.len() - 1], b[..b.len() - 1], "{f:e}: {out} vs {rust}");
                     let (x, y) = (a[a.len() - 1], b[b.len() - 1]);
                     assert!(
-                        x.abs_diff(y) == 1 && (x - b'0') % 2 == 0,
+                        x.abs_diff(y) == 1 && (x - b'0').is_multiple_of(2),
                         "{f:e}: {out} vs {rust}"
                     );
                     ties += 1;
