@@ -464,7 +464,14 @@ fn write_double(out: &mut String, f: f64) {
 /// take the other.)
 fn write_shortest(out: &mut String, f: f64) {
     let mut buffer = zmij::Buffer::new();
-    let text = buffer.format_finite(f).as_bytes();
+    let text = buffer.format_finite(f);
+    // Most values come out in plain notation already, and then exactly as Rust writes
+    // them (unless integral: zmij writes `100.0`, Rust `100`).
+    if !text.bytes().any(|b| b == b'e') && !text.ends_with(".0") {
+        out.push_str(text);
+        return;
+    }
+    let text = text.as_bytes();
     // One pass over the text (`-1.5e-7`, `1e+21`, `0.0001234`, `100.0`): its digits, how
     // many came before the point, and the exponent.
     let mut all = [0u8; 32];

@@ -148,21 +148,30 @@ mod scan {
     /// and the column it named.
     type RecentKey = (Option<Box<[u8]>>, Option<usize>);
 
-    /// Whether `a` and `b` (of one length) are equal, eight bytes at a time: keys are short,
-    /// and a call to `memcmp` per key cost more than the comparison.
-    fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-        let mut a8 = a.chunks_exact(8);
-        let mut b8 = b.chunks_exact(8);
-        for (x, y) in (&mut a8).zip(&mut b8) {
-            let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            if word(x) != word(y) {
-                return false;
-            }
+    /// Whether `a` and `b` are equal, eight bytes at a time with the last eight (or four)
+    /// overlapping the ones before: keys and separators are short, and a call to `memcmp`
+    /// or a byte loop for the remainder cost more than the comparison.
+    pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+        let n = a.len();
+        if n != b.len() {
+            return false;
         }
-        a8.remainder()
-            .iter()
-            .zip(b8.remainder())
-            .all(|(x, y)| x == y)
+        let word = |s: &[u8], at: usize| s[at..].first_chunk::<8>().map(|w| u64::from_le_bytes(*w));
+        let half = |s: &[u8], at: usize| s[at..].first_chunk::<4>().map(|w| u32::from_le_bytes(*w));
+        if n >= 8 {
+            let mut at = 0;
+            while at + 8 < n {
+                if word(a, at) != word(b, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            word(a, n - 8) == word(b, n - 8)
+        } else if n >= 4 {
+            half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
+        } else {
+            a == b
+        }
     }
 
     /// The leading decimal digits of eight bytes (the first in the lowest byte): how many
@@ -771,6 +780,23 @@ mod tests {
             }
         }
         assert!(!general.1.is_empty());
+    }
+
+    /// Byte strings compare equal exactly when they are, at every length and wherever
+    /// they differ.
+    #[test]
+    fn same_bytes_at_every_length() {
+        let text: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=text.len() {
+            let a = &text[..n];
+            assert!(scan::same_bytes(a, a));
+            assert!(!scan::same_bytes(a, &text[..n.saturating_sub(1)]) || n == 0);
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!scan::same_bytes(a, &b), "{n} {at}");
+            }
+        }
     }
 
     /// Up to eight leading digits read at once are the number they spell, whatever follows.
