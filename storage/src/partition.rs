@@ -48,11 +48,10 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn active(&mut self) -> &mut Segment {
-        self.segments
-            .values_mut()
-            .next_back()
-            .expect("a partition always has an active segment")
+    /// The segment appends go to; `None` until the partition's first append (a partition
+    /// nobody wrote to has no files).
+    pub fn active(&mut self) -> Option<&mut Segment> {
+        self.segments.values_mut().next_back()
     }
 
     pub fn log_start(&self) -> u64 {
@@ -89,6 +88,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl PartitionLog {
     /// Opens (or creates) the partition in `dir`. After a clean shutdown only the tail of the
     /// last segment is validated; otherwise every segment from the recovery point on is.
+    /// A new partition makes no directory or file until its first append: a topic of many
+    /// partitions (`__consumer_offsets` has fifty) costs nothing for those never written.
     pub fn open(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
@@ -97,15 +98,17 @@ impl PartitionLog {
         config: Arc<RwLock<TopicConfig>>,
         clean: bool,
     ) -> Result<Self> {
-        vfs.create_dir_all(dir)
-            .map_err(|e| StorageError::io(dir, e))?;
         let max_batch = config
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .max_message_bytes as usize
             + batch::HEADER_LEN;
         // Leftovers of interrupted work: temporary and half-written cleaner files.
-        let names = vfs.list_dir(dir).map_err(|e| StorageError::io(dir, e))?;
+        let names = if vfs.exists(dir) {
+            vfs.list_dir(dir).map_err(|e| StorageError::io(dir, e))?
+        } else {
+            Vec::new()
+        };
         let mut bases = Vec::new();
         for name in &names {
             if name.ends_with(".cleaned") || name.ends_with(".tmp") {
@@ -149,10 +152,6 @@ impl PartitionLog {
                 seg.release_index_files();
             }
             segments.insert(base, seg);
-        }
-        if segments.is_empty() {
-            segments.insert(0, Segment::create(vfs.as_ref(), dir, 0)?);
-            vfs.sync_dir(dir).map_err(|e| StorageError::io(dir, e))?;
         }
         let next_offset = segments.values().next_back().map_or(0, |s| s.next_offset);
         let log = PartitionLog {
@@ -292,6 +291,10 @@ impl PartitionLog {
                 pos += h.total_len();
                 next = h.next_offset();
             }
+            if st.segments.is_empty() {
+                // Nothing is half-written if this fails: the next append tries again.
+                self.create_first_segment(&mut st)?;
+            }
             self.maybe_roll(
                 &mut st,
                 &config,
@@ -299,7 +302,11 @@ impl PartitionLog {
                 next,
                 headers[0].max_timestamp,
             )?;
-            if let Err(e) = st.active().append(data, &headers) {
+            let appended = match st.active() {
+                Some(active) => active.append(data, &headers),
+                None => Err(StorageError::corrupted("no segment to append to")),
+            };
+            if let Err(e) = appended {
                 st.failed = Some(e.to_string());
                 return Err(e);
             }
@@ -326,6 +333,27 @@ impl PartitionLog {
         })
     }
 
+    /// Makes the partition's directory and first segment (at the log end), durably: the
+    /// directory's entry in the topic's and the segment's files in it.
+    fn create_first_segment(&self, st: &mut State) -> Result<()> {
+        let dir = &self.dir;
+        self.vfs
+            .create_dir_all(dir)
+            .map_err(|e| StorageError::io(dir, e))?;
+        let base = st.next_offset;
+        let seg = Segment::create(self.vfs.as_ref(), dir, base)?;
+        self.vfs
+            .sync_dir(dir)
+            .map_err(|e| StorageError::io(dir, e))?;
+        if let Some(topic_dir) = dir.parent() {
+            self.vfs
+                .sync_dir(topic_dir)
+                .map_err(|e| StorageError::io(topic_dir, e))?;
+        }
+        st.segments.insert(base, seg);
+        Ok(())
+    }
+
     /// Rolls to a new segment when the next append would not fit (size, age, or relative
     /// offsets past 32 bits).
     fn maybe_roll(
@@ -336,7 +364,9 @@ impl PartitionLog {
         next_offset: u64,
         incoming_ts: i64,
     ) -> Result<()> {
-        let active = st.active();
+        let Some(active) = st.active() else {
+            return Ok(());
+        };
         if active.is_empty() {
             return Ok(());
         }
@@ -355,8 +385,10 @@ impl PartitionLog {
 
     /// Seals the active segment (fsync) and starts a new one at the log end.
     pub(crate) fn roll(&self, st: &mut State) -> Result<()> {
-        st.active().seal()?;
-        st.active().release_index_files();
+        if let Some(active) = st.active() {
+            active.seal()?;
+            active.release_index_files();
+        }
         let next = st.next_offset;
         self.mark_durable(next);
         let seg = Segment::create(self.vfs.as_ref(), &self.dir, next)?;
@@ -404,10 +436,14 @@ impl PartitionLog {
     fn sync_active(&self) -> Result<()> {
         let (file, target, path) = {
             let mut st = lock(&self.state);
-            let a = st.active();
-            let f = a.log_file();
-            let p = a.log_path();
-            (f, st.next_offset, p)
+            let target = st.next_offset;
+            let Some(a) = st.active() else {
+                // Nothing was ever written: nothing to sync.
+                drop(st);
+                self.mark_durable(target);
+                return Ok(());
+            };
+            (a.log_file(), target, a.log_path())
         };
         file.sync().map_err(|e| StorageError::io(path, e))?;
         lock(&self.state).last_flush = Instant::now();
@@ -441,7 +477,9 @@ impl PartitionLog {
     /// Seals the active segment and records the recovery point (clean shutdown).
     pub fn close(&self) -> Result<()> {
         let mut st = lock(&self.state);
-        st.active().seal()?;
+        if let Some(active) = st.active() {
+            active.seal()?;
+        }
         let end = st.next_offset;
         self.write_recovery_point(end)?;
         drop(st);

@@ -29,10 +29,9 @@ impl PartitionLog {
             .rev()
             .skip(1)
             .all(|s| expired(s.max_timestamp));
-        let active_expired = {
-            let a = st.active();
-            !a.is_empty() && expired(a.max_timestamp)
-        };
+        let active_expired = st
+            .active()
+            .is_some_and(|a| !a.is_empty() && expired(a.max_timestamp));
         if all_old_expired && active_expired {
             self.roll(&mut st)?;
         }

@@ -92,6 +92,60 @@ fn a_read_starts_at_the_batch_holding_the_offset_and_keeps_to_its_size() {
     }
 }
 
+/// A partition makes no directory or file until its first append; what is written then
+/// survives a clean and an unclean reopen, and the partitions never written stay empty and
+/// readable (at offset 0) throughout.
+#[test]
+fn partitions_make_their_files_at_their_first_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let partition_dir = |p: u32| data.join(format!("topics/t/{p}"));
+    // (Records of now: older ones would go to retention at the reopen.)
+    {
+        let store = LogStore::open(&data).unwrap();
+        store.create_topic("t", 3, TopicConfig::default()).unwrap();
+        assert!((0..3).all(|p| !partition_dir(p).exists()));
+        let empty = store.partition("t", 0).unwrap();
+        assert_eq!((empty.log_start_offset(), empty.high_watermark()), (0, 0));
+        assert!(empty.read(0, 1 << 20).unwrap().data.is_empty());
+        empty.flush().unwrap();
+        empty.checkpoint().unwrap();
+        let a = store
+            .append("t", 1, &mut batch_of("a", 3, None, common::now_ms()))
+            .unwrap();
+        assert_eq!((a.base_offset, a.last_offset), (0, 2));
+        assert!(partition_dir(1).join("00000000000000000000.log").exists());
+        assert!(!partition_dir(0).exists() && !partition_dir(2).exists());
+        store.close().unwrap();
+        assert!(
+            !partition_dir(0).exists(),
+            "a clean close writes nothing for it"
+        );
+    }
+    for clean in [true, false] {
+        if !clean {
+            std::fs::remove_file(data.join(".clean-shutdown")).unwrap();
+        }
+        let store = LogStore::open(&data).unwrap();
+        let p = store.partition("t", 1).unwrap();
+        assert_eq!(values(&read_all(&p, 0)), ["a-0", "a-1", "a-2"]);
+        let empty = store.partition("t", 2).unwrap();
+        assert_eq!(empty.high_watermark(), 0);
+        assert!(empty.read(0, 1 << 20).unwrap().data.is_empty());
+        assert!(empty.read(1, 1 << 20).is_err(), "past the end");
+        if clean {
+            store.close().unwrap();
+        } else {
+            // The second partition is written after the unclean reopen, and read back.
+            let b = store
+                .append("t", 2, &mut batch_of("b", 2, None, common::now_ms()))
+                .unwrap();
+            assert_eq!(b.base_offset, 0);
+            assert_eq!(values(&read_all(&empty, 0)), ["b-0", "b-1"]);
+        }
+    }
+}
+
 #[test]
 fn reads_survive_rolls_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
