@@ -758,7 +758,10 @@ impl PersistentQuery {
         for (batch, outputs) in &ev.rows {
             let (rowtime, offsets) = times_and_offsets(batch)?;
             let times = sink_time.map(|(at, spec)| crate::timestamps::extract(&outputs[at], spec));
-            let values = self.sink_value.rows(&outputs[nkeys..]);
+            let (keys, values) = (
+                self.sink_key.rows(&outputs[..nkeys]),
+                self.sink_value.rows(&outputs[nkeys..]),
+            );
             for row in 0..batch.num_rows() {
                 let time = match times.as_ref().map(|t| &t[row]) {
                     None => rowtime.value(row),
@@ -784,8 +787,7 @@ impl PersistentQuery {
                 let key = if all_null && (nkeys == 1 || !self.pipeline.rekeyed) {
                     Ok(None)
                 } else {
-                    self.sink_key
-                        .encode_to(&outputs[..nkeys], row, &mut key_scratch)
+                    keys.encode_to(row, &mut key_scratch)
                 };
                 let key = match (key, &self.sink.window) {
                     (Ok(k), Some(kind)) => {

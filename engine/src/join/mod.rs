@@ -530,18 +530,18 @@ impl Join {
             events.sort_by_key(|e| (e.side, e.partition, e.offset));
             let nested = self.nested.is_some();
             let mut cut: Option<(usize, i32)> = None;
-            let (now, wait): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| {
-                if nested && e.side == 0 {
-                    return true;
-                }
-                if cut == Some((e.side, e.partition)) || e.time > frontier {
+            let mut now = Vec::with_capacity(events.len());
+            for e in events {
+                let waits = !(nested && e.side == 0)
+                    && (cut == Some((e.side, e.partition)) || e.time > frontier);
+                if waits {
                     cut = Some((e.side, e.partition));
-                    return false;
+                    later.push(e);
+                } else {
+                    now.push(e);
                 }
-                true
-            });
+            }
             events = now;
-            later = wait;
         }
         // Time order across the sides; where times tie, a table's change first (a row
         // written at the same instant as a stream record is there for it), then the left,
@@ -551,7 +551,7 @@ impl Join {
             let stream = kinds[e.side] == SourceKind::Stream;
             (e.time, stream, e.side, e.partition, e.offset)
         });
-        let mut outs: Vec<Out> = Vec::new();
+        let mut outs: Vec<Out> = Vec::with_capacity(events.len());
         for e in &events {
             let before = outs.len();
             self.process(e, &reads, &mut outs)?;
@@ -610,6 +610,8 @@ impl Join {
             .converter
             .convert_columns(std::slice::from_ref(key_array))?;
         let times = column_i64(batch, 0)?;
+        // Room for the batch's events at once (not grown, and copied, event by event).
+        events.reserve(batch.num_rows());
         // A foreign-key join's left rows also go by their primary key.
         let pks = match &self.primary_key {
             Some((converter, columns)) if side == 0 => {
