@@ -220,7 +220,7 @@ impl Pipeline {
         if recs.len() > 0 {
             self.evaluate_records(recs, &r.data, p, query_id, &mut out)?;
         }
-        sluice_storage::read_buffers::recycle(r.data);
+        r.data.recycle();
         Ok(Some(out))
     }
 

@@ -21,6 +21,13 @@ pub trait VFile: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes every write so far durable (fdatasync).
     fn sync(&self) -> io::Result<()>;
+    /// Bytes `pos..pos + len` of the file memory-mapped read-only, where the file system
+    /// can (`None` where it cannot: reads then copy): the map and where `pos` is in it
+    /// (maps start on a page). Only for bytes below the file's length that nobody changes
+    /// or truncates while the map lives: a segment's, which only ever grows at its end.
+    fn map_range(&self, _pos: u64, _len: usize) -> Option<(memmap2::Mmap, usize)> {
+        None
+    }
 
     /// Reads exactly `buf.len()` bytes at `pos`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
@@ -110,6 +117,24 @@ impl VFile for File {
     }
     fn sync(&self) -> io::Result<()> {
         self.sync_data()
+    }
+    fn map_range(&self, pos: u64, len: usize) -> Option<(memmap2::Mmap, usize)> {
+        const PAGE: u64 = 4096;
+        let start = pos / PAGE * PAGE;
+        let lead = (pos - start) as usize;
+        // SAFETY: a map is UB if the mapped bytes change under it. Only segments are
+        // mapped, and a segment's bytes below its length never change: appends write past
+        // the end (a failed one is cut back to where it began, never below), recovery
+        // truncates before anything is mapped, and compaction and retention replace or
+        // unlink whole files, which leaves an existing map's pages as they were.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(start)
+                .len(lead + len)
+                .map(self)
+        }
+        .ok()?;
+        Some((map, lead))
     }
 }
 

@@ -16,9 +16,14 @@ use crate::batch::{self, BatchHeader, Batches, Expect};
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Result, StorageError};
 use crate::fs::{self, Vfs};
+use crate::read_bytes::ReadBytes;
 use crate::segment::{self, Segment, scan_batches};
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
+
+/// Reads of at least this many bytes are windows on a memory map of the segment rather
+/// than copies (`PartitionLog::read`): below it, a map and its page faults cost more.
+const MAP_READS_FROM: usize = 256 << 10;
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +38,7 @@ pub struct AppendInfo {
 pub struct ReadResult {
     /// Concatenated RecordBatch v2 bytes; the first batch contains the requested offset (it
     /// may start before it: skip records below the offset, as Kafka consumers do).
-    pub data: Vec<u8>,
+    pub data: ReadBytes,
     /// Offset just past the last readable record.
     pub high_watermark: u64,
     pub log_start_offset: u64,
@@ -506,7 +511,9 @@ impl PartitionLog {
     }
 
     /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes`
-    /// (at least one batch, however large, as Kafka's fetch does).
+    /// (at least one batch, however large, as Kafka's fetch does). A large read is a window
+    /// on a memory map of the segment (no copy, unmapped when the last holder drops it);
+    /// a small one (a consumer keeping up with the tail) is copied into a buffer.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
         let hw = self.high_watermark();
         let (file, pos, limit, log_start, max_batch) = {
@@ -517,7 +524,7 @@ impl PartitionLog {
             }
             if offset == hw {
                 return Ok(ReadResult {
-                    data: Vec::new(),
+                    data: ReadBytes::default(),
                     high_watermark: hw,
                     log_start_offset: log_start,
                 });
@@ -541,44 +548,45 @@ impl PartitionLog {
                 self.max_batch(&c),
             )
         };
-        let expect = Expect {
-            base_offset: None,
-            leader_epoch: Some(0),
-            max_len: max_batch,
+        let header = |at: u64, h: &mut [u8; batch::HEADER_LEN]| {
+            file.read_exact_at(h, at)
+                .map_err(|e| StorageError::io("segment", e))
         };
         let Some((first, first_len)) =
-            first_batch_holding(file.as_ref(), pos, limit, offset, hw, max_batch)?
+            first_batch_holding(header, pos, limit, offset, hw, max_batch)?
         else {
             return Ok(ReadResult {
-                data: Vec::new(),
+                data: ReadBytes::default(),
                 high_watermark: hw,
                 log_start_offset: log_start,
             });
         };
-        // The batches from `first` on, read straight into the buffer handed out (no copy
-        // through a chunk), then cut after the last whole, valid batch below the high
+        // The batches from `first` on, cut after the last whole, valid batch below the high
         // watermark.
         let want = (limit - first).min(max_bytes.max(first_len) as u64) as usize;
-        let mut data = crate::read_buffers::take_len(want);
-        file.read_exact_at(&mut data, first)
-            .map_err(|e| StorageError::io("segment", e))?;
-        let mut at = 0;
-        let mut damage = None;
-        while let Some((_, len)) = servable_batch(&data[at..], max_batch, hw) {
-            if at + len > data.len() {
-                break;
+        let mapped = if want >= MAP_READS_FROM {
+            file.map_range(first, want)
+        } else {
+            None
+        };
+        let (data, whole, damage) = match mapped {
+            Some((map, lead)) => {
+                let (whole, damage) =
+                    self.whole_batches(&map[lead..lead + want], first, max_batch, hw);
+                let data = ReadBytes::Mapped(Arc::new(map), lead..lead + whole);
+                (data, whole, damage)
             }
-            let b = &data[at..at + len];
-            // Bits can rot after recovery checked them: a batch is served only if it is whole.
-            if let Err(e) = batch::validate(b, &expect) {
-                let pos = first + at as u64;
-                damage = Some(format!("{}-{} at byte {pos}: {e}", self.topic, self.id));
-                break;
+            None => {
+                // Read straight into the buffer handed out (no copy through a chunk).
+                let mut data = crate::read_buffers::take_len(want);
+                file.read_exact_at(&mut data, first)
+                    .map_err(|e| StorageError::io("segment", e))?;
+                let (whole, damage) = self.whole_batches(&data, first, max_batch, hw);
+                data.truncate(whole);
+                (ReadBytes::Owned(data), whole, damage)
             }
-            at += len;
-        }
-        data.truncate(at);
-        if data.is_empty()
+        };
+        if whole == 0
             && let Some(why) = damage
         {
             return Err(StorageError::Corrupted(why));
@@ -588,6 +596,37 @@ impl PartitionLog {
             high_watermark: hw,
             log_start_offset: log_start,
         })
+    }
+
+    /// How many bytes at the start of `data` (read from segment position `from`) are
+    /// whole, valid batches below the high watermark `hw`, and what damage stopped the
+    /// count, if any: bits can rot after recovery checked them, so a batch is served only
+    /// if it is whole and its CRC holds.
+    fn whole_batches(
+        &self,
+        data: &[u8],
+        from: u64,
+        max_batch: usize,
+        hw: u64,
+    ) -> (usize, Option<String>) {
+        let expect = Expect {
+            base_offset: None,
+            leader_epoch: Some(0),
+            max_len: max_batch,
+        };
+        let mut at = 0;
+        while let Some((_, len)) = servable_batch(&data[at..], max_batch, hw) {
+            if at + len > data.len() {
+                break;
+            }
+            if let Err(e) = batch::validate(&data[at..at + len], &expect) {
+                let pos = from + at as u64;
+                let damage = format!("{}-{} at byte {pos}: {e}", self.topic, self.id);
+                return (at, Some(damage));
+            }
+            at += len;
+        }
+        (at, None)
     }
 
     /// The first offset whose record timestamp is at or after `timestamp` (Kafka's
@@ -681,7 +720,7 @@ fn write_recovery_point(vfs: &dyn Vfs, dir: &Path, offset: u64) -> Result<()> {
 /// the ones before it (the offset index points at most a few batches early). `None` when
 /// there is none below the high watermark `hw`, or the bytes there are not a batch.
 fn first_batch_holding(
-    file: &dyn fs::VFile,
+    mut read_header: impl FnMut(u64, &mut [u8; batch::HEADER_LEN]) -> Result<()>,
     from: u64,
     limit: u64,
     offset: u64,
@@ -691,8 +730,7 @@ fn first_batch_holding(
     let mut header = [0u8; batch::HEADER_LEN];
     let mut pos = from;
     while pos + batch::HEADER_LEN as u64 <= limit {
-        file.read_exact_at(&mut header, pos)
-            .map_err(|e| StorageError::io("segment", e))?;
+        read_header(pos, &mut header)?;
         let Some((h, len)) = servable_batch(&header, max_batch, hw) else {
             return Ok(None);
         };

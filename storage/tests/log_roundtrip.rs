@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{batch_of, codec, read_all, values};
 use proptest::prelude::*;
-use sluice_storage::{BatchBuilder, LogStore, StorageError, TopicConfig};
+use sluice_storage::{BatchBuilder, LogStore, ReadBytes, StorageError, TopicConfig};
 
 fn small_segments() -> TopicConfig {
     TopicConfig::from_pairs([
@@ -90,6 +90,66 @@ fn a_read_starts_at_the_batch_holding_the_offset_and_keeps_to_its_size() {
             assert_eq!(r.data.len(), expect, "offset {offset}, at most {max_bytes}");
         }
     }
+}
+
+/// Large reads are windows on memory maps of the segment, small ones (the tail) copies;
+/// both serve the same batches, across segment rolls, and a window stays readable after its
+/// segment is gone (the topic deleted under a reader holding it).
+#[test]
+fn large_reads_are_windows_on_maps_and_small_ones_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    let config =
+        TopicConfig::from_pairs([("segment.bytes", "400000"), ("retention.ms", "-1")]).unwrap();
+    store.create_topic("t", 1, config).unwrap();
+    let ts = common::now_ms();
+    for i in 0..12000 {
+        store
+            .append("t", 0, &mut batch_of(&format!("b{i}"), 3, None, ts))
+            .unwrap();
+    }
+    let p = store.partition("t", 0).unwrap();
+    assert!(p.segment_count() >= 2, "{} segments", p.segment_count());
+    let expected = values(&read_all(&p, 0));
+    assert_eq!(expected.len(), 36000);
+    let (mut mapped, mut owned) = (0, 0);
+    let mut held = None;
+    for offset in (0..36000u64).step_by(397) {
+        let r = p.read(offset, 1 << 20).unwrap();
+        match &r.data {
+            ReadBytes::Mapped(..) => mapped += 1,
+            ReadBytes::Owned(_) => owned += 1,
+        }
+        let mut got = Vec::new();
+        for b in sluice_storage::batch::Batches::new(&r.data) {
+            for rec in sluice_storage::batch::records(b).unwrap() {
+                if rec.offset as u64 >= offset {
+                    got.push(rec);
+                }
+            }
+        }
+        let got = values(&got);
+        // A read ends at its segment's end: what it gives is the log from the offset on.
+        assert!(!got.is_empty());
+        assert_eq!(
+            got[..],
+            expected[offset as usize..offset as usize + got.len()]
+        );
+        if held.is_none() && matches!(r.data, ReadBytes::Mapped(..)) {
+            held = Some(r);
+        }
+    }
+    assert!(mapped > 0 && owned > 0, "{mapped} mapped, {owned} owned");
+    let held = held.unwrap();
+    let before = held.data.to_vec();
+    drop(p);
+    store.delete_topic("t").unwrap();
+    assert!(!dir.path().join("topics/t").exists());
+    assert_eq!(&held.data[..], &before[..]);
+    let first = sluice_storage::batch::Batches::new(&held.data)
+        .next()
+        .unwrap();
+    assert!(sluice_storage::batch::records(first).is_ok());
 }
 
 /// A partition makes no directory or file until its first append; what is written then

@@ -723,7 +723,7 @@ impl EventLog for KafkaLog {
         let records = p.records.unwrap_or_default();
         let whole = whole_batches(&records);
         Ok(ReadResult {
-            data: records[..whole].to_vec(),
+            data: records[..whole].to_vec().into(),
             high_watermark: p.high_watermark.max(0) as u64,
             log_start_offset: p.log_start_offset.max(0) as u64,
         })

@@ -38,7 +38,7 @@ pub(super) fn fetch_partition(
     match shared.log.read(topic, partition, offset as u64, max_bytes) {
         Ok(r) => {
             let n = r.data.len();
-            (data.with_records(Some(Bytes::from(r.data))), n)
+            (data.with_records(Some(r.data.into_bytes())), n)
         }
         Err(e) => (data.with_error_code(error_code(&e)), 0),
     }
