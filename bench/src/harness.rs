@@ -127,6 +127,10 @@ pub fn run_query(opts: &HarnessOptions, q: &NexmarkQuery) -> Result<QueryRun> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
+    // Measure the query, not the write-back of what came before it (the generated log, the
+    // export, the last query's output): the kernel's flusher would run beside it.
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
     let mut usage = measure::run(&mut cmd, opts.cores, &format!("sluice sql ({})", q.name))
         .map_err(|e| {
             let tail = fs::read_to_string(&stderr_path).unwrap_or_default();
