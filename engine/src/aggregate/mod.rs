@@ -19,7 +19,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch,
 };
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 use sluice_sql::ast::WindowKind;
 
@@ -406,7 +406,7 @@ impl Aggregation {
         }
         changes.sort_by_key(|(o, _)| *o);
         let groups = self.plan.groups;
-        let mut row_keys: Vec<_> = ev
+        let row_keys: Vec<Rows> = ev
             .rows
             .iter()
             .map(|(batch, _)| keys.of_rows(batch))
@@ -425,21 +425,32 @@ impl Aggregation {
             .map(|(_, outputs)| self.converter.convert_columns(&outputs[..groups]))
             .collect::<Result<_, _>>()?;
         for (_, change) in changes {
-            let (source_key, new) = match change {
-                // Each row's key is used once: taken, not copied.
-                Change::Row(b, r) => (std::mem::take(&mut row_keys[b][r]), Some((b, r))),
+            let (key_bytes, new): (&[u8], _) = match &change {
+                Change::Row(b, r) => (row_keys[*b].row(*r).data(), Some((*b, *r))),
                 Change::Delete(k) => (k, None),
             };
-            let previous = self.table_rows.as_mut().and_then(|t| t.remove(&source_key));
+            // A key already in the table is looked up by its bytes and keeps its allocation.
+            let (source_key, previous) = match self
+                .table_rows
+                .as_mut()
+                .and_then(|t| t.remove_entry(key_bytes))
+            {
+                Some((key, row)) => (key, Some(row)),
+                None => match change {
+                    Change::Delete(k) => (k, None),
+                    Change::Row(..) => (key_bytes.into(), None),
+                },
+            };
             let had_row = previous.is_some();
             // The new row, unless a group column is null (then it joins no group).
             let kept = new.filter(|&(b, r)| !ev.rows[b].1[..groups].iter().any(|a| a.is_null(r)));
             let mut result = Ok(());
-            if let Some(prev) = previous {
+            let mut same_group = false;
+            if let Some(prev) = &previous {
                 // A row that stays in its group changes it once: one update, not two.
-                let same_group =
+                same_group =
                     kept.is_some_and(|(b, r)| group_rows[b].row(r).as_ref() == &*prev.group);
-                result = self.undo_row(&prev, partition, &mut undone);
+                result = self.undo_row(prev, partition, &mut undone);
                 if !same_group {
                     updates.append(&mut undone);
                 }
@@ -457,11 +468,20 @@ impl Aggregation {
                     .as_any()
                     .downcast_ref::<Int64Array>()
                     .map_or(0, |t| t.value(r));
-                let group: Box<[u8]> = group_rows[b].row(r).as_ref().into();
-                let saved = outputs[groups..]
-                    .iter()
-                    .map(|a| ScalarValue::try_from_array(a, r))
-                    .collect::<Result<Vec<_>, _>>()?;
+                // The row it replaces gives its allocations to the new one: the group key
+                // when the group is the same, the arguments' vector always.
+                let (group, mut saved): (Box<[u8]>, Vec<ScalarValue>) = match previous {
+                    Some(prev) if same_group => (prev.group, prev.args),
+                    Some(prev) => (group_rows[b].row(r).as_ref().into(), prev.args),
+                    None => (
+                        group_rows[b].row(r).as_ref().into(),
+                        Vec::with_capacity(outputs.len() - groups),
+                    ),
+                };
+                saved.clear();
+                for a in &outputs[groups..] {
+                    saved.push(ScalarValue::try_from_array(a, r)?);
+                }
                 result =
                     result.and(self.add_row(&group, time, &batch_args[b], r, partition, updates));
                 if let Some(t) = self.table_rows.as_mut() {
@@ -876,23 +896,20 @@ impl SourceKeys {
                 .as_any()
                 .downcast_ref::<Int64Array>()
                 .ok_or_else(|| EngineError("ROWOFFSET is not BIGINT".into()))?;
-            for (r, k) in keys.into_iter().enumerate() {
-                self.deleted.push((offsets.value(r), k));
+            for (r, k) in keys.iter().enumerate() {
+                self.deleted.push((offsets.value(r), k.as_ref().into()));
             }
         }
         Ok(())
     }
 
-    fn of_rows(&self, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>, EngineError> {
+    fn of_rows(&self, batch: &RecordBatch) -> Result<Rows, EngineError> {
         let cols: Vec<ArrayRef> = self
             .columns
             .clone()
             .map(|i| batch.column(i).clone())
             .collect();
-        let rows = self.converter.convert_columns(&cols)?;
-        Ok((0..batch.num_rows())
-            .map(|r| rows.row(r).as_ref().into())
-            .collect())
+        Ok(self.converter.convert_columns(&cols)?)
     }
 }
 
