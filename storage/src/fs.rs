@@ -119,6 +119,7 @@ impl VFile for File {
         self.sync_data()
     }
     fn map_range(&self, pos: u64, len: usize) -> Option<(memmap2::Mmap, usize)> {
+        // Where pages are larger, an offset on a 4 KiB boundary is refused: the read copies.
         const PAGE: u64 = 4096;
         let start = pos / PAGE * PAGE;
         let lead = (pos - start) as usize;

@@ -548,12 +548,8 @@ impl PartitionLog {
                 self.max_batch(&c),
             )
         };
-        let header = |at: u64, h: &mut [u8; batch::HEADER_LEN]| {
-            file.read_exact_at(h, at)
-                .map_err(|e| StorageError::io("segment", e))
-        };
         let Some((first, first_len)) =
-            first_batch_holding(header, pos, limit, offset, hw, max_batch)?
+            first_batch_holding(file.as_ref(), pos, limit, offset, hw, max_batch)?
         else {
             return Ok(ReadResult {
                 data: ReadBytes::default(),
@@ -720,7 +716,7 @@ fn write_recovery_point(vfs: &dyn Vfs, dir: &Path, offset: u64) -> Result<()> {
 /// the ones before it (the offset index points at most a few batches early). `None` when
 /// there is none below the high watermark `hw`, or the bytes there are not a batch.
 fn first_batch_holding(
-    mut read_header: impl FnMut(u64, &mut [u8; batch::HEADER_LEN]) -> Result<()>,
+    file: &dyn fs::VFile,
     from: u64,
     limit: u64,
     offset: u64,
@@ -730,7 +726,8 @@ fn first_batch_holding(
     let mut header = [0u8; batch::HEADER_LEN];
     let mut pos = from;
     while pos + batch::HEADER_LEN as u64 <= limit {
-        read_header(pos, &mut header)?;
+        file.read_exact_at(&mut header, pos)
+            .map_err(|e| StorageError::io("segment", e))?;
         let Some((h, len)) = servable_batch(&header, max_batch, hw) else {
             return Ok(None);
         };

@@ -1,7 +1,8 @@
 //! The JSON hot path: objects whose columns are all scalars (BOOLEAN, INT, BIGINT, DOUBLE,
 //! STRING, DATE, TIME, TIMESTAMP) are read in one pass straight from the record's bytes by
-//! a strict byte scanner — keys matched to columns without allocating, unescaped strings
-//! borrowed, values appended to the Arrow builders — instead of building a
+//! a strict byte scanner — a record laid out like the last one read by comparing the bytes
+//! between its values, others key by key without allocating, unescaped strings borrowed,
+//! values written straight into typed columns (`json_columns.rs`) — instead of building a
 //! `serde_json::Value` tree per record.
 //! Anything this path does not handle exactly as `json.rs` does (a coercion from text, a
 //! float into an integer column, a key that two fields match, a parse error) sends that
