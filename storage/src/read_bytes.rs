@@ -33,14 +33,6 @@ impl ReadBytes {
             ReadBytes::Mapped(map, range) => bytes::Bytes::from_owner(MappedRange(map, range)),
         }
     }
-
-    /// The bytes in a buffer of their own (a copy of a mapped window).
-    pub fn into_vec(self) -> Vec<u8> {
-        match self {
-            ReadBytes::Owned(v) => v,
-            mapped => mapped.to_vec(),
-        }
-    }
 }
 
 impl Default for ReadBytes {

@@ -487,7 +487,9 @@ fn write_shortest(out: &mut String, f: f64) {
                     Some(b'+') => (1, i + 2),
                     _ => (1, i + 1),
                 };
-                let exp = text[from..]
+                let exp = text
+                    .get(from..)
+                    .unwrap_or_default()
                     .iter()
                     .fold(0i64, |e, d| e * 10 + i64::from(d.wrapping_sub(b'0')));
                 exp10 = sign * exp;

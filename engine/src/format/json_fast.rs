@@ -462,6 +462,13 @@ mod scan {
             Ok(Slot::Int(value))
         }
 
+        /// A scalar value, appended to `column` if it is of the column's type (else the
+        /// record needs the general path).
+        #[inline(always)]
+        fn value_into(&mut self, column: &mut ColumnValues) -> Result<(), GiveUp> {
+            column.put(self.value()?).map_err(|Mismatch| GiveUp)
+        }
+
         /// A scalar value.
         #[inline(always)]
         fn value(&mut self) -> Result<Slot<'a>, GiveUp> {
@@ -534,7 +541,7 @@ mod scan {
         for (separator, column) in &shape.fields {
             c.skip_exactly(&shape.bytes[separator.clone()])?;
             match column {
-                Some(i) => out[*i].put(c.value()?).map_err(|Mismatch| GiveUp)?,
+                Some(i) => c.value_into(&mut out[*i])?,
                 None => c.skipped_value(0)?,
             }
         }
@@ -601,7 +608,7 @@ mod scan {
                         if out[i].len() > row {
                             return Err(GiveUp);
                         }
-                        out[i].put(c.value()?).map_err(|Mismatch| GiveUp)?;
+                        c.value_into(&mut out[i])?;
                     }
                     None => c.skipped_value(0)?,
                 }
