@@ -26,6 +26,7 @@ pub mod print;
 pub mod processing_log;
 mod pull;
 pub mod query;
+mod row_filter;
 pub mod runtime;
 pub mod schema;
 mod show;

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch,
 };
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::kernels::boolean::not;
+use datafusion::arrow::compute::{filter_record_batch, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::physical_expr::PhysicalExpr;
 use sluice_storage::batch::{self, BatchHeader, Batches};
@@ -25,6 +26,7 @@ use crate::catalog::{Column, Source};
 use crate::codec::{Scratch, Serde};
 use crate::engine::EngineError;
 use crate::processing_log::{ProcessingError, ProcessingLog};
+use crate::row_filter::keep_rows;
 use crate::schema::arrow_type;
 use crate::sink::{SinkBatches, windowed_key};
 
@@ -445,10 +447,12 @@ impl Pipeline {
                 .downcast_ref::<BooleanArray>()
                 .ok_or_else(|| EngineError("WHERE must be a boolean expression".into()))?;
             // NULL counts as false, as in SQL.
-            let mask: BooleanArray = mask.iter().map(|v| Some(v == Some(true))).collect();
+            let mask = match mask.null_count() {
+                0 => mask.clone(),
+                _ => prep_null_mask_filter(mask),
+            };
             if self.source.kind == SourceKind::Table {
-                let not: BooleanArray = mask.iter().map(|v| v.map(|b| !b)).collect();
-                let out = filter_record_batch(&batch, &not)?;
+                let out = keep_rows(&batch, &not(&mask)?)?;
                 if out.num_rows() > 0 {
                     let nkeys = self.output.iter().filter(|c| c.key).count();
                     let keys = self.projection[..nkeys]
@@ -458,7 +462,7 @@ impl Pipeline {
                     rejected.push((out, keys));
                 }
             }
-            batch = filter_record_batch(&batch, &mask)?;
+            batch = keep_rows(&batch, &mask)?;
         }
         let outputs = self
             .projection

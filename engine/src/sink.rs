@@ -1,7 +1,8 @@
 //! Writing a query's output: records batched per sink partition (keyed records where
-//! Kafka's partitioner puts the key, unkeyed ones in step with the input partition), each
-//! batch appended once it nears the topic's largest message; windowed keys laid out as
-//! Kafka Streams lays them out.
+//! Kafka's partitioner puts the key, unkeyed ones in step with the input partition), a
+//! batch closed once it nears the topic's largest message, and a partition's batches of one
+//! write appended together (one fsync, the group commit); windowed keys laid out as Kafka
+//! Streams lays them out.
 
 use std::collections::BTreeMap;
 
@@ -15,13 +16,49 @@ use crate::query::RecordHeaders;
 /// Largest batch a query appends to its sink (a topic takes up to about 1 MB by default).
 const SINK_BATCH_BYTES: usize = 512 * 1024;
 
-/// A sink's batches being filled, one per partition; a full one is appended at once.
+/// Closed batches a partition holds before they are appended even though the write goes
+/// on: bounds the memory a write that makes much output holds.
+const SINK_APPEND_BYTES: usize = 16 << 20;
+
+/// A sink's batches: per partition, the one being filled and the closed ones not appended
+/// yet. Each partition's are appended together when the write finishes (or once they
+/// reach `SINK_APPEND_BYTES`), so a write costs one fsync per partition, not one per batch.
 pub(crate) struct SinkBatches<'a> {
     topic: &'a str,
     partitions: u32,
     /// Where unkeyed records go: the input partition's number, modulo the sink's.
     input_partition: u32,
-    builders: BTreeMap<u32, BatchBuilder>,
+    builders: BTreeMap<u32, PartitionBatches>,
+}
+
+#[derive(Default)]
+struct PartitionBatches {
+    filling: Option<BatchBuilder>,
+    closed: Vec<Vec<u8>>,
+    closed_bytes: usize,
+}
+
+impl PartitionBatches {
+    /// Appends the closed batches (and the one being filled, when `all`) as one append.
+    fn append(
+        &mut self,
+        log: &dyn EventLog,
+        topic: &str,
+        p: u32,
+        all: bool,
+    ) -> Result<(), EngineError> {
+        if all && let Some(b) = self.filling.take().filter(|b| !b.is_empty()) {
+            self.closed.push(b.finish()?);
+        }
+        if self.closed.is_empty() {
+            return Ok(());
+        }
+        let mut parts: Vec<&mut [u8]> = self.closed.iter_mut().map(Vec::as_mut_slice).collect();
+        log.append_parts(topic, p, &mut parts)?;
+        self.closed.clear();
+        self.closed_bytes = 0;
+        Ok(())
+    }
 }
 
 impl<'a> SinkBatches<'a> {
@@ -50,25 +87,25 @@ impl<'a> SinkBatches<'a> {
         let header_refs: Vec<(&str, Option<&[u8]>)> = headers
             .map(|hs| hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
             .unwrap_or_default();
-        let b = self.builders.entry(p).or_insert_with(new_batch);
+        let batches = self.builders.entry(p).or_default();
+        let b = batches.filling.get_or_insert_with(new_batch);
         b.push(time, key, value, &header_refs);
         // Batches stay well under the topic's largest message.
         if b.size_estimate() >= SINK_BATCH_BYTES {
-            let full = std::mem::replace(b, new_batch());
-            let mut bytes = full.finish()?;
-            log.append(self.topic, p, &mut bytes)?;
+            let full = std::mem::replace(b, new_batch()).finish()?;
+            batches.closed_bytes += full.len();
+            batches.closed.push(full);
+            if batches.closed_bytes >= SINK_APPEND_BYTES {
+                batches.append(log, self.topic, p, false)?;
+            }
         }
         Ok(())
     }
 
-    /// Appends what is left.
+    /// Appends what is left: each partition's batches in one append.
     pub(crate) fn finish(self, log: &dyn EventLog) -> Result<(), EngineError> {
-        for (p, b) in self.builders {
-            if b.is_empty() {
-                continue;
-            }
-            let mut bytes = b.finish()?;
-            log.append(self.topic, p, &mut bytes)?;
+        for (p, mut batches) in self.builders {
+            batches.append(log, self.topic, p, true)?;
         }
         Ok(())
     }
@@ -143,4 +180,49 @@ pub(crate) fn split_windows(
         }
     }
     (Int64Array::from(starts), Int64Array::from(ends))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_storage::{LogStore, TopicConfig};
+
+    /// A write's batches for a partition reach the log together when it finishes (one
+    /// append), in the order pushed, split into batches under the size limit.
+    #[test]
+    fn a_writes_batches_are_appended_together_at_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path()).unwrap();
+        store
+            .create_topic("out", 2, TopicConfig::default())
+            .unwrap();
+        let value = vec![b'v'; 1000];
+        let count = 3 * SINK_BATCH_BYTES / value.len();
+        let mut sink = SinkBatches::new("out", 2, 1);
+        for i in 0..count {
+            let mut v = value.clone();
+            v[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            sink.push(&store, i as i64, None, Some(&v), None).unwrap();
+        }
+        // Several batches are full, none is in the log yet.
+        assert_eq!(store.offsets("out", 1).unwrap(), (0, 0));
+        sink.finish(&store).unwrap();
+        assert_eq!(store.offsets("out", 0).unwrap(), (0, 0));
+        assert_eq!(store.offsets("out", 1).unwrap(), (0, count as u64));
+        let read = store.read("out", 1, 0, 64 << 20).unwrap();
+        let mut batches = 0;
+        let mut next = 0u64;
+        for b in sluice_storage::batch::Batches::new(&read.data) {
+            batches += 1;
+            assert!(b.len() <= SINK_BATCH_BYTES + 16 * 1024);
+            for r in sluice_storage::batch::records(b).unwrap() {
+                let v = r.value.unwrap();
+                assert_eq!(u64::from_be_bytes(v[..8].try_into().unwrap()), next);
+                assert_eq!(r.offset as u64, next);
+                next += 1;
+            }
+        }
+        assert_eq!(next, count as u64);
+        assert!(batches >= 3, "{batches} batches");
+    }
 }

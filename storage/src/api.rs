@@ -50,6 +50,17 @@ pub trait EventLog: Send + Sync {
     fn partition_for(&self, topic: &str, key: Option<&[u8]>) -> Result<u32>;
     /// Appends whole RecordBatch v2 batches; offsets are assigned in place.
     fn append(&self, topic: &str, partition: u32, batches: &mut [u8]) -> Result<AppendInfo>;
+    /// Appends batches held in several buffers as one append (one write to a remote log,
+    /// one fsync locally). By default the buffers are joined and appended.
+    fn append_parts(
+        &self,
+        topic: &str,
+        partition: u32,
+        parts: &mut [&mut [u8]],
+    ) -> Result<AppendInfo> {
+        let mut joined = parts.concat();
+        self.append(topic, partition, &mut joined)
+    }
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch).
     fn read(
         &self,
@@ -118,6 +129,14 @@ impl EventLog for LogStore {
     }
     fn append(&self, topic: &str, partition: u32, batches: &mut [u8]) -> Result<AppendInfo> {
         LogStore::append(self, topic, partition, batches)
+    }
+    fn append_parts(
+        &self,
+        topic: &str,
+        partition: u32,
+        parts: &mut [&mut [u8]],
+    ) -> Result<AppendInfo> {
+        LogStore::append_parts(self, topic, partition, parts)
     }
     fn read(
         &self,

@@ -224,9 +224,102 @@ impl PartitionLog {
     /// Validates producer batches (whole batches, CRC, counts, keys for compacted topics),
     /// assigns offsets and appends them, returning once the flush policy is satisfied.
     pub fn append(&self, data: &mut [u8]) -> Result<AppendInfo> {
+        self.append_parts(&mut [data])
+    }
+
+    /// `append` for batches held in several buffers (each a sequence of whole batches):
+    /// validated and written as one append, with one fsync under `flush.policy=always`,
+    /// and no copy into one buffer first.
+    pub fn append_parts(&self, parts: &mut [&mut [u8]]) -> Result<AppendInfo> {
         let config = self.config();
         let max_batch = self.max_batch(&config);
         let mut headers: Vec<BatchHeader> = Vec::new();
+        let mut records = 0u64;
+        for data in parts.iter() {
+            records += self.validate_part(data, max_batch, &config, &mut headers)?;
+        }
+        if headers.is_empty() {
+            return Err(StorageError::invalid_record(
+                "the data is not a sequence of whole record batches",
+            ));
+        }
+        let total_len: usize = parts.iter().map(|d| d.len()).sum();
+
+        let (base, end) = {
+            let mut st = lock(&self.state);
+            if let Some(why) = &st.failed {
+                return Err(StorageError::Corrupted(format!(
+                    "partition {}-{} stopped after a failed write: {why}",
+                    self.topic, self.id
+                )));
+            }
+            let base = st.next_offset;
+            let mut next = base;
+            let mut h = headers.iter_mut();
+            for data in parts.iter_mut() {
+                let mut pos = 0;
+                while pos < data.len() {
+                    let Some(h) = h.next() else { break };
+                    let b = &mut data[pos..pos + h.total_len()];
+                    batch::set_base_offset(b, next);
+                    batch::set_leader_epoch(b, 0);
+                    h.base_offset = next as i64;
+                    h.partition_leader_epoch = 0;
+                    pos += h.total_len();
+                    next = h.next_offset();
+                }
+            }
+            if st.segments.is_empty() {
+                // Nothing is half-written if this fails: the next append tries again.
+                self.create_first_segment(&mut st)?;
+            }
+            self.maybe_roll(
+                &mut st,
+                &config,
+                total_len as u64,
+                next,
+                headers[0].max_timestamp,
+            )?;
+            let appended = match st.active() {
+                Some(active) => active.append(parts, &headers),
+                None => Err(StorageError::corrupted("no segment to append to")),
+            };
+            if let Err(e) = appended {
+                st.failed = Some(e.to_string());
+                return Err(e);
+            }
+            st.next_offset = next;
+            if config.flush_policy != FlushPolicy::Always {
+                self.visible.send_replace(next);
+            }
+            (base, next)
+        };
+        match config.flush_policy {
+            FlushPolicy::Always => self.sync_to(end)?,
+            FlushPolicy::Interval => {
+                let due = lock(&self.state).last_flush.elapsed() >= config.flush_interval();
+                if due {
+                    self.sync_to(end)?;
+                }
+            }
+            FlushPolicy::OnRoll => {}
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: end - 1,
+            record_count: records,
+        })
+    }
+
+    /// Validates one buffer of an append's batches, adding their headers to `headers`;
+    /// returns how many records they hold.
+    fn validate_part(
+        &self,
+        data: &[u8],
+        max_batch: usize,
+        config: &TopicConfig,
+        headers: &mut Vec<BatchHeader>,
+    ) -> Result<u64> {
         let mut walker = Batches::new(data);
         let mut records = 0u64;
         for b in &mut walker {
@@ -270,72 +363,12 @@ impl PartitionLog {
             records += h.records_count as u64;
             headers.push(h);
         }
-        if walker.position() != data.len() || headers.is_empty() {
+        if walker.position() != data.len() || data.is_empty() {
             return Err(StorageError::invalid_record(
                 "the data is not a sequence of whole record batches",
             ));
         }
-
-        let (base, end) = {
-            let mut st = lock(&self.state);
-            if let Some(why) = &st.failed {
-                return Err(StorageError::Corrupted(format!(
-                    "partition {}-{} stopped after a failed write: {why}",
-                    self.topic, self.id
-                )));
-            }
-            let base = st.next_offset;
-            let mut next = base;
-            let mut pos = 0;
-            for h in headers.iter_mut() {
-                let b = &mut data[pos..pos + h.total_len()];
-                batch::set_base_offset(b, next);
-                batch::set_leader_epoch(b, 0);
-                h.base_offset = next as i64;
-                h.partition_leader_epoch = 0;
-                pos += h.total_len();
-                next = h.next_offset();
-            }
-            if st.segments.is_empty() {
-                // Nothing is half-written if this fails: the next append tries again.
-                self.create_first_segment(&mut st)?;
-            }
-            self.maybe_roll(
-                &mut st,
-                &config,
-                data.len() as u64,
-                next,
-                headers[0].max_timestamp,
-            )?;
-            let appended = match st.active() {
-                Some(active) => active.append(data, &headers),
-                None => Err(StorageError::corrupted("no segment to append to")),
-            };
-            if let Err(e) = appended {
-                st.failed = Some(e.to_string());
-                return Err(e);
-            }
-            st.next_offset = next;
-            if config.flush_policy != FlushPolicy::Always {
-                self.visible.send_replace(next);
-            }
-            (base, next)
-        };
-        match config.flush_policy {
-            FlushPolicy::Always => self.sync_to(end)?,
-            FlushPolicy::Interval => {
-                let due = lock(&self.state).last_flush.elapsed() >= config.flush_interval();
-                if due {
-                    self.sync_to(end)?;
-                }
-            }
-            FlushPolicy::OnRoll => {}
-        }
-        Ok(AppendInfo {
-            base_offset: base,
-            last_offset: end - 1,
-            record_count: records,
-        })
+        Ok(records)
     }
 
     /// Makes the partition's directory and first segment (at the log end), durably: the

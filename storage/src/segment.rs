@@ -250,13 +250,18 @@ impl Segment {
             .map_err(|e| StorageError::io(self.dir.join(file_name(self.base, "timeindex")), e))
     }
 
-    /// Writes already-validated batches (their headers in `headers`, in order) at the end.
-    pub fn append(&mut self, data: &[u8], headers: &[BatchHeader]) -> Result<()> {
+    /// Writes already-validated batches (held in `parts`, in order; their headers in
+    /// `headers`) at the end.
+    pub fn append(&mut self, parts: &[&mut [u8]], headers: &[BatchHeader]) -> Result<()> {
         let start = self.size;
-        if let Err(e) = self.log.write_at(data, start) {
-            // Leave no partial batch behind for readers or the next append.
-            let _ = self.log.set_len(start);
-            return Err(StorageError::io(self.log_path(), e));
+        let mut at = start;
+        for data in parts {
+            if let Err(e) = self.log.write_at(data, at) {
+                // Leave no partial batch behind for readers or the next append.
+                let _ = self.log.set_len(start);
+                return Err(StorageError::io(self.log_path(), e));
+            }
+            at += data.len() as u64;
         }
         let mut pos = start;
         for h in headers {

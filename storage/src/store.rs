@@ -459,6 +459,17 @@ impl LogStore {
         self.partition(topic, partition)?.append(batches)
     }
 
+    /// One append of batches held in several buffers (one fsync, no copy into one buffer).
+    pub fn append_parts(
+        &self,
+        topic: &str,
+        partition: u32,
+        parts: &mut [&mut [u8]],
+    ) -> Result<AppendInfo> {
+        self.check_open()?;
+        self.partition(topic, partition)?.append_parts(parts)
+    }
+
     pub fn read(
         &self,
         topic: &str,

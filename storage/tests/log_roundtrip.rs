@@ -51,6 +51,68 @@ fn append_assigns_offsets_and_reads_back() {
 }
 
 #[test]
+fn batches_in_several_buffers_append_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    // Kept whatever the records' (1970) timestamps: no retention.
+    let config = TopicConfig::from_pairs([("retention.ms", "-1")]).unwrap();
+    store.create_topic("t", 1, config).unwrap();
+    let (mut a, mut b) = (batch_of("a", 3, None, 1000), batch_of("b", 2, None, 2000));
+    // A buffer holding two batches, beside one holding one.
+    let mut cd = batch_of("c", 1, None, 3000);
+    cd.extend_from_slice(&batch_of("d", 2, None, 4000));
+    let info = store
+        .append_parts("t", 0, &mut [&mut a, &mut b, &mut cd])
+        .unwrap();
+    assert_eq!(
+        (info.base_offset, info.last_offset, info.record_count),
+        (0, 7, 8)
+    );
+    let p = store.partition("t", 0).unwrap();
+    assert_eq!(p.high_watermark(), 8);
+    let all = read_all(&p, 0);
+    assert_eq!(
+        values(&all),
+        ["a-0", "a-1", "a-2", "b-0", "b-1", "c-0", "d-0", "d-1"]
+    );
+    assert_eq!(
+        all.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    // A bad buffer anywhere refuses the whole append: nothing of it is stored.
+    let (mut good, mut bad, mut empty) = (
+        batch_of("e", 2, None, 0),
+        batch_of("f", 2, None, 0),
+        Vec::new(),
+    );
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert!(
+        store
+            .append_parts("t", 0, &mut [&mut good, &mut bad])
+            .is_err()
+    );
+    assert!(
+        store
+            .append_parts("t", 0, &mut [&mut good, &mut empty])
+            .is_err()
+    );
+    assert!(store.append_parts("t", 0, &mut []).is_err());
+    assert_eq!(p.high_watermark(), 8);
+    // Through the engine's interface too, and durably across a reopen.
+    let log: &dyn sluice_storage::EventLog = &store;
+    let info = log
+        .append_parts("t", 0, &mut [&mut batch_of("g", 1, None, 0), &mut good])
+        .unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (8, 10));
+    drop(p);
+    drop(store);
+    let store = LogStore::open(dir.path()).unwrap();
+    let p = store.partition("t", 0).unwrap();
+    assert_eq!(values(&read_all(&p, 8)), ["g-0", "e-0", "e-1"]);
+}
+
+#[test]
 fn a_read_starts_at_the_batch_holding_the_offset_and_keeps_to_its_size() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path()).unwrap();

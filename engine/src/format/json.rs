@@ -607,28 +607,21 @@ fn write_string(out: &mut String, s: &str) {
 pub(super) fn plain_run<const STOP_AT_NON_ASCII: bool>(bytes: &[u8], mut at: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::*;
         while at + 16 <= bytes.len() {
-            // SAFETY: the sixteen bytes from `at` lie within `bytes` (checked just above) and
-            // the load is unaligned; SSE2 is in the x86-64 baseline.
-            let mask = unsafe {
-                let v = _mm_loadu_si128(bytes.as_ptr().add(at).cast());
-                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                let below_space = if STOP_AT_NON_ASCII {
-                    // Signed: bytes 0x80-0xff are negative, so this takes them in too.
-                    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))
-                } else {
-                    // Unsigned: v <= 0x1f exactly when max(v, 0x1f) is 0x1f.
-                    let control = _mm_set1_epi8(0x1f);
-                    _mm_cmpeq_epi8(_mm_max_epu8(v, control), control)
-                };
-                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), below_space))
-            };
+            let mask = special16::<STOP_AT_NON_ASCII>(bytes, at);
             if mask != 0 {
                 return at + mask.trailing_zeros() as usize;
             }
             at += 16;
+        }
+        // The last few bytes: the last sixteen again, less the ones already looked at.
+        if at < bytes.len() && bytes.len() >= 16 {
+            let from = bytes.len() - 16;
+            let mask = special16::<STOP_AT_NON_ASCII>(bytes, from) >> (at - from);
+            return match mask {
+                0 => bytes.len(),
+                m => at + m.trailing_zeros() as usize,
+            };
         }
     }
     while let Some(Ok(chunk)) = bytes.get(at..at + 8).map(<[u8; 8]>::try_from) {
@@ -645,6 +638,31 @@ pub(super) fn plain_run<const STOP_AT_NON_ASCII: bool>(bytes: &[u8], mut at: usi
         at += 1;
     }
     at
+}
+
+/// Bit `i` set where byte `at + i` of `bytes` is special (as `plain_run` means it), for the
+/// sixteen bytes from `at`, which must lie within `bytes`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn special16<const STOP_AT_NON_ASCII: bool>(bytes: &[u8], at: usize) -> u32 {
+    use std::arch::x86_64::*;
+    assert!(at + 16 <= bytes.len());
+    // SAFETY: the sixteen bytes from `at` lie within `bytes` (asserted just above) and the
+    // load is unaligned; SSE2 is in the x86-64 baseline.
+    unsafe {
+        let v = _mm_loadu_si128(bytes.as_ptr().add(at).cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        let below_space = if STOP_AT_NON_ASCII {
+            // Signed: bytes 0x80-0xff are negative, so this takes them in too.
+            _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))
+        } else {
+            // Unsigned: v <= 0x1f exactly when max(v, 0x1f) is 0x1f.
+            let control = _mm_set1_epi8(0x1f);
+            _mm_cmpeq_epi8(_mm_max_epu8(v, control), control)
+        };
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), below_space)) as u32
+    }
 }
 
 /// Whether any of the eight bytes of `word` may need an escape: a quote, a backslash or a
@@ -976,14 +994,23 @@ mod tests {
             assert_eq!(out, Value::String(text.to_string()).to_string(), "{text:?}");
         }
         // Each special character at every position of the runs the writer skips (sixteen
-        // and eight bytes at a time, then one).
+        // bytes at a time, then the last sixteen again, or eight and one for short text),
+        // in text of every length up to 41, alone and after a first one.
+        let plain = "abcdefghijklmnopqrstuvwxyz0123456789ABCDE";
         for special in ['"', '\\', '\n', '\u{1}', '\u{1f}', ' ', '\u{7f}', 'é', '☃'] {
-            for at in 0..41 {
-                let mut text: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCDE".into();
-                text.insert(at, special);
-                let mut out = String::new();
-                write_string(&mut out, &text);
-                assert_eq!(out, Value::String(text.clone()).to_string(), "{text:?}");
+            for len in 0..=plain.len() {
+                for at in 0..=len {
+                    for first in [None, Some(at / 2)] {
+                        let mut text: String = plain[..len].into();
+                        text.insert(at, special);
+                        if let Some(first) = first {
+                            text.insert(first, '"');
+                        }
+                        let mut out = String::new();
+                        write_string(&mut out, &text);
+                        assert_eq!(out, Value::String(text.clone()).to_string(), "{text:?}");
+                    }
+                }
             }
         }
     }

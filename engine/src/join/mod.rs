@@ -28,6 +28,7 @@ use datafusion::common::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use sluice_sql::ast::{JoinKind, SourceKind};
@@ -265,6 +266,8 @@ pub(crate) struct Join {
     pending: Pending,
     /// Per side and partition: the latest record time read so far.
     read_time: [Vec<i64>; 2],
+    /// All-null columns, by type, that the columns the query does not read are cut from.
+    nulls: HashMap<DataType, ArrayRef>,
 }
 
 /// Read records held back for a later step, and the reads their rows are in.
@@ -342,6 +345,7 @@ impl Join {
             replay_until: [Vec::new(), Vec::new()],
             pending: Pending::default(),
             read_time: [Vec::new(), Vec::new()],
+            nulls: HashMap::new(),
             converter: RowConverter::new(vec![SortField::new(key)])?,
             tables: [HashMap::new(), HashMap::new()],
             windows: Default::default(),
@@ -899,9 +903,9 @@ impl Join {
                 let id = self.next_id;
                 self.next_id += 1;
                 if let Some(key) = e.key.as_deref() {
-                    if let Some(list) = self.windows[other].get(key) {
+                    {
                         let expired = self.expired;
-                        for k in list.iter().filter(|k| {
+                        for k in self.windows[other].get(key).filter(|k| {
                             k.time >= lo && k.time <= hi && !expired.covers(k.time, k.id)
                         }) {
                             matched = true;
@@ -1108,7 +1112,7 @@ impl Join {
 
     /// The joined rows of `outs` as a batch of the joined source's input schema.
     fn build(
-        &self,
+        &mut self,
         outs: &[Out],
         reads: &[(usize, RecordBatch, Vec<ArrayRef>)],
     ) -> Result<RecordBatch, EngineError> {
@@ -1128,9 +1132,9 @@ impl Join {
                 // The key column holds the join key, whichever side the row has.
                 columns.push(self.side_column(&present_side(outs), reads, (0, None))?);
             } else if !self.used.contains(&self.joined_name(s, c)) {
-                // Not read by the query: nulls, not a copy.
+                // Not read by the query: nulls, not a copy (a slice of ones made before).
                 let dt = self.column_type(s, c)?;
-                columns.push(datafusion::arrow::array::new_null_array(&dt, n));
+                columns.push(self.nulls_of(dt, n));
             } else {
                 let refs: Vec<(usize, Side)> = outs
                     .iter()
@@ -1150,6 +1154,19 @@ impl Join {
         }
         let schema = crate::engine::Engine::input_schema(&self.joined_source_columns())?;
         Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// `n` nulls of type `dt`: a slice of a column of nulls kept for the type, made (twice
+    /// as long) when the kept one is too short.
+    fn nulls_of(&mut self, dt: DataType, n: usize) -> ArrayRef {
+        match self.nulls.get(&dt) {
+            Some(nulls) if nulls.len() >= n => nulls.slice(0, n),
+            _ => {
+                let nulls = datafusion::arrow::array::new_null_array(&dt, n.max(1024) * 2);
+                self.nulls.insert(dt, Arc::clone(&nulls));
+                nulls.slice(0, n)
+            }
+        }
     }
 
     /// The joined columns in the joined source's input order: the key first (ROWKEY,

@@ -13,25 +13,50 @@ use super::{Expired, JoinKey, Kept};
 /// One side's window.
 #[derive(Default)]
 pub(super) struct Window {
-    by_key: HashMap<Vec<u8>, VecDeque<Kept>>,
-    /// Every kept record's key, oldest (lowest id) first: the order expiry takes them in.
-    order: VecDeque<JoinKey>,
+    /// Every kept record, oldest (lowest id) first: the order expiry takes them in. Each
+    /// links to the next record of its key, so a key's records are found without a list
+    /// per key (which grew, record by record, for every key).
+    records: VecDeque<Entry>,
+    /// The sequence number of `records`' front: record `n` is at `n - first`.
+    first: u64,
+    /// Per key, the sequence numbers of its oldest and newest record kept.
+    by_key: HashMap<Vec<u8>, (u64, u64)>,
     /// Per source partition, the candidates for the lowest offset kept (a sliding-window
     /// minimum: increasing offsets, each with its record's id), so a restart knows where
     /// to re-read the window from without looking at every record.
     lowest: Vec<VecDeque<(u64, i64)>>,
 }
 
+struct Entry {
+    kept: Kept,
+    key: JoinKey,
+    /// The sequence number of the next record of the same key (`LAST` for none).
+    next: u64,
+}
+
+const LAST: u64 = u64::MAX;
+
 impl Window {
     /// Keeps `kept` under `key`. Records are kept in increasing id order.
     pub fn push(&mut self, key: &[u8], kept: Kept) {
+        let seq = self.first + self.records.len() as u64;
         match self.by_key.get_mut(key) {
-            Some(list) => list.push_back(kept),
+            Some((_, newest)) => {
+                let at = (*newest - self.first) as usize;
+                if let Some(previous) = self.records.get_mut(at) {
+                    previous.next = seq;
+                }
+                *newest = seq;
+            }
             None => {
-                self.by_key.insert(key.to_vec(), VecDeque::from([kept]));
+                self.by_key.insert(key.to_vec(), (seq, seq));
             }
         }
-        self.order.push_back(JoinKey::new(key));
+        self.records.push_back(Entry {
+            kept,
+            key: JoinKey::new(key),
+            next: LAST,
+        });
         let Ok(p) = usize::try_from(kept.partition) else {
             return;
         };
@@ -50,39 +75,39 @@ impl Window {
 
     /// The records kept under `key`, oldest first (expired ones may still be among them:
     /// callers check `Expired::covers`).
-    pub fn get(&self, key: &[u8]) -> Option<&VecDeque<Kept>> {
-        self.by_key.get(key)
+    pub fn get<'w>(&'w self, key: &[u8]) -> impl Iterator<Item = &'w Kept> + 'w {
+        let mut seq = self.by_key.get(key).map_or(LAST, |&(oldest, _)| oldest);
+        std::iter::from_fn(move || {
+            let entry = self.records.get(seq.checked_sub(self.first)? as usize)?;
+            seq = entry.next;
+            Some(&entry.kept)
+        })
     }
 
     /// Drops the expired records from the oldest on, handing each to `dropped`. A record
     /// that is not expired yet holds back the ones kept after it: records kept out of time
     /// order (late, within the grace period) then stay a little longer, matching nothing.
     pub fn expire(&mut self, expired: Expired, mut dropped: impl FnMut(&Kept)) {
-        while let Some(key) = self.order.front() {
-            let Some(list) = self.by_key.get_mut(&**key) else {
-                // Cannot happen (every key in `order` has its record listed); drop it.
-                self.order.pop_front();
-                continue;
-            };
+        while let Some(oldest) = self.records.front() {
+            let k = &oldest.kept;
+            if !expired.covers(k.time, k.id) {
+                break;
+            }
+            dropped(k);
+            if let Ok(p) = usize::try_from(k.partition)
+                && let Some(lowest) = self.lowest.get_mut(p)
+                && lowest.front().is_some_and(|&(id, _)| id == k.id)
+            {
+                lowest.pop_front();
+            }
             // The oldest record overall is the oldest of its key.
-            match list.front() {
-                Some(k) if !expired.covers(k.time, k.id) => break,
-                Some(k) => {
-                    dropped(k);
-                    if let Ok(p) = usize::try_from(k.partition)
-                        && let Some(lowest) = self.lowest.get_mut(p)
-                        && lowest.front().is_some_and(|&(id, _)| id == k.id)
-                    {
-                        lowest.pop_front();
-                    }
-                    list.pop_front();
-                }
-                None => {}
+            if oldest.next == LAST {
+                self.by_key.remove(&*oldest.key);
+            } else if let Some((first_of_key, _)) = self.by_key.get_mut(&*oldest.key) {
+                *first_of_key = oldest.next;
             }
-            if list.is_empty() {
-                self.by_key.remove(&**key);
-            }
-            self.order.pop_front();
+            self.records.pop_front();
+            self.first += 1;
         }
     }
 
@@ -97,7 +122,7 @@ impl Window {
     /// Records kept.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.records.len()
     }
 }
 
@@ -133,8 +158,9 @@ mod tests {
         w.expire(expired(115, 3), |k| gone.push(k.id));
         assert_eq!(gone, vec![0, 1]);
         assert_eq!(w.len(), 1);
-        assert!(w.get(b"b").is_none(), "a key with no records left goes");
-        let a: Vec<u64> = w.get(b"a").unwrap().iter().map(|k| k.id).collect();
+        assert_eq!(w.get(b"b").count(), 0, "a key with no records left goes");
+        assert!(!w.by_key.contains_key(&b"b"[..]));
+        let a: Vec<u64> = w.get(b"a").map(|k| k.id).collect();
         assert_eq!(a, vec![2]);
         assert_eq!(w.lowest_offset(0), Some(12));
     }
@@ -158,7 +184,7 @@ mod tests {
         let upto = expired(100, 2);
         w.expire(upto, |_| {});
         assert_eq!(w.len(), 2, "the record at 200 holds back the one behind it");
-        let b = w.get(b"b").unwrap().front().unwrap();
+        let b = w.get(b"b").next().unwrap();
         assert!(upto.covers(b.time, b.id), "callers see it as expired");
     }
 
