@@ -42,8 +42,10 @@ impl Window {
         let seq = self.first + self.records.len() as u64;
         match self.by_key.get_mut(key) {
             Some((_, newest)) => {
-                let at = (*newest - self.first) as usize;
-                if let Some(previous) = self.records.get_mut(at) {
+                if let Some(previous) = newest
+                    .checked_sub(self.first)
+                    .and_then(|at| self.records.get_mut(at as usize))
+                {
                     previous.next = seq;
                 }
                 *newest = seq;
