@@ -436,8 +436,9 @@ pub(crate) fn build_columns<'v>(
     Ok((builders.iter_mut().map(|b| b.finish()).collect(), errors))
 }
 
-/// Writes a double as Java's `Double.toString` would for the usual range (`1.0`, `0.5`),
-/// which is how ksqlDB's JSON output prints them.
+/// Writes a double as Java's `Double.toString` does, which is how ksqlDB's JSON (Jackson)
+/// and DELIMITED output print them: plain from 10^-3 up to 10^7 (`1.0`, `0.5`, `1234567.0`),
+/// scientific outside it (`1.0E7`, `1.23456785E7`, `1.0E-4`, `4.9E-324`).
 fn write_double(out: &mut String, f: f64) {
     if f.is_nan() {
         // Jackson (ksqlDB's JSON writer) writes non-finite doubles as strings.
@@ -448,11 +449,116 @@ fn write_double(out: &mut String, f: f64) {
         } else {
             "\"-Infinity\""
         });
-    } else if f == f.trunc() && f.abs() < 1e7 {
+    } else if f != 0.0 && !(1e-3..1e7).contains(&f.abs()) {
+        write_scientific(out, f);
+    } else if f == f.trunc() {
         // Written straight into `out` (a String's `write_fmt` cannot fail).
         let _ = write!(out, "{f:.1}");
     } else {
         write_shortest(out, f);
+    }
+}
+
+/// A finite, nonzero double in Java's scientific layout: its shortest digits (zmij's), one
+/// before the point and at least one after, then `E` and the exponent. Where one digit
+/// would do, Java takes the two-digit decimal nearest the double (`4.9E-324`, not
+/// `5.0E-324`): `{:.1e}`, correctly rounded, gives that one.
+fn write_scientific(out: &mut String, f: f64) {
+    let mut buffer = zmij::Buffer::new();
+    let Some(shortest) = Shortest::read(buffer.format_finite(f).as_bytes()) else {
+        let _ = write!(out, "{f:E}");
+        return;
+    };
+    let (mut digits, mut exp10) = (shortest.digits().to_vec(), shortest.point - 1);
+    if digits.len() == 1 {
+        let two = format!("{:.1e}", f.abs());
+        if let Some((mantissa, exp)) = two.split_once('e')
+            && let (Some(exp), [first, b'.', second]) = (exp.parse().ok(), mantissa.as_bytes())
+        {
+            digits = vec![*first, *second];
+            exp10 = exp;
+        }
+    }
+    let Some((first, rest)) = digits.split_first() else {
+        let _ = write!(out, "{f:E}");
+        return;
+    };
+    if shortest.negative {
+        out.push('-');
+    }
+    // Digits are ASCII.
+    out.push(char::from(*first));
+    out.push('.');
+    match rest {
+        [] => out.push('0'),
+        rest => rest.iter().for_each(|&d| out.push(char::from(d))),
+    }
+    let _ = write!(out, "E{exp10}");
+}
+
+/// A finite, nonzero double's shortest digits as zmij writes them (`-1.5e-7`, `1e+21`,
+/// `0.0001234`, `100.0`), read back: the double is 0.DIGITS times ten to the `point`.
+struct Shortest {
+    negative: bool,
+    all: [u8; 32],
+    digits: std::ops::Range<usize>,
+    point: i64,
+}
+
+impl Shortest {
+    /// None for zero or a text zmij does not write.
+    fn read(text: &[u8]) -> Option<Shortest> {
+        // One pass over the text: its digits, how many came before the point, and the
+        // exponent.
+        let mut all = [0u8; 32];
+        let (mut count, mut before_point, mut exp10) = (0, None, 0i64);
+        let negative = text.first() == Some(&b'-');
+        let mut i = usize::from(negative);
+        while let Some(&b) = text.get(i) {
+            match b {
+                b'.' => before_point = Some(count),
+                b'e' => {
+                    let (sign, from) = match text.get(i + 1) {
+                        Some(b'-') => (-1, i + 2),
+                        Some(b'+') => (1, i + 2),
+                        _ => (1, i + 1),
+                    };
+                    let exp = text
+                        .get(from..)
+                        .unwrap_or_default()
+                        .iter()
+                        .fold(0i64, |e, d| e * 10 + i64::from(d.wrapping_sub(b'0')));
+                    exp10 = sign * exp;
+                    break;
+                }
+                _ => {
+                    if let Some(slot) = all.get_mut(count) {
+                        *slot = b;
+                    }
+                    count += 1;
+                }
+            }
+            i += 1;
+        }
+        let written = &all[..count.min(all.len())];
+        let leading = written.iter().take_while(|&&d| d == b'0').count();
+        let end = written
+            .iter()
+            .rposition(|&d| d != b'0')
+            .map_or(leading, |p| p + 1);
+        if end <= leading || count > all.len() {
+            return None;
+        }
+        Some(Shortest {
+            negative,
+            all,
+            digits: leading..end,
+            point: before_point.unwrap_or(count) as i64 - leading as i64 + exp10,
+        })
+    }
+
+    fn digits(&self) -> &[u8] {
+        &self.all[self.digits.clone()]
     }
 }
 
@@ -471,53 +577,12 @@ fn write_shortest(out: &mut String, f: f64) {
         out.push_str(text);
         return;
     }
-    let text = text.as_bytes();
-    // One pass over the text (`-1.5e-7`, `1e+21`, `0.0001234`, `100.0`): its digits, how
-    // many came before the point, and the exponent.
-    let mut all = [0u8; 32];
-    let (mut count, mut before_point, mut exp10) = (0, None, 0i64);
-    let negative = text.first() == Some(&b'-');
-    let mut i = usize::from(negative);
-    while let Some(&b) = text.get(i) {
-        match b {
-            b'.' => before_point = Some(count),
-            b'e' => {
-                let (sign, from) = match text.get(i + 1) {
-                    Some(b'-') => (-1, i + 2),
-                    Some(b'+') => (1, i + 2),
-                    _ => (1, i + 1),
-                };
-                let exp = text
-                    .get(from..)
-                    .unwrap_or_default()
-                    .iter()
-                    .fold(0i64, |e, d| e * 10 + i64::from(d.wrapping_sub(b'0')));
-                exp10 = sign * exp;
-                break;
-            }
-            _ => {
-                if let Some(slot) = all.get_mut(count) {
-                    *slot = b;
-                }
-                count += 1;
-            }
-        }
-        i += 1;
-    }
-    let all = &all[..count.min(all.len())];
-    let leading = all.iter().take_while(|&&d| d == b'0').count();
-    let end = all
-        .iter()
-        .rposition(|&d| d != b'0')
-        .map_or(leading, |p| p + 1);
-    let digits = &all[leading..end.max(leading)];
-    if digits.is_empty() || count > all.len() {
+    let Some(shortest) = Shortest::read(text.as_bytes()) else {
         // Zero (written by the caller) or a text zmij does not write: core's formatter.
         let _ = write!(out, "{f}");
         return;
-    }
-    // The value is 0.DIGITS times ten to the `point`.
-    let point = before_point.unwrap_or(count) as i64 - leading as i64 + exp10;
+    };
+    let (negative, digits, point) = (shortest.negative, shortest.digits(), shortest.point);
     // SAFETY: only ASCII bytes (zmij's digits, '-', '.', '0') are appended, so `out` stays
     // valid UTF-8.
     let out = unsafe { out.as_mut_vec() };
@@ -1027,6 +1092,59 @@ mod tests {
         Column {
             name: name.into(),
             ty: ty(t),
+        }
+    }
+
+    /// Doubles as Java's `Double.toString` prints them (JDK 19 and later, whose digits are
+    /// the shortest): plain within [10^-3, 10^7), scientific outside it.
+    #[test]
+    fn doubles_are_laid_out_as_java_writes_them() {
+        for (f, java) in [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (0.5, "0.5"),
+            (0.001, "0.001"),
+            (9.99e-4, "9.99E-4"),
+            (1.0e-4, "1.0E-4"),
+            (1.234e-5, "1.234E-5"),
+            (9999999.0, "9999999.0"),
+            (9999999.5, "9999999.5"),
+            (1.0e7, "1.0E7"),
+            (12345678.5, "1.23456785E7"),
+            (123456789.0, "1.23456789E8"),
+            (-1.5e10, "-1.5E10"),
+            (1.0e21, "1.0E21"),
+            (1.0e23, "1.0E23"),
+            (2.0e-3, "0.002"),
+            (f64::MAX, "1.7976931348623157E308"),
+            (f64::MIN, "-1.7976931348623157E308"),
+            (f64::MIN_POSITIVE, "2.2250738585072014E-308"),
+            (4.9e-324, "4.9E-324"),
+            (-4.9e-324, "-4.9E-324"),
+            (1.0e-323, "9.9E-324"),
+            // ksqlDB's tests print it 4.6116860184273879E18 (a JDK before 19, one digit more).
+            (4.611686018427388e18, "4.611686018427388E18"),
+            (3.074457345651058e12, "3.074457345651058E12"),
+        ] {
+            let mut out = String::new();
+            write_double(&mut out, f);
+            assert_eq!(out, java, "{f:e}");
+        }
+        // Every scientific one reads back as the same double.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = f64::from_bits(x);
+            if f.is_finite() && f != 0.0 {
+                let mut out = String::new();
+                write_double(&mut out, f);
+                assert_eq!(out.parse::<f64>().unwrap().to_bits(), f.to_bits(), "{out}");
+                let (mantissa, _) = out.split_once('E').unwrap_or((&out, ""));
+                assert!(mantissa.contains('.'), "{out}");
+            }
         }
     }
 
