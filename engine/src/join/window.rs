@@ -167,6 +167,48 @@ mod tests {
         assert_eq!(w.lowest_offset(0), Some(12));
     }
 
+    /// Keys interleaved at random, expiries now and then: each key's records, walked
+    /// through their links, are what a plain list of the kept records says.
+    #[test]
+    fn each_keys_records_follow_its_links_through_pushes_and_expiries() {
+        let mut w = Window::default();
+        let mut model: Vec<(Vec<u8>, Kept)> = Vec::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for id in 0..5_000u64 {
+            let key = format!("k{}", next() % 7).into_bytes();
+            let record = kept(id as i64, id, 0, id as i64);
+            w.push(&key, record);
+            model.push((key, record));
+            if next() % 50 == 0 {
+                let upto = expired(i64::MAX, id.saturating_sub(next() % 200));
+                let mut gone = Vec::new();
+                w.expire(upto, |k| gone.push(k.id));
+                let before = model.len();
+                model.retain(|(_, k)| !upto.covers(k.time, k.id));
+                assert_eq!(gone.len(), before - model.len());
+            }
+            if id % 97 == 0 {
+                for k in 0..7 {
+                    let key = format!("k{k}").into_bytes();
+                    let ours: Vec<u64> = w.get(&key).map(|k| k.id).collect();
+                    let theirs: Vec<u64> = model
+                        .iter()
+                        .filter(|(k, _)| *k == key)
+                        .map(|(_, k)| k.id)
+                        .collect();
+                    assert_eq!(ours, theirs, "key {k} after record {id}");
+                }
+                assert_eq!(w.len(), model.len());
+            }
+        }
+    }
+
     #[test]
     fn a_record_kept_after_the_expiry_was_decided_stays() {
         let mut w = Window::default();
