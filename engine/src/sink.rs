@@ -90,9 +90,12 @@ impl<'a> SinkBatches<'a> {
         let batches = self.builders.entry(p).or_default();
         let b = batches.filling.get_or_insert_with(new_batch);
         b.push(time, key, value, &header_refs);
-        // Batches stay well under the topic's largest message.
-        if b.size_estimate() >= SINK_BATCH_BYTES {
-            let full = std::mem::replace(b, new_batch()).finish()?;
+        // Batches stay well under the topic's largest message. The next record, if any,
+        // starts a new one (no buffer made for a write that ends here).
+        if b.size_estimate() >= SINK_BATCH_BYTES
+            && let Some(full) = batches.filling.take()
+        {
+            let full = full.finish()?;
             batches.closed_bytes += full.len();
             batches.closed.push(full);
             if batches.closed_bytes >= SINK_APPEND_BYTES {
