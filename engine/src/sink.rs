@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use sluice_storage::partitioner::partition_for_key;
-use sluice_storage::{BatchBuilder, Compression, EventLog};
+use sluice_storage::{BatchBuilder, Compression, EventLog, SealedBatch};
 
 use crate::engine::EngineError;
 use crate::query::RecordHeaders;
@@ -34,7 +34,7 @@ pub(crate) struct SinkBatches<'a> {
 #[derive(Default)]
 struct PartitionBatches {
     filling: Option<BatchBuilder>,
-    closed: Vec<Vec<u8>>,
+    closed: Vec<SealedBatch>,
     closed_bytes: usize,
 }
 
@@ -48,13 +48,12 @@ impl PartitionBatches {
         all: bool,
     ) -> Result<(), EngineError> {
         if all && let Some(b) = self.filling.take().filter(|b| !b.is_empty()) {
-            self.closed.push(b.finish()?);
+            self.closed.push(b.seal()?);
         }
         if self.closed.is_empty() {
             return Ok(());
         }
-        let mut parts: Vec<&mut [u8]> = self.closed.iter_mut().map(Vec::as_mut_slice).collect();
-        log.append_parts(topic, p, &mut parts)?;
+        log.append_sealed(topic, p, &mut self.closed)?;
         self.closed.clear();
         self.closed_bytes = 0;
         Ok(())
@@ -95,7 +94,7 @@ impl<'a> SinkBatches<'a> {
         if b.size_estimate() >= SINK_BATCH_BYTES
             && let Some(full) = batches.filling.take()
         {
-            let full = full.finish()?;
+            let full = full.seal()?;
             batches.closed_bytes += full.len();
             batches.closed.push(full);
             if batches.closed_bytes >= SINK_APPEND_BYTES {

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::batch::SealedBatch;
 use crate::config::TopicConfig;
 use crate::error::Result;
 use crate::groups::CommittedOffset;
@@ -50,15 +51,19 @@ pub trait EventLog: Send + Sync {
     fn partition_for(&self, topic: &str, key: Option<&[u8]>) -> Result<u32>;
     /// Appends whole RecordBatch v2 batches; offsets are assigned in place.
     fn append(&self, topic: &str, partition: u32, batches: &mut [u8]) -> Result<AppendInfo>;
-    /// Appends batches held in several buffers as one append (one write to a remote log,
-    /// one fsync locally). By default the buffers are joined and appended.
-    fn append_parts(
+    /// Appends batches `BatchBuilder` sealed as one append (one write to a remote log, one
+    /// fsync locally, their CRCs not computed again). By default they are joined and
+    /// appended as any batches.
+    fn append_sealed(
         &self,
         topic: &str,
         partition: u32,
-        parts: &mut [&mut [u8]],
+        batches: &mut [SealedBatch],
     ) -> Result<AppendInfo> {
-        let mut joined = parts.concat();
+        let mut joined = Vec::with_capacity(batches.iter().map(SealedBatch::len).sum());
+        for b in batches.iter() {
+            joined.extend_from_slice(b.bytes());
+        }
         self.append(topic, partition, &mut joined)
     }
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch).
@@ -130,13 +135,13 @@ impl EventLog for LogStore {
     fn append(&self, topic: &str, partition: u32, batches: &mut [u8]) -> Result<AppendInfo> {
         LogStore::append(self, topic, partition, batches)
     }
-    fn append_parts(
+    fn append_sealed(
         &self,
         topic: &str,
         partition: u32,
-        parts: &mut [&mut [u8]],
+        batches: &mut [SealedBatch],
     ) -> Result<AppendInfo> {
-        LogStore::append_parts(self, topic, partition, parts)
+        LogStore::append_sealed(self, topic, partition, batches)
     }
     fn read(
         &self,

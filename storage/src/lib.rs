@@ -25,7 +25,7 @@ pub mod store;
 pub mod varint;
 
 pub use api::EventLog;
-pub use batch::{BatchBuilder, BatchHeader, OwnedRecord, Record};
+pub use batch::{BatchBuilder, BatchHeader, OwnedRecord, Record, SealedBatch};
 pub use cleaner::CleanStats;
 pub use compression::Compression;
 pub use config::{FlushPolicy, TopicConfig};

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use crate::batch::{self, BatchHeader, Batches, Expect};
+use crate::batch::{self, BatchHeader, Batches, Expect, SealedBatch};
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Result, StorageError};
 use crate::fs::{self, Vfs};
@@ -231,12 +231,24 @@ impl PartitionLog {
     /// validated and written as one append, with one fsync under `flush.policy=always`,
     /// and no copy into one buffer first.
     pub fn append_parts(&self, parts: &mut [&mut [u8]]) -> Result<AppendInfo> {
+        self.append_checked(parts, true)
+    }
+
+    /// `append_parts` for batches this crate's builder made: their CRCs are not computed
+    /// again (everything else is checked as for any append).
+    pub fn append_sealed(&self, batches: &mut [SealedBatch]) -> Result<AppendInfo> {
+        let mut parts: Vec<&mut [u8]> = batches.iter_mut().map(SealedBatch::bytes_mut).collect();
+        self.append_checked(&mut parts, false)
+    }
+
+    /// Validates (the CRCs only when `crc`), assigns offsets and appends.
+    fn append_checked(&self, parts: &mut [&mut [u8]], crc: bool) -> Result<AppendInfo> {
         let config = self.config();
         let max_batch = self.max_batch(&config);
         let mut headers: Vec<BatchHeader> = Vec::new();
         let mut records = 0u64;
         for data in parts.iter() {
-            records += self.validate_part(data, max_batch, &config, &mut headers)?;
+            records += self.validate_part(data, max_batch, &config, crc, &mut headers)?;
         }
         if headers.is_empty() {
             return Err(StorageError::invalid_record(
@@ -311,27 +323,30 @@ impl PartitionLog {
         })
     }
 
-    /// Validates one buffer of an append's batches, adding their headers to `headers`;
+    /// Validates one buffer of an append's batches (their CRCs only when `crc`), adding their headers to `headers`;
     /// returns how many records they hold.
     fn validate_part(
         &self,
         data: &[u8],
         max_batch: usize,
         config: &TopicConfig,
+        crc: bool,
         headers: &mut Vec<BatchHeader>,
     ) -> Result<u64> {
         let mut walker = Batches::new(data);
         let mut records = 0u64;
+        let expect = Expect {
+            base_offset: None,
+            leader_epoch: None,
+            max_len: max_batch,
+        };
         for b in &mut walker {
-            let h = batch::validate(
-                b,
-                &Expect {
-                    base_offset: None,
-                    leader_epoch: None,
-                    max_len: max_batch,
-                },
-            )
-            .map_err(|e| StorageError::invalid_record(e.to_string()))?;
+            let checked = if crc {
+                batch::validate(b, &expect)
+            } else {
+                batch::check_header(b, &expect)
+            };
+            let h = checked.map_err(|e| StorageError::invalid_record(e.to_string()))?;
             if h.records_count == 0 || h.records_count != h.last_offset_delta + 1 {
                 return Err(StorageError::invalid_record(format!(
                     "batch has {} records but last offset delta {}",

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{self, BatchBuilder};
+use crate::batch::{self, BatchBuilder, SealedBatch};
 use crate::compression::Compression;
 use crate::config::{TopicConfig, validate_topic_name};
 use crate::error::{Result, StorageError};
@@ -457,6 +457,18 @@ impl LogStore {
     pub fn append(&self, topic: &str, partition: u32, batches: &mut [u8]) -> Result<AppendInfo> {
         self.check_open()?;
         self.partition(topic, partition)?.append(batches)
+    }
+
+    /// One append of batches this crate's builder sealed (one fsync, their CRCs not
+    /// computed again).
+    pub fn append_sealed(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: &mut [SealedBatch],
+    ) -> Result<AppendInfo> {
+        self.check_open()?;
+        self.partition(topic, partition)?.append_sealed(batches)
     }
 
     /// One append of batches held in several buffers (one fsync, no copy into one buffer).

@@ -99,17 +99,32 @@ fn batches_in_several_buffers_append_as_one() {
     );
     assert!(store.append_parts("t", 0, &mut []).is_err());
     assert_eq!(p.high_watermark(), 8);
-    // Through the engine's interface too, and durably across a reopen.
+    // Sealed batches (the engine's, through its interface) append as one too, and
+    // durably across a reopen.
+    let sealed = |prefix: &str, n: usize| {
+        let mut b = sluice_storage::BatchBuilder::new(sluice_storage::Compression::None);
+        for i in 0..n {
+            b.push(0, None, Some(format!("{prefix}-{i}").as_bytes()), &[]);
+        }
+        b.seal().unwrap()
+    };
     let log: &dyn sluice_storage::EventLog = &store;
     let info = log
-        .append_parts("t", 0, &mut [&mut batch_of("g", 1, None, 0), &mut good])
+        .append_sealed("t", 0, &mut [sealed("g", 1), sealed("e", 2)])
         .unwrap();
     assert_eq!((info.base_offset, info.last_offset), (8, 10));
+    assert!(log.append_sealed("t", 0, &mut []).is_err());
+    // A sealed batch's bytes are any batch's: appended as such, they read the same.
+    let mut h = sealed("h", 2).bytes().to_vec();
+    assert_eq!(store.append("t", 0, &mut h).unwrap().base_offset, 11);
     drop(p);
     drop(store);
     let store = LogStore::open(dir.path()).unwrap();
     let p = store.partition("t", 0).unwrap();
-    assert_eq!(values(&read_all(&p, 8)), ["g-0", "e-0", "e-1"]);
+    assert_eq!(
+        values(&read_all(&p, 8)),
+        ["g-0", "e-0", "e-1", "h-0", "h-1"]
+    );
 }
 
 #[test]
