@@ -452,8 +452,12 @@ fn write_double(out: &mut String, f: f64) {
     } else if f != 0.0 && !(1e-3..1e7).contains(&f.abs()) {
         write_scientific(out, f);
     } else if f == f.trunc() {
-        // Written straight into `out` (a String's `write_fmt` cannot fail).
-        let _ = write!(out, "{f:.1}");
+        // An integer below 10^7 (or zero, keeping its sign): its digits and `.0`.
+        if f.is_sign_negative() {
+            out.push('-');
+        }
+        out.push_str(itoa::Buffer::new().format(f.abs() as u32));
+        out.push_str(".0");
     } else {
         write_shortest(out, f);
     }
@@ -469,13 +473,16 @@ fn write_scientific(out: &mut String, f: f64) {
         let _ = write!(out, "{f:E}");
         return;
     };
-    let (mut digits, mut exp10) = (shortest.digits().to_vec(), shortest.point - 1);
+    let (mut digits, mut exp10) = (shortest.digits(), shortest.point - 1);
+    let mut two = [0u8; 2];
     if digits.len() == 1 {
-        let two = format!("{:.1e}", f.abs());
-        if let Some((mantissa, exp)) = two.split_once('e')
+        // Rare (a power of ten times one digit): core's formatter is fine here.
+        let text = format!("{:.1e}", f.abs());
+        if let Some((mantissa, exp)) = text.split_once('e')
             && let (Some(exp), [first, b'.', second]) = (exp.parse().ok(), mantissa.as_bytes())
         {
-            digits = vec![*first, *second];
+            two = [*first, *second];
+            digits = &two;
             exp10 = exp;
         }
     }
@@ -483,17 +490,20 @@ fn write_scientific(out: &mut String, f: f64) {
         let _ = write!(out, "{f:E}");
         return;
     };
+    // SAFETY: only ASCII bytes (zmij's or core's digits, '-', '.', 'E', itoa's exponent)
+    // are appended, so `out` stays valid UTF-8.
+    let out = unsafe { out.as_mut_vec() };
     if shortest.negative {
-        out.push('-');
+        out.push(b'-');
     }
-    // Digits are ASCII.
-    out.push(char::from(*first));
-    out.push('.');
+    out.push(*first);
+    out.push(b'.');
     match rest {
-        [] => out.push('0'),
-        rest => rest.iter().for_each(|&d| out.push(char::from(d))),
+        [] => out.push(b'0'),
+        rest => out.extend_from_slice(rest),
     }
-    let _ = write!(out, "E{exp10}");
+    out.push(b'E');
+    out.extend_from_slice(itoa::Buffer::new().format(exp10).as_bytes());
 }
 
 /// A finite, nonzero double's shortest digits as zmij writes them (`-1.5e-7`, `1e+21`,
@@ -1109,6 +1119,9 @@ mod tests {
             (1.0e-4, "1.0E-4"),
             (1.234e-5, "1.234E-5"),
             (9999999.0, "9999999.0"),
+            (-9999999.0, "-9999999.0"),
+            (-3.0, "-3.0"),
+            (1000000.0, "1000000.0"),
             (9999999.5, "9999999.5"),
             (1.0e7, "1.0E7"),
             (12345678.5, "1.23456785E7"),
@@ -1145,6 +1158,12 @@ mod tests {
                 let (mantissa, _) = out.split_once('E').unwrap_or((&out, ""));
                 assert!(mantissa.contains('.'), "{out}");
             }
+        }
+        // Integers below 10^7 are their digits and `.0`, as core's `{:.1}` writes them.
+        for i in (-9_999_999i64..=9_999_999).step_by(9_973).chain([0, 1, -1]) {
+            let mut out = String::new();
+            write_double(&mut out, i as f64);
+            assert_eq!(out, format!("{:.1}", i as f64));
         }
     }
 
