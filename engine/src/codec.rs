@@ -28,7 +28,7 @@ pub struct Serde {
     /// here rather than escaped again for every record.
     json_keys: Vec<String>,
     /// The same keys with what comes before each (`{` or `,`), for `RowEncoder`.
-    json_key_prefixes: Vec<String>,
+    json_key_prefixes: Vec<json::KeyPrefix>,
 }
 
 fn fields<'a>(columns: impl Iterator<Item = &'a Column>) -> Vec<json::Column> {

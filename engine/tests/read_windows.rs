@@ -19,7 +19,7 @@ enum Input {
 fn kind(i: usize) -> Input {
     match i % 97 {
         13 => Input::NullValue,
-        50 if i % 2 == 0 => Input::NotJson,
+        50 if i.is_multiple_of(2) => Input::NotJson,
         _ => Input::Row,
     }
 }

@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::DataType;
 use serde_json::Value;
 use sluice_sql::SqlType;
 
-use super::{FormatError, RecordErrors};
+use super::{FormatError, RecordErrors, digits};
 use crate::schema::arrow_type;
 
 /// A column the JSON format reads or writes.
@@ -474,7 +474,7 @@ fn write_scientific(out: &mut String, f: f64) {
         return;
     };
     let (mut digits, mut exp10) = (shortest.digits(), shortest.point - 1);
-    let mut two = [0u8; 2];
+    let two;
     if digits.len() == 1 {
         // Rare (a power of ten times one digit): core's formatter is fine here.
         let text = format!("{:.1e}", f.abs());
@@ -1002,12 +1002,17 @@ impl<'a> ColumnView<'a> {
             };
         }
         match self {
+            // SAFETY (both): only ASCII digits and '-' are appended.
             ColumnView::Bigint(a) => {
-                or_null!(a, out.push_str(itoa::Buffer::new().format(a.value(row))))
+                or_null!(
+                    a,
+                    digits::push_i64(unsafe { out.as_mut_vec() }, a.value(row))
+                )
             }
-            ColumnView::Int(a) => {
-                or_null!(a, out.push_str(itoa::Buffer::new().format(a.value(row))))
-            }
+            ColumnView::Int(a) => or_null!(
+                a,
+                digits::push_i64(unsafe { out.as_mut_vec() }, i64::from(a.value(row)))
+            ),
             ColumnView::Double(a) => or_null!(a, write_double(out, a.value(row))),
             ColumnView::Boolean(a) => {
                 or_null!(a, out.push_str(if a.value(row) { "true" } else { "false" }))
@@ -1022,18 +1027,49 @@ impl<'a> ColumnView<'a> {
 /// Each column's name as an object key with what comes before it: `{"A":` for the first,
 /// `,"B":` for the others (an object of no columns is `{` and `}`), for
 /// `encode_viewed_object_into`.
-pub fn object_key_prefixes(columns: &[Column]) -> Vec<String> {
+pub fn object_key_prefixes(columns: &[Column]) -> Vec<KeyPrefix> {
     object_keys(columns)
         .into_iter()
         .enumerate()
-        .map(|(i, key)| format!("{}{key}", if i == 0 { '{' } else { ',' }))
+        .map(|(i, key)| KeyPrefix::new(format!("{}{key}", if i == 0 { '{' } else { ',' })))
         .collect()
+}
+
+/// The bytes written before a value of an object: kept padded to sixteen bytes too, so a
+/// short one (most are) is written with one fixed-size copy instead of a call to `memcpy`.
+#[derive(Debug, Clone)]
+pub struct KeyPrefix {
+    text: String,
+    padded: Option<[u8; 16]>,
+}
+
+impl KeyPrefix {
+    fn new(text: String) -> KeyPrefix {
+        let padded = (text.len() <= 16).then(|| {
+            let mut padded = [0u8; 16];
+            padded[..text.len()].copy_from_slice(text.as_bytes());
+            padded
+        });
+        KeyPrefix { text, padded }
+    }
+
+    #[inline(always)]
+    fn push(&self, out: &mut String) {
+        match &self.padded {
+            // SAFETY: the bytes appended are `text`'s (valid UTF-8); the padding is taken
+            // back before `out` is used as a string again.
+            Some(padded) => {
+                digits::push_prefix_of(unsafe { out.as_mut_vec() }, padded, self.text.len())
+            }
+            None => out.push_str(&self.text),
+        }
+    }
 }
 
 /// `encode_object_into` over columns viewed once per batch (`ColumnView`), with keys from
 /// `object_key_prefixes`.
 pub(crate) fn encode_viewed_object_into(
-    prefixes: &[String],
+    prefixes: &[KeyPrefix],
     views: &[ColumnView<'_>],
     row: usize,
     out: &mut String,
@@ -1042,7 +1078,7 @@ pub(crate) fn encode_viewed_object_into(
         out.push('{');
     }
     for (prefix, view) in prefixes.iter().zip(views) {
-        out.push_str(prefix);
+        prefix.push(out);
         view.write(out, row)?;
     }
     out.push('}');
@@ -1251,9 +1287,10 @@ mod tests {
             col("S", "STRING"),
             col("DEC", "DECIMAL(4,2)"),
             col("L", "ARRAY<INT>"),
+            col("A_LONGER_NAME_THAN_SIXTEEN", "BIGINT"),
         ];
         let inputs = [
-            r#"{"b":-9223372036854775808,"i":7,"d":1.5,"ok":true,"s":"a\"b\u0001","dec":12.5,"l":[1,null]}"#,
+            r#"{"b":-9223372036854775808,"i":7,"d":1.5,"ok":true,"s":"a\"b\u0001","dec":12.5,"l":[1,null],"a_longer_name_than_sixteen":12}"#,
             r#"{"b":null,"i":null,"d":null,"ok":null,"s":null,"dec":null,"l":null}"#,
             r#"{"b":3,"i":-2147483648,"d":1e300,"ok":false,"s":"é","dec":-0.01,"l":[]}"#,
             r#"{}"#,

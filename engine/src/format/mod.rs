@@ -19,6 +19,7 @@ macro_rules! append_to {
 pub(crate) use append_to;
 
 pub mod delimited;
+mod digits;
 pub mod json;
 mod json_columns;
 mod json_fast;
