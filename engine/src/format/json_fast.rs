@@ -81,7 +81,9 @@ pub(super) fn decode_objects_skipping(
         // The scanner writes each value straight into its column, so a record is read in
         // one pass; one it gives up on is taken back and read by the general path.
         match scan::object(bytes, columns, unread, &mut memory, &mut out, row) {
-            Ok(()) => {
+            // Every column read has its value.
+            Ok(scan::Read::Whole) => {}
+            Ok(scan::Read::Partly) => {
                 for &i in &read {
                     if out[i].len() == row {
                         out[i].push_null();
@@ -144,6 +146,14 @@ mod scan {
     use crate::format::json::plain_run;
 
     pub(super) struct GiveUp;
+
+    /// How much of a row a record filled in.
+    pub(super) enum Read {
+        /// A value for every column read (the record's layout names them all).
+        Whole,
+        /// Values for some columns: the others are still to be made null.
+        Partly,
+    }
 
     /// The n-th key of the last record: its bytes as written (`None` when it had escapes)
     /// and the column it named.
@@ -500,6 +510,8 @@ mod scan {
         /// The bytes after the last value (the closing brace and any whitespace).
         end: Range<usize>,
         known: bool,
+        /// Whether the fields name every column read.
+        whole: bool,
     }
 
     /// What the scanner remembers from one record to the next.
@@ -519,16 +531,20 @@ mod scan {
         memory: &mut Memory,
         out: &mut [ColumnValues],
         row: usize,
-    ) -> Result<(), GiveUp> {
+    ) -> Result<Read, GiveUp> {
         if memory.shape.known {
             if in_shape(bytes, &memory.shape, out).is_ok() {
-                return Ok(());
+                return Ok(if memory.shape.whole {
+                    Read::Whole
+                } else {
+                    Read::Partly
+                });
             }
             for c in out.iter_mut() {
                 c.truncate(row);
             }
         }
-        key_by_key(bytes, columns, unread, memory, out, row)
+        key_by_key(bytes, columns, unread, memory, out, row).map(|()| Read::Partly)
     }
 
     /// A record laid out as the last one: the same bytes around its values. Anything else
@@ -635,6 +651,9 @@ mod scan {
         shape.bytes.extend_from_slice(&bytes[last_end..]);
         shape.end = from..shape.bytes.len();
         shape.known = true;
+        shape.whole = (0..columns.len())
+            .filter(|&i| !unread.get(i).copied().unwrap_or(false))
+            .all(|i| shape.fields.iter().any(|(_, c)| *c == Some(i)));
         Ok(())
     }
 }
@@ -706,6 +725,14 @@ mod tests {
             Some(br#"{"name":"0123456789abc\"def0123456789","id":11}"#),
             Some(b"{\"name\":\"0123456789abcdef\x01123456789\",\"id\":12}"),
             Some("{\"name\":\"0123456789abcdé0123456789\",\"id\":13}".as_bytes()),
+            // Records laid out alike, read by their layout: naming every column, then
+            // only some (the rest null), then every column again.
+            Some(br#"{"id":1,"name":"a","price":2.5,"ok":true,"n":3,"ts":17}"#),
+            Some(br#"{"id":2,"name":"b","price":3.5,"ok":false,"n":4,"ts":18}"#),
+            Some(br#"{"id":3,"name":"c"}"#),
+            Some(br#"{"id":4,"name":"d"}"#),
+            Some(br#"{"id":5,"name":"e","price":4.5,"ok":true,"n":5,"ts":19}"#),
+            Some(br#"{"id":6,"name":"f","price":5.5,"ok":true,"n":6,"ts":20}"#),
         ];
         let fast = decode_objects(&columns, &inputs).unwrap();
         let general = super::super::json::decode_general(&columns, true, &inputs).unwrap();
