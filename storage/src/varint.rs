@@ -161,6 +161,25 @@ mod tests {
             assert_eq!(b.len(), varlong_len(v));
             assert_eq!(Reader::new(&b).varlong().unwrap(), v);
         }
+        // The computed length is the written one on both sides of every byte boundary.
+        for shift in 0..64 {
+            let p = 1i64 << shift;
+            for v in [
+                p.wrapping_sub(1),
+                p,
+                p.wrapping_neg(),
+                p.wrapping_neg().wrapping_sub(1),
+            ] {
+                let mut b = Vec::new();
+                put_varlong(&mut b, v);
+                assert_eq!(b.len(), varlong_len(v), "{v}");
+                if let Ok(v) = i32::try_from(v) {
+                    b.clear();
+                    put_varint(&mut b, v);
+                    assert_eq!(b.len(), varint_len(v), "{v}");
+                }
+            }
+        }
     }
 
     #[test]
