@@ -134,7 +134,12 @@ impl ReadRecords {
         self.keys.push(k);
         let v = self.span(read, rec.value);
         self.values.push(v);
-        let headers = rec.headers()?;
+        // Most records have no headers: nothing to read.
+        let headers = if rec.header_count() == 0 {
+            Vec::new()
+        } else {
+            rec.headers()?
+        };
         if !headers.is_empty() {
             self.headers.push((
                 self.offsets.len() - 1,
