@@ -323,8 +323,8 @@ impl PartitionLog {
         })
     }
 
-    /// Validates one buffer of an append's batches (their CRCs only when `crc`), adding their headers to `headers`;
-    /// returns how many records they hold.
+    /// Validates one buffer of an append's batches (their CRCs only when `crc`), adding
+    /// their headers to `headers`; returns how many records they hold.
     fn validate_part(
         &self,
         data: &[u8],
