@@ -1,6 +1,7 @@
 //! Query execution over the log: a `Pipeline` reads what a source's partitions hold past its
-//! positions, decodes it into an Arrow batch (`ROWTIME, ROWPARTITION, ROWOFFSET`, key
-//! columns, value columns), filters and projects it with DataFusion physical expressions. A
+//! positions (a step's bytes in cache-sized windows, each decoded before the next is read),
+//! decodes it into Arrow batches (`ROWTIME, ROWPARTITION, ROWOFFSET`, key columns, value
+//! columns), filters and projects them with DataFusion physical expressions. A
 //! `PersistentQuery` writes a pipeline's rows to a sink topic and commits its positions; a
 //! `PushQuery` hands them to its caller. Records that fail are skipped and reported as
 //! processing-log entries, never the end of a query.
