@@ -469,7 +469,72 @@ fn write_double(out: &mut String, f: f64) {
 /// `5.0E-324`): `{:.1e}`, correctly rounded, gives that one.
 fn write_scientific(out: &mut String, f: f64) {
     let mut buffer = zmij::Buffer::new();
-    let Some(shortest) = Shortest::read(buffer.format_finite(f).as_bytes()) else {
+    let text = buffer.format_finite(f).as_bytes();
+    if let Some((laid_out, len)) = scientific_from_plain(text) {
+        // SAFETY: `scientific_from_plain` writes only ASCII bytes.
+        unsafe { out.as_mut_vec() }.extend_from_slice(&laid_out[..len]);
+        return;
+    }
+    write_scientific_from(out, f, text);
+}
+
+/// Java's scientific layout read straight off zmij's plain notation of a double of at
+/// least one (`66406144.16` → `6.640614416E7`): the common case (prices, sums and averages
+/// from 10^7 up), without reading the digits into a `Shortest`. None for any other text:
+/// below one, zmij's own exponent, or one significant digit (Java's two-digit rule).
+fn scientific_from_plain(text: &[u8]) -> Option<([u8; 48], usize)> {
+    let (negative, body) = match text.split_first() {
+        Some((b'-', body)) => (true, body),
+        _ => (false, text),
+    };
+    let point = body.iter().position(|&b| b == b'.')?;
+    let (whole, fraction) = (&body[..point], &body[point + 1..]);
+    let (&first, whole_rest) = whole.split_first()?;
+    if !first.is_ascii_digit()
+        || first == b'0'
+        || fraction.is_empty()
+        || !fraction.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    // zmij's digits are the shortest, so only an integral value has zeros at the end
+    // (written `….0`); those zeros are not significant.
+    let (rest, fraction) = match fraction {
+        b"0" => {
+            let significant = whole_rest
+                .iter()
+                .rposition(|&d| d != b'0')
+                .map_or(0, |p| p + 1);
+            (&whole_rest[..significant], &b""[..])
+        }
+        _ => (whole_rest, fraction),
+    };
+    if rest.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let mut laid_out = [0u8; 48];
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        let end = len + bytes.len();
+        laid_out.get_mut(len..end).map(|slot| {
+            slot.copy_from_slice(bytes);
+            len = end;
+        })
+    };
+    if negative {
+        put(b"-")?;
+    }
+    put(&[first, b'.'])?;
+    put(rest)?;
+    put(fraction)?;
+    put(b"E")?;
+    put(itoa::Buffer::new().format(point - 1).as_bytes())?;
+    Some((laid_out, len))
+}
+
+/// `write_scientific` by way of `Shortest`, for any text zmij writes.
+fn write_scientific_from(out: &mut String, f: f64, text: &[u8]) {
+    let Some(shortest) = Shortest::read(text) else {
         let _ = write!(out, "{f:E}");
         return;
     };
@@ -1201,6 +1266,52 @@ mod tests {
             write_double(&mut out, i as f64);
             assert_eq!(out, format!("{:.1}", i as f64));
         }
+    }
+
+    /// The scientific layout read straight off zmij's plain text agrees with the one by way
+    /// of `Shortest`, for doubles of every magnitude, prices' size, integral ones and ones
+    /// with zeros inside; and it is the one taken for most doubles from 10^7 up.
+    #[test]
+    fn scientific_fast_path_matches_the_general_one() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut doubles = vec![
+            1.0e7,
+            1.0e15,
+            1.0e16,
+            2.0e7,
+            10000005.0,
+            1.0000000005e7,
+            12e20,
+        ];
+        for _ in 0..300_000 {
+            let bits = next();
+            doubles.push(f64::from_bits(bits));
+            doubles.push((bits % 100_000_000_000) as f64 * 0.908);
+            doubles.push((bits % 10_000_000_000_000_000) as f64);
+            doubles.push(-((bits % 1_000_000) as f64) * 1.0e7);
+        }
+        let mut fast = 0;
+        for f in doubles {
+            if !f.is_finite() || f == 0.0 || (1e-3..1e7).contains(&f.abs()) {
+                continue;
+            }
+            let (mut laid_out, mut general) = (String::new(), String::new());
+            write_scientific(&mut laid_out, f);
+            let mut buffer = zmij::Buffer::new();
+            let text = buffer.format_finite(f).as_bytes();
+            write_scientific_from(&mut general, f, text);
+            assert_eq!(laid_out, general, "{f:e}");
+            if f.abs() < 1e15 && scientific_from_plain(text).is_some() {
+                fast += 1;
+            }
+        }
+        assert!(fast > 500_000, "the fast path was taken {fast} times");
     }
 
     /// Doubles come out as Rust's `{}` writes them (plain notation, the shortest digits

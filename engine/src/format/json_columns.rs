@@ -44,8 +44,16 @@ enum Values {
 
 impl ColumnValues {
     /// A column of `ty` (one of the types `json_fast::supports`) with room for `rows`
-    /// values; `None` for a type it does not hold.
-    pub(super) fn new(ty: &SqlType, rows: usize, unread: bool) -> Option<ColumnValues> {
+    /// values, and for `text_bytes` of string bytes (the records' own length, which no
+    /// column's strings can pass: one allocation instead of a dozen doublings, each a
+    /// copy; what is left over is given back in `finish`); `None` for a type it does not
+    /// hold.
+    pub(super) fn new(
+        ty: &SqlType,
+        rows: usize,
+        unread: bool,
+        text_bytes: usize,
+    ) -> Option<ColumnValues> {
         let values = match ty {
             _ if unread => Values::Unread,
             SqlType::Int | SqlType::Date | SqlType::Time => Values::I32(Vec::with_capacity(rows)),
@@ -57,7 +65,7 @@ impl ColumnValues {
                 ends.push(0);
                 Values::Str {
                     ends,
-                    bytes: Vec::new(),
+                    bytes: Vec::with_capacity(text_bytes),
                 }
             }
             _ => return None,
@@ -180,7 +188,9 @@ impl ColumnValues {
             }
             Values::F64(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v), nulls)),
             Values::Bool(mut v) => Arc::new(BooleanArray::new(v.finish(), nulls)),
-            Values::Str { ends, bytes } => {
+            Values::Str { ends, mut bytes } => {
+                // In place: the allocator keeps the block and frees its tail.
+                bytes.shrink_to_fit();
                 let offsets = OffsetBuffer::new(ScalarBuffer::from(ends));
                 // SAFETY: every value appended was a `&str` (valid UTF-8) and `ends` holds
                 // each one's end: the offsets start at 0, never decrease, end at the
@@ -222,7 +232,7 @@ mod tests {
             (SqlType::String, Slot::Str("é".into())),
         ];
         for (ty, value) in types {
-            let mut c = ColumnValues::new(&ty, 4, false).unwrap();
+            let mut c = ColumnValues::new(&ty, 4, false, 0).unwrap();
             assert!(c.put(value.clone()).is_ok());
             c.push_null();
             // A third row, written and taken back.
@@ -238,12 +248,12 @@ mod tests {
             assert_eq!(nulls, [false, true, true, false], "{ty}");
         }
         // A value of another type is refused, and writes nothing.
-        let mut c = ColumnValues::new(&SqlType::Bigint, 1, false).unwrap();
+        let mut c = ColumnValues::new(&SqlType::Bigint, 1, false, 0).unwrap();
         assert!(c.put(Slot::Str("1".into())).is_err());
         assert!(c.put(Slot::Float(1.0)).is_err());
         assert_eq!(c.len(), 0);
         // Strings taken back leave their bytes behind too.
-        let mut s = ColumnValues::new(&SqlType::String, 2, false).unwrap();
+        let mut s = ColumnValues::new(&SqlType::String, 2, false, 0).unwrap();
         assert!(s.put(Slot::Str("ab".into())).is_ok());
         assert!(s.put(Slot::Str("cd".into())).is_ok());
         s.truncate(1);
@@ -252,7 +262,7 @@ mod tests {
         let a = a.as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!((a.value(0), a.value(1)), ("ab", "e"));
         // An unread column is all null, however many rows.
-        let u = ColumnValues::new(&SqlType::Bigint, 3, true).unwrap();
+        let u = ColumnValues::new(&SqlType::Bigint, 3, true, 0).unwrap();
         let a = u.finish(3);
         assert_eq!((a.len(), a.null_count()), (3, 3));
     }

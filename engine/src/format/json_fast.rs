@@ -58,11 +58,12 @@ pub(super) fn decode_objects_skipping(
     payloads: &[Option<&[u8]>],
 ) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
     let is_unread = |i: usize| unread.get(i).copied().unwrap_or(false);
+    let text_bytes = payloads.iter().flatten().map(|p| p.len()).sum();
     let mut out = columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            ColumnValues::new(&c.ty, payloads.len(), is_unread(i))
+            ColumnValues::new(&c.ty, payloads.len(), is_unread(i), text_bytes)
                 .ok_or_else(|| FormatError::unsupported("JSON", &c.ty))
         })
         .collect::<Result<Vec<_>, _>>()?;
