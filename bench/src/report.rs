@@ -35,7 +35,7 @@ impl Report<'_> {
 
     pub fn to_markdown(&self) -> String {
         let mut md = format!(
-            "# Nexmark, {} events ({})\n\n`sluice bench nexmark --all --events {}{}`; per core = events / CPU-seconds (user + sys) of the whole `sluice sql` process.\n\n",
+            "# Nexmark, {} events ({})\n\n`sluice bench nexmark --all --events {}{}`; per core = events / CPU-seconds (user + sys) of the whole `sluice sql` process. The system share is shown apart: on a VM it also holds what the host charges for memory the guest touches afresh, which can swing from run to run.\n\n",
             self.events,
             utc_now(),
             self.events,
@@ -43,7 +43,7 @@ impl Report<'_> {
                 .map(|c| format!(" --cores {c}"))
                 .unwrap_or_default(),
         );
-        md.push_str("| query | events/s per core | CPU s | wall s | events/s wall | peak RSS MB | rows out | latency p50 / p99 ms |\n");
+        md.push_str("| query | events/s per core | CPU s (user + sys) | wall s | events/s wall | peak RSS MB | rows out | latency p50 / p99 ms |\n");
         md.push_str("|---|---|---|---|---|---|---|---|\n");
         for r in self.runs {
             let latency = r
@@ -59,10 +59,12 @@ impl Report<'_> {
                 })
                 .unwrap_or_else(|| "-".into());
             md.push_str(&format!(
-                "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} |\n",
+                "| {} | {:.0} | {:.2} ({:.2} + {:.2}) | {:.2} | {:.0} | {:.0} | {} | {} |\n",
                 r.query,
                 r.per_core(),
                 r.usage.cpu().as_secs_f64(),
+                r.usage.user.as_secs_f64(),
+                r.usage.sys.as_secs_f64(),
                 r.usage.wall.as_secs_f64(),
                 r.wall_rate(),
                 r.usage.max_rss_kb as f64 / 1024.0,
