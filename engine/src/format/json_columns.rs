@@ -44,10 +44,9 @@ enum Values {
 
 impl ColumnValues {
     /// A column of `ty` (one of the types `json_fast::supports`) with room for `rows`
-    /// values, and for `text_bytes` of string bytes (the records' own length, which no
-    /// column's strings can pass: one allocation instead of a dozen doublings, each a
-    /// copy; what is left over is given back in `finish`); `None` for a type it does not
-    /// hold.
+    /// values, and for `text_bytes` of string bytes (one allocation instead of a dozen
+    /// doublings, each a copy; what is left over is given back in `finish`); `None` for a
+    /// type it does not hold.
     pub(super) fn new(
         ty: &SqlType,
         rows: usize,

@@ -58,7 +58,16 @@ pub(super) fn decode_objects_skipping(
     payloads: &[Option<&[u8]>],
 ) -> Result<(Vec<ArrayRef>, RecordErrors), FormatError> {
     let is_unread = |i: usize| unread.get(i).copied().unwrap_or(false);
-    let text_bytes = payloads.iter().flatten().map(|p| p.len()).sum();
+    // Room for each string column's bytes up front: the records' own length (which no
+    // column's strings can pass), up to a bound, so a huge call does not ask for that much
+    // per column at once (past it, the column grows by doubling).
+    const TEXT_ROOM_BOUND: usize = 16 << 20;
+    let text_bytes = payloads
+        .iter()
+        .flatten()
+        .map(|p| p.len())
+        .sum::<usize>()
+        .min(TEXT_ROOM_BOUND);
     let mut out = columns
         .iter()
         .enumerate()
