@@ -459,7 +459,10 @@ fn write_double(out: &mut String, f: f64) {
         out.push_str(itoa::Buffer::new().format(f.abs() as u32));
         out.push_str(".0");
     } else {
-        write_shortest(out, f);
+        // Within [10^-3, 10^7) zmij writes plain notation (its exponent form starts past
+        // 10^-5 and 10^15) and, for a value that is not integral, no `.0`: its text is
+        // already Java's, without `write_shortest`'s checks.
+        out.push_str(zmij::Buffer::new().format_finite(f));
     }
 }
 
@@ -639,10 +642,12 @@ impl Shortest {
 
 /// Writes a finite double as Rust's `{}` does: the shortest digits that read back as the
 /// same double, in plain decimal notation (`0.00000015`, `1000000000000000000000`).
-/// The digits are zmij's (serde_json's float writer), laid out here: several times faster
-/// than `core::fmt`. (Where two shortest digit strings are equally close to the double,
-/// zmij takes the even last digit, as Java's `Double.toString` does; Rust's formatter may
-/// take the other.)
+/// The digits are zmij's (serde_json's float writer), laid out here. (Where two shortest
+/// digit strings are equally close to the double, zmij takes the even last digit, as
+/// Java's `Double.toString` does; Rust's formatter may take the other.) Tests only: checked
+/// against Rust's formatter, it is the reference `write_double`'s plain range is checked
+/// against.
+#[cfg(test)]
 fn write_shortest(out: &mut String, f: f64) {
     let mut buffer = zmij::Buffer::new();
     let text = buffer.format_finite(f);
@@ -1266,6 +1271,36 @@ mod tests {
             write_double(&mut out, i as f64);
             assert_eq!(out, format!("{:.1}", i as f64));
         }
+    }
+
+    /// Doubles within [10^-3, 10^7) that are not integral come out exactly as
+    /// `write_shortest` writes them (zmij's text taken as it is).
+    #[test]
+    fn plain_range_doubles_match_write_shortest() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut checked = 0;
+        for i in 0..600_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let scale = [1e-3, 1e-2, 0.1, 1.0, 1e2, 1e4, 1e6][(i % 7) as usize];
+            let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+            for f in [
+                unit * scale * 10.0,
+                -unit * scale * 10.0,
+                (x % 10_000_000) as f64 * 0.908,
+            ] {
+                if f == f.trunc() || !(1e-3..1e7).contains(&f.abs()) {
+                    continue;
+                }
+                let (mut double, mut shortest) = (String::new(), String::new());
+                write_double(&mut double, f);
+                write_shortest(&mut shortest, f);
+                assert_eq!(double, shortest, "{f:e}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1_000_000, "{checked}");
     }
 
     /// The scientific layout read straight off zmij's plain text agrees with the one by way
