@@ -118,9 +118,7 @@ mod tests {
         }
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..1_000_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = crate::format::xorshift(&mut x);
             // Every size: shift away a random number of bits.
             let n = (x >> (x % 64)) as i64;
             check(n);

@@ -640,50 +640,6 @@ impl Shortest {
     }
 }
 
-/// Writes a finite double as Rust's `{}` does: the shortest digits that read back as the
-/// same double, in plain decimal notation (`0.00000015`, `1000000000000000000000`).
-/// The digits are zmij's (serde_json's float writer), laid out here. (Where two shortest
-/// digit strings are equally close to the double, zmij takes the even last digit, as
-/// Java's `Double.toString` does; Rust's formatter may take the other.) Tests only: checked
-/// against Rust's formatter, it is the reference `write_double`'s plain range is checked
-/// against.
-#[cfg(test)]
-fn write_shortest(out: &mut String, f: f64) {
-    let mut buffer = zmij::Buffer::new();
-    let text = buffer.format_finite(f);
-    // Most values come out in plain notation already, and then exactly as Rust writes
-    // them (unless integral: zmij writes `100.0`, Rust `100`).
-    if !text.bytes().any(|b| b == b'e') && !text.ends_with(".0") {
-        out.push_str(text);
-        return;
-    }
-    let Some(shortest) = Shortest::read(text.as_bytes()) else {
-        // Zero (written by the caller) or a text zmij does not write: core's formatter.
-        let _ = write!(out, "{f}");
-        return;
-    };
-    let (negative, digits, point) = (shortest.negative, shortest.digits(), shortest.point);
-    // SAFETY: only ASCII bytes (zmij's digits, '-', '.', '0') are appended, so `out` stays
-    // valid UTF-8.
-    let out = unsafe { out.as_mut_vec() };
-    if negative {
-        out.push(b'-');
-    }
-    if point <= 0 {
-        out.extend_from_slice(b"0.");
-        out.resize(out.len() + (-point) as usize, b'0');
-        out.extend_from_slice(digits);
-    } else if (point as usize) < digits.len() {
-        let (whole, part) = digits.split_at(point as usize);
-        out.extend_from_slice(whole);
-        out.push(b'.');
-        out.extend_from_slice(part);
-    } else {
-        out.extend_from_slice(digits);
-        out.resize(out.len() + point as usize - digits.len(), b'0');
-    }
-}
-
 fn write_decimal(out: &mut String, unscaled: i128, scale: i8) {
     let neg = unscaled < 0;
     let digits = unscaled.unsigned_abs().to_string();
@@ -1160,6 +1116,48 @@ mod tests {
     use super::*;
     use sluice_sql::types::parse_type;
 
+    /// Writes a finite double as Rust's `{}` does: the shortest digits that read back as the
+    /// same double, in plain decimal notation (`0.00000015`, `1000000000000000000000`).
+    /// The digits are zmij's (serde_json's float writer), laid out here. (Where two shortest
+    /// digit strings are equally close to the double, zmij takes the even last digit, as
+    /// Java's `Double.toString` does; Rust's formatter may take the other.) Checked against
+    /// Rust's formatter, it is the reference `write_double`'s plain range is checked against.
+    fn write_shortest(out: &mut String, f: f64) {
+        let mut buffer = zmij::Buffer::new();
+        let text = buffer.format_finite(f);
+        // Most values come out in plain notation already, and then exactly as Rust writes
+        // them (unless integral: zmij writes `100.0`, Rust `100`).
+        if !text.bytes().any(|b| b == b'e') && !text.ends_with(".0") {
+            out.push_str(text);
+            return;
+        }
+        let Some(shortest) = Shortest::read(text.as_bytes()) else {
+            // Zero (written by the caller) or a text zmij does not write: core's formatter.
+            let _ = write!(out, "{f}");
+            return;
+        };
+        let (negative, digits, point) = (shortest.negative, shortest.digits(), shortest.point);
+        // SAFETY: only ASCII bytes (zmij's digits, '-', '.', '0') are appended, so `out` stays
+        // valid UTF-8.
+        let out = unsafe { out.as_mut_vec() };
+        if negative {
+            out.push(b'-');
+        }
+        if point <= 0 {
+            out.extend_from_slice(b"0.");
+            out.resize(out.len() + (-point) as usize, b'0');
+            out.extend_from_slice(digits);
+        } else if (point as usize) < digits.len() {
+            let (whole, part) = digits.split_at(point as usize);
+            out.extend_from_slice(whole);
+            out.push(b'.');
+            out.extend_from_slice(part);
+        } else {
+            out.extend_from_slice(digits);
+            out.resize(out.len() + point as usize - digits.len(), b'0');
+        }
+    }
+
     #[test]
     fn strings_escape_as_serde_json_does() {
         for text in [
@@ -1253,10 +1251,7 @@ mod tests {
         // Every scientific one reads back as the same double.
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let f = f64::from_bits(x);
+            let f = f64::from_bits(crate::format::xorshift(&mut x));
             if f.is_finite() && f != 0.0 {
                 let mut out = String::new();
                 write_double(&mut out, f);
@@ -1280,9 +1275,7 @@ mod tests {
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut checked = 0;
         for i in 0..600_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = crate::format::xorshift(&mut x);
             let scale = [1e-3, 1e-2, 0.1, 1.0, 1e2, 1e4, 1e6][(i % 7) as usize];
             let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
             for f in [
@@ -1309,12 +1302,6 @@ mod tests {
     #[test]
     fn scientific_fast_path_matches_the_general_one() {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
         let mut doubles = vec![
             1.0e7,
             1.0e15,
@@ -1325,7 +1312,7 @@ mod tests {
             12e20,
         ];
         for _ in 0..300_000 {
-            let bits = next();
+            let bits = crate::format::xorshift(&mut x);
             doubles.push(f64::from_bits(bits));
             doubles.push((bits % 100_000_000_000) as f64 * 0.908);
             doubles.push((bits % 10_000_000_000_000_000) as f64);

@@ -18,6 +18,16 @@ macro_rules! append_to {
 }
 pub(crate) use append_to;
 
+/// The next value of a xorshift sequence the caller seeds: the pseudo-random inputs the
+/// format tests sweep, the same on every run.
+#[cfg(test)]
+pub(crate) fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 pub mod delimited;
 mod digits;
 pub mod json;
