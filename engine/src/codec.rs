@@ -43,7 +43,7 @@ fn fields<'a>(columns: impl Iterator<Item = &'a Column>) -> Vec<json::Column> {
 /// Buffers an encoder reuses between records.
 #[derive(Default)]
 pub struct Scratch {
-    text: String,
+    text: Vec<u8>,
     bytes: Vec<u8>,
 }
 
@@ -203,7 +203,7 @@ impl Serde {
             } else {
                 json::encode_row_into(&self.columns, arrays, false, row, &mut scratch.text)?;
             }
-            return Ok(Some(scratch.text.as_bytes()));
+            return Ok(Some(scratch.text.as_slice()));
         }
         if self.format == Format::Kafka && !self.columns.is_empty() {
             scratch.bytes.clear();
@@ -253,6 +253,18 @@ pub struct RowEncoder<'a> {
 }
 
 impl RowEncoder<'_> {
+    /// Whether every row encodes to a value `write_into` can append (wrapped JSON).
+    pub fn writes_in_place(&self) -> bool {
+        !self.views.is_empty()
+    }
+
+    /// Appends row `row`'s encoding to `out` (when `writes_in_place`: a record batch's own
+    /// buffer, so the value is not copied there afterwards); on an error, `out` may hold
+    /// part of it.
+    pub fn write_into(&self, row: usize, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        json::encode_viewed_object_into(&self.serde.json_key_prefixes, &self.views, row, out)
+    }
+
     /// `Serde::encode_to` of row `row`.
     pub fn encode_to<'s>(
         &self,
@@ -269,6 +281,6 @@ impl RowEncoder<'_> {
             row,
             &mut scratch.text,
         )?;
-        Ok(Some(scratch.text.as_bytes()))
+        Ok(Some(scratch.text.as_slice()))
     }
 }

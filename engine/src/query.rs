@@ -229,12 +229,13 @@ impl Pipeline {
                 .map(|h| h.records_count.max(0) as usize)
                 .sum();
             recs.reserve(records);
-            for b in Batches::new(&r.data) {
+            let data: &[u8] = &r.data;
+            for b in Batches::new(data) {
                 let h = BatchHeader::parse(b)?;
                 if !h.is_control() {
                     batch::for_each_record(b, |rec| {
                         if rec.offset as u64 >= window_from {
-                            recs.push(&r.data, rec)?;
+                            recs.push(data, rec)?;
                         }
                         Ok(())
                     })?;
@@ -830,24 +831,45 @@ impl PersistentQuery {
                     }
                     (k, _) => k,
                 };
-                let value = if null_value {
-                    Ok(None)
-                } else {
-                    values.encode_to(row, &mut value_scratch)
-                };
-                match (key, value) {
-                    (Ok(k), Ok(v)) if interleaved => out.push((
-                        offsets.value(row),
-                        time,
-                        k.map(<[u8]>::to_vec),
-                        v.map(<[u8]>::to_vec),
-                    )),
-                    (Ok(k), Ok(v)) => {
-                        let headers = ev.headers.get(&offsets.value(row));
-                        sink.push(log, time, k, v, headers)?;
-                        written += 1;
+                let headers = ev.headers.get(&offsets.value(row));
+                // The common record (a value, no headers, written in input order) is
+                // encoded straight into its batch.
+                let in_place =
+                    !null_value && !interleaved && headers.is_none() && values.writes_in_place();
+                let outcome = match key {
+                    Err(e) => Err(e),
+                    Ok(k) if in_place => {
+                        sink.push_writing(log, time, k, |out| values.write_into(row, out))?
                     }
-                    (Err(e), _) | (_, Err(e)) => errors.push(ProcessingError::Serialization {
+                    Ok(k) => {
+                        let value = if null_value {
+                            Ok(None)
+                        } else {
+                            values.encode_to(row, &mut value_scratch)
+                        };
+                        match value {
+                            Ok(v) if interleaved => {
+                                out.push((
+                                    offsets.value(row),
+                                    time,
+                                    k.map(<[u8]>::to_vec),
+                                    v.map(<[u8]>::to_vec),
+                                ));
+                                Ok(())
+                            }
+                            Ok(v) => {
+                                sink.push(log, time, k, v, headers)?;
+                                written += 1;
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                match outcome {
+                    Ok(()) if in_place => written += 1,
+                    Ok(()) => {}
+                    Err(e) => errors.push(ProcessingError::Serialization {
                         query_id: self.id.clone(),
                         message: e.to_string(),
                         record: describe_row(&batch.slice(row, 1)),

@@ -4,8 +4,6 @@
 //! write appended together (one fsync, the group commit); windowed keys laid out as Kafka
 //! Streams lays them out.
 
-use std::collections::BTreeMap;
-
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use sluice_storage::partitioner::partition_for_key;
 use sluice_storage::{BatchBuilder, Compression, EventLog, SealedBatch};
@@ -28,7 +26,9 @@ pub(crate) struct SinkBatches<'a> {
     partitions: u32,
     /// Where unkeyed records go: the input partition's number, modulo the sink's.
     input_partition: u32,
-    builders: BTreeMap<u32, PartitionBatches>,
+    /// Indexed by partition number, grown to the highest one written (a lookup per record
+    /// is then an index, not a search).
+    builders: Vec<PartitionBatches>,
 }
 
 #[derive(Default)]
@@ -66,7 +66,7 @@ impl<'a> SinkBatches<'a> {
             topic,
             partitions,
             input_partition,
-            builders: BTreeMap::new(),
+            builders: Vec::new(),
         }
     }
 
@@ -80,18 +80,56 @@ impl<'a> SinkBatches<'a> {
         value: Option<&[u8]>,
         headers: Option<&RecordHeaders>,
     ) -> Result<(), EngineError> {
-        let p = key.map_or(self.input_partition % self.partitions, |k| {
+        let header_refs: Vec<(&str, Option<&[u8]>)> = match headers {
+            Some(hs) => hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect(),
+            None => Vec::new(),
+        };
+        let p = self.partition_of(key);
+        self.filling(p).push(time, key, value, &header_refs);
+        self.close_if_full(log, p)
+    }
+
+    /// `push` of a record without headers whose value `write` appends straight into the
+    /// batch (`BatchBuilder::push_writing`). Its error is the caller's to report: the
+    /// record is then left out.
+    pub(crate) fn push_writing<E>(
+        &mut self,
+        log: &dyn EventLog,
+        time: i64,
+        key: Option<&[u8]>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, EngineError> {
+        let p = self.partition_of(key);
+        if let Err(e) = self.filling(p).push_writing(time, key, write) {
+            return Ok(Err(e));
+        }
+        self.close_if_full(log, p).map(Ok)
+    }
+
+    fn partition_of(&self, key: Option<&[u8]>) -> u32 {
+        key.map_or(self.input_partition % self.partitions, |k| {
             partition_for_key(k, self.partitions)
-        });
-        let header_refs: Vec<(&str, Option<&[u8]>)> = headers
-            .map(|hs| hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
-            .unwrap_or_default();
-        let batches = self.builders.entry(p).or_default();
-        let b = batches.filling.get_or_insert_with(new_batch);
-        b.push(time, key, value, &header_refs);
-        // Batches stay well under the topic's largest message. The next record, if any,
-        // starts a new one (no buffer made for a write that ends here).
-        if b.size_estimate() >= SINK_BATCH_BYTES
+        })
+    }
+
+    /// Partition `p`'s batch being filled.
+    fn filling(&mut self, p: u32) -> &mut BatchBuilder {
+        let at = p as usize;
+        if self.builders.len() <= at {
+            self.builders.resize_with(at + 1, PartitionBatches::default);
+        }
+        self.builders[at].filling.get_or_insert_with(new_batch)
+    }
+
+    /// Closes partition `p`'s batch once it nears the largest a batch may be (the next
+    /// record, if any, starts a new one: no buffer is made for a write that ends here),
+    /// and appends the closed ones once they hold `SINK_APPEND_BYTES`.
+    fn close_if_full(&mut self, log: &dyn EventLog, p: u32) -> Result<(), EngineError> {
+        let batches = &mut self.builders[p as usize];
+        if batches
+            .filling
+            .as_ref()
+            .is_some_and(|b| b.size_estimate() >= SINK_BATCH_BYTES)
             && let Some(full) = batches.filling.take()
         {
             let full = full.seal()?;
@@ -106,7 +144,7 @@ impl<'a> SinkBatches<'a> {
 
     /// Appends what is left: each partition's batches in one append.
     pub(crate) fn finish(self, log: &dyn EventLog) -> Result<(), EngineError> {
-        for (p, mut batches) in self.builders {
+        for (p, mut batches) in (0u32..).zip(self.builders) {
             batches.append(log, self.topic, p, true)?;
         }
         Ok(())

@@ -12,7 +12,7 @@
 
 use crate::compression::{self, Compression};
 use crate::error::{Result, StorageError};
-use crate::varint::{Reader, put_varint, put_varlong, varint_len, varlong_len};
+use crate::varint::{Reader, put_varint, put_varint_at, put_varlong, varint_len, varlong_len};
 
 /// Bytes before `batchLength` counts: baseOffset + batchLength.
 pub const LOG_OVERHEAD: usize = 12;
@@ -392,6 +392,8 @@ pub struct BatchBuilder {
     last_offset_delta: i32,
     base_timestamp: Option<i64>,
     max_timestamp: i64,
+    /// `push_writing`'s guess at the widths of a record's two lengths: the last record's.
+    length_widths: (usize, usize),
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
@@ -417,6 +419,7 @@ impl BatchBuilder {
             last_offset_delta: -1,
             base_timestamp: None,
             max_timestamp: -1,
+            length_widths: (2, 2),
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
@@ -520,6 +523,84 @@ impl BatchBuilder {
         self.count += 1;
         self.last_offset_delta = offset_delta;
         self.max_timestamp = self.max_timestamp.max(timestamp);
+    }
+
+    /// Appends a record with the next offset delta, no headers and a value that `write`
+    /// appends straight into the batch's buffer (no copy of it made first). A `write`
+    /// that fails leaves the batch as it was.
+    ///
+    /// The two lengths before the value (the record's and the value's) are varints whose
+    /// width depends on the value's length: they are laid out as wide as the last
+    /// record's, and only a record whose lengths need another width is moved once it is
+    /// written.
+    pub fn push_writing<E>(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        write: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let offset_delta = self.last_offset_delta + 1;
+        let base_ts = self.base_timestamp.unwrap_or(timestamp);
+        let ts_delta = timestamp.wrapping_sub(base_ts);
+        let (length_width, value_length_width) = self.length_widths;
+        let out = &mut self.records;
+        let start = out.len();
+        // Room for the lengths, pushed (`resize` would call `memset` for these few bytes).
+        for _ in 0..length_width {
+            out.push(0);
+        }
+        out.push(0);
+        put_varlong(out, ts_delta);
+        put_varint(out, offset_delta);
+        match key {
+            Some(k) => {
+                put_varint(out, k.len() as i32);
+                out.extend_from_slice(k);
+            }
+            None => put_varint(out, -1),
+        }
+        let middle = start + length_width..out.len();
+        for _ in 0..value_length_width {
+            out.push(0);
+        }
+        let value_at = out.len();
+        if let Err(e) = write(out) {
+            out.truncate(start);
+            return Err(e);
+        }
+        let value_len = out.len() - value_at;
+        // No headers.
+        out.push(0);
+        let value_length = value_len as i32;
+        let body_len = (middle.len() + varint_len(value_length) + value_len + 1) as i32;
+        let widths = (varint_len(body_len), varint_len(value_length));
+        if widths != (length_width, value_length_width) {
+            // Laid out again with the widths it needs: the middle set aside, the value
+            // (and the headers' count after it) moved to where it now starts.
+            let middle_bytes = out[middle.clone()].to_vec();
+            let new_value_at = start + widths.0 + middle_bytes.len() + widths.1;
+            let end = new_value_at + value_len + 1;
+            if end > out.len() {
+                out.resize(end, 0);
+            }
+            out.copy_within(value_at..value_at + value_len + 1, new_value_at);
+            out.truncate(end);
+            let middle_at = start + widths.0;
+            out[middle_at..middle_at + middle_bytes.len()].copy_from_slice(&middle_bytes);
+            self.length_widths = widths;
+        }
+        let (length_width, value_length_width) = self.length_widths;
+        put_varint_at(&mut out[start..start + length_width], body_len);
+        let value_length_at = start + length_width + middle.len();
+        put_varint_at(
+            &mut out[value_length_at..value_length_at + value_length_width],
+            value_length,
+        );
+        self.base_timestamp = Some(base_ts);
+        self.count += 1;
+        self.last_offset_delta = offset_delta;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        Ok(())
     }
 
     /// Finishes the batch with base offset `base_offset`; `last_offset_delta` may be raised to
@@ -638,6 +719,48 @@ mod tests {
             assert_eq!(recs[2].timestamp, 999);
             assert_eq!(recs[2].offset, 2);
         }
+    }
+
+    /// A record whose value is written in place is the record `push` builds, whatever
+    /// widths its lengths need (each size below crosses one of the varints' bounds, so the
+    /// guessed widths are wrong for many of them); a write that fails leaves nothing.
+    #[test]
+    fn values_written_in_place_make_the_same_batch_as_pushed_ones() {
+        let sizes = [
+            0, 1, 50, 63, 64, 65, 120, 8180, 8191, 8192, 9000, 1_048_570, 1_048_576, 70,
+        ];
+        for c in [Compression::None, Compression::Zstd] {
+            let (mut pushed, mut written) = (BatchBuilder::new(c), BatchBuilder::new(c));
+            for (i, &n) in sizes.iter().enumerate() {
+                let value: Vec<u8> = (0..n).map(|j| (i * 31 + j) as u8).collect();
+                let key = (i % 3 == 0).then(|| vec![b'k'; i * 40]);
+                let time = 1_000 + (i as i64 % 4) * 70_000 - 5;
+                pushed.push(time, key.as_deref(), Some(&value), &[]);
+                let failed: std::result::Result<(), &str> =
+                    written.push_writing(time, key.as_deref(), |out| {
+                        out.extend_from_slice(&value[..n / 2]);
+                        Err("no")
+                    });
+                assert_eq!(failed, Err("no"));
+                let ok: std::result::Result<(), ()> =
+                    written.push_writing(time, key.as_deref(), |out| {
+                        out.extend_from_slice(&value);
+                        Ok(())
+                    });
+                assert_eq!(ok, Ok(()));
+            }
+            let (pushed, written) = (pushed.finish().unwrap(), written.finish().unwrap());
+            assert!(pushed == written, "{c:?}: the batches differ");
+            assert_eq!(records(&written).unwrap().len(), sizes.len());
+        }
+        // Nothing but failed writes: an empty batch, as if none were tried.
+        let mut b = BatchBuilder::new(Compression::None);
+        let failed: std::result::Result<(), ()> = b.push_writing(5, None, |out| {
+            out.push(1);
+            Err(())
+        });
+        assert!(failed.is_err() && b.is_empty());
+        assert!(b.finish().unwrap() == BatchBuilder::new(Compression::None).finish().unwrap());
     }
 
     #[test]

@@ -44,6 +44,7 @@ impl Default for ReadBytes {
 impl Deref for ReadBytes {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         match self {
             ReadBytes::Owned(v) => v,

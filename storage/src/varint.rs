@@ -4,15 +4,18 @@
 use crate::error::{Result, StorageError};
 
 /// Appends `v` as a zig-zag varint (32-bit range).
+#[inline]
 pub fn put_varint(out: &mut Vec<u8>, v: i32) {
     put_unsigned(out, ((v << 1) ^ (v >> 31)) as u32 as u64);
 }
 
 /// Appends `v` as a zig-zag varlong (64-bit range).
+#[inline]
 pub fn put_varlong(out: &mut Vec<u8>, v: i64) {
     put_unsigned(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
+#[inline]
 fn put_unsigned(out: &mut Vec<u8>, mut u: u64) {
     while u >= 0x80 {
         out.push((u as u8) | 0x80);
@@ -21,16 +24,33 @@ fn put_unsigned(out: &mut Vec<u8>, mut u: u64) {
     out.push(u as u8);
 }
 
+/// Writes `v` as a zig-zag varint filling `out`, which must be `varint_len(v)` bytes long
+/// (a length laid out before what it measures was written).
+#[inline]
+pub fn put_varint_at(out: &mut [u8], v: i32) {
+    let mut u = ((v << 1) ^ (v >> 31)) as u32;
+    if let Some((last, before)) = out.split_last_mut() {
+        for byte in before {
+            *byte = (u as u8) | 0x80;
+            u >>= 7;
+        }
+        *last = u as u8;
+    }
+}
+
 /// Number of bytes `put_varint(v)` writes.
+#[inline]
 pub fn varint_len(v: i32) -> usize {
     unsigned_len(((v << 1) ^ (v >> 31)) as u32 as u64)
 }
 
 /// Number of bytes `put_varlong(v)` writes.
+#[inline]
 pub fn varlong_len(v: i64) -> usize {
     unsigned_len(((v << 1) ^ (v >> 63)) as u64)
 }
 
+#[inline]
 fn unsigned_len(mut u: u64) -> usize {
     let mut n = 1;
     while u >= 0x80 {
@@ -47,15 +67,20 @@ pub struct Reader<'a> {
     pos: usize,
 }
 
+// The reader's methods are `#[inline]`: the record walk that calls them for every field of
+// every record is generic (its closure), so it is compiled in the crates that use it.
 impl<'a> Reader<'a> {
+    #[inline]
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
 
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -106,33 +131,48 @@ impl<'a> Reader<'a> {
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
+    #[inline]
     pub fn i8(&mut self) -> Result<i8> {
-        Ok(self.bytes(1)?[0] as i8)
+        let b = *self.buf.get(self.pos).ok_or_else(past_the_end)?;
+        self.pos += 1;
+        Ok(b as i8)
     }
 
     /// Reads exactly `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| StorageError::corrupted("field runs past the end of the record"))?;
+            .ok_or_else(past_the_end)?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
     }
 
     /// Reads a varint length followed by that many bytes; length -1 means null.
+    #[inline]
     pub fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>> {
         let len = self.varint()?;
         if len < 0 {
             if len != -1 {
-                return Err(StorageError::corrupted(format!("negative length {len}")));
+                return Err(negative_length(len));
             }
             return Ok(None);
         }
         self.bytes(len as usize).map(Some)
     }
+}
+
+#[cold]
+fn past_the_end() -> StorageError {
+    StorageError::corrupted("field runs past the end of the record")
+}
+
+#[cold]
+fn negative_length(len: i32) -> StorageError {
+    StorageError::corrupted(format!("negative length {len}"))
 }
 
 #[cfg(test)]

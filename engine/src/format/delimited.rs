@@ -9,7 +9,7 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
 use serde_json::Value;
 use sluice_sql::SqlType;
 
-use super::json::{Column, build_columns, write_value};
+use super::json::{Column, build_columns, value_json};
 use super::{FormatError, RecordErrors};
 
 /// Checks at planning time that DELIMITED can carry `ty`.
@@ -156,7 +156,7 @@ pub fn encode_row(
                 })?,
             ty => {
                 let mut s = String::new();
-                write_value(&mut s, ty, a.as_ref(), row)?;
+                value_json(&mut s, ty, a.as_ref(), row)?;
                 s.trim_matches('"').to_string()
             }
         };

@@ -9,8 +9,6 @@
 //! Each record is converted into a typed tree first and appended to the Arrow builders only
 //! when the whole record converted, so a bad record fails alone and leaves no half row.
 
-use std::fmt::Write as _;
-
 use base64::Engine;
 use datafusion::arrow::array::*;
 use datafusion::arrow::datatypes::DataType;
@@ -19,6 +17,19 @@ use sluice_sql::SqlType;
 
 use super::{FormatError, RecordErrors, digits};
 use crate::schema::arrow_type;
+
+/// The writer appends to bytes (so it can write straight into a record batch's buffer),
+/// text as `String` does.
+trait TextOut {
+    fn push_str(&mut self, s: &str);
+}
+
+impl TextOut for Vec<u8> {
+    #[inline(always)]
+    fn push_str(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+}
 
 /// A column the JSON format reads or writes.
 #[derive(Debug, Clone)]
@@ -439,7 +450,7 @@ pub(crate) fn build_columns<'v>(
 /// Writes a double as Java's `Double.toString` does, which is how ksqlDB's JSON (Jackson)
 /// and DELIMITED output print them: plain from 10^-3 up to 10^7 (`1.0`, `0.5`, `1234567.0`),
 /// scientific outside it (`1.0E7`, `1.23456785E7`, `1.0E-4`, `4.9E-324`).
-fn write_double(out: &mut String, f: f64) {
+fn write_double(out: &mut Vec<u8>, f: f64) {
     if f.is_nan() {
         // Jackson (ksqlDB's JSON writer) writes non-finite doubles as strings.
         out.push_str("\"NaN\"");
@@ -454,7 +465,7 @@ fn write_double(out: &mut String, f: f64) {
     } else if f == f.trunc() {
         // An integer below 10^7 (or zero, keeping its sign): its digits and `.0`.
         if f.is_sign_negative() {
-            out.push('-');
+            out.push(b'-');
         }
         out.push_str(itoa::Buffer::new().format(f.abs() as u32));
         out.push_str(".0");
@@ -470,12 +481,11 @@ fn write_double(out: &mut String, f: f64) {
 /// before the point and at least one after, then `E` and the exponent. Where one digit
 /// would do, Java takes the two-digit decimal nearest the double (`4.9E-324`, not
 /// `5.0E-324`): `{:.1e}`, correctly rounded, gives that one.
-fn write_scientific(out: &mut String, f: f64) {
+fn write_scientific(out: &mut Vec<u8>, f: f64) {
     let mut buffer = zmij::Buffer::new();
     let text = buffer.format_finite(f).as_bytes();
     if let Some((laid_out, len)) = scientific_from_plain(text) {
-        // SAFETY: `scientific_from_plain` writes only ASCII bytes.
-        unsafe { out.as_mut_vec() }.extend_from_slice(&laid_out[..len]);
+        out.extend_from_slice(&laid_out[..len]);
         return;
     }
     write_scientific_from(out, f, text);
@@ -536,9 +546,9 @@ fn scientific_from_plain(text: &[u8]) -> Option<([u8; 48], usize)> {
 }
 
 /// `write_scientific` by way of `Shortest`, for any text zmij writes.
-fn write_scientific_from(out: &mut String, f: f64, text: &[u8]) {
+fn write_scientific_from(out: &mut Vec<u8>, f: f64, text: &[u8]) {
     let Some(shortest) = Shortest::read(text) else {
-        let _ = write!(out, "{f:E}");
+        out.push_str(&format!("{f:E}"));
         return;
     };
     let (mut digits, mut exp10) = (shortest.digits(), shortest.point - 1);
@@ -555,12 +565,9 @@ fn write_scientific_from(out: &mut String, f: f64, text: &[u8]) {
         }
     }
     let Some((first, rest)) = digits.split_first() else {
-        let _ = write!(out, "{f:E}");
+        out.push_str(&format!("{f:E}"));
         return;
     };
-    // SAFETY: only ASCII bytes (zmij's or core's digits, '-', '.', 'E', itoa's exponent)
-    // are appended, so `out` stays valid UTF-8.
-    let out = unsafe { out.as_mut_vec() };
     if shortest.negative {
         out.push(b'-');
     }
@@ -640,12 +647,12 @@ impl Shortest {
     }
 }
 
-fn write_decimal(out: &mut String, unscaled: i128, scale: i8) {
+fn write_decimal(out: &mut Vec<u8>, unscaled: i128, scale: i8) {
     let neg = unscaled < 0;
     let digits = unscaled.unsigned_abs().to_string();
     let scale = scale.max(0) as usize;
     if neg {
-        out.push('-');
+        out.push(b'-');
     }
     if scale == 0 {
         out.push_str(&digits);
@@ -654,15 +661,15 @@ fn write_decimal(out: &mut String, unscaled: i128, scale: i8) {
     let padded = format!("{digits:0>width$}", width = scale + 1);
     let (int, frac) = padded.split_at(padded.len() - scale);
     out.push_str(int);
-    out.push('.');
+    out.push(b'.');
     out.push_str(frac);
 }
 
 /// Writes `s` as a JSON string, escaped exactly as serde_json escapes (short escapes for
 /// the usual control characters, `\u00XX` for the others, everything else as is), without
 /// an allocation.
-fn write_string(out: &mut String, s: &str) {
-    out.push('"');
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
     let bytes = s.as_bytes();
     let mut plain = 0;
     let mut i = 0;
@@ -688,8 +695,8 @@ fn write_string(out: &mut String, s: &str) {
         if escape.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.push_str("\\u00");
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
         } else {
             out.push_str(escape);
         }
@@ -697,7 +704,7 @@ fn write_string(out: &mut String, s: &str) {
         plain = i;
     }
     out.push_str(&s[plain..]);
-    out.push('"');
+    out.push(b'"');
 }
 
 /// The first position from `at` on whose byte is a quote, a backslash, a control character
@@ -786,12 +793,14 @@ pub fn value_json(
     array: &dyn Array,
     row: usize,
 ) -> Result<(), FormatError> {
-    write_value(out, ty, array, row)
+    // SAFETY: the writer appends only whole `&str`s and ASCII bytes, so `out` stays valid
+    // UTF-8 (also when it stops at an error part-way).
+    write_value(unsafe { out.as_mut_vec() }, ty, array, row)
 }
 
 /// Writes row `row` of `array` (of `ty`'s Arrow type) as JSON text.
 pub(crate) fn write_value(
-    out: &mut String,
+    out: &mut Vec<u8>,
     ty: &SqlType,
     array: &dyn Array,
     row: usize,
@@ -878,14 +887,14 @@ pub(crate) fn write_value(
                 .downcast_ref::<ListArray>()
                 .ok_or_else(wrong)?
                 .value(row);
-            out.push('[');
+            out.push(b'[');
             for i in 0..items.len() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_value(out, t, items.as_ref(), i)?;
             }
-            out.push(']');
+            out.push(b']');
         }
         SqlType::Map(_, t) => {
             let entries = any.downcast_ref::<MapArray>().ok_or_else(wrong)?.value(row);
@@ -895,29 +904,29 @@ pub(crate) fn write_value(
                 .downcast_ref::<StringArray>()
                 .ok_or_else(wrong)?;
             let values = entries.column(1);
-            out.push('{');
+            out.push(b'{');
             for i in 0..entries.len() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_string(out, keys.value(i));
-                out.push(':');
+                out.push(b':');
                 write_value(out, t, values.as_ref(), i)?;
             }
-            out.push('}');
+            out.push(b'}');
         }
         SqlType::Struct(fields) => {
             let s = any.downcast_ref::<StructArray>().ok_or_else(wrong)?;
-            out.push('{');
+            out.push(b'{');
             for (i, (name, t)) in fields.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_string(out, name);
-                out.push(':');
+                out.push(b':');
                 write_value(out, t, s.column(i).as_ref(), row)?;
             }
-            out.push('}');
+            out.push(b'}');
         }
         SqlType::Custom(_) => return Err(FormatError::unsupported("JSON", ty)),
     }
@@ -932,9 +941,9 @@ pub fn encode_row(
     wrapped: bool,
     row: usize,
 ) -> Result<Vec<u8>, FormatError> {
-    let mut out = String::new();
+    let mut out = Vec::new();
     encode_row_into(columns, arrays, wrapped, row, &mut out)?;
-    Ok(out.into_bytes())
+    Ok(out)
 }
 
 /// `encode_row` appending to `out` (a buffer a writer reuses between records).
@@ -943,7 +952,7 @@ pub fn encode_row_into(
     arrays: &[ArrayRef],
     wrapped: bool,
     row: usize,
-    out: &mut String,
+    out: &mut Vec<u8>,
 ) -> Result<(), FormatError> {
     if !wrapped {
         let (c, a) = columns
@@ -961,7 +970,8 @@ pub fn object_keys(columns: &[Column]) -> Vec<String> {
         .iter()
         .map(|c| {
             let mut key = String::new();
-            write_string(&mut key, &c.name);
+            // SAFETY: `write_string` appends valid UTF-8 (the name's text and ASCII).
+            write_string(unsafe { key.as_mut_vec() }, &c.name);
             key.push(':');
             key
         })
@@ -975,17 +985,17 @@ pub fn encode_object_into(
     keys: &[String],
     arrays: &[ArrayRef],
     row: usize,
-    out: &mut String,
+    out: &mut Vec<u8>,
 ) -> Result<(), FormatError> {
-    out.push('{');
+    out.push(b'{');
     for (i, ((c, key), a)) in columns.iter().zip(keys).zip(arrays).enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
         out.push_str(key);
         write_value(out, &c.ty, a.as_ref(), row)?;
     }
-    out.push('}');
+    out.push(b'}');
     Ok(())
 }
 
@@ -1017,7 +1027,7 @@ impl<'a> ColumnView<'a> {
     }
 
     /// Writes row `row`'s value, as `write_value` does.
-    pub(crate) fn write(&self, out: &mut String, row: usize) -> Result<(), FormatError> {
+    pub(crate) fn write(&self, out: &mut Vec<u8>, row: usize) -> Result<(), FormatError> {
         macro_rules! or_null {
             ($a:expr, $write:expr) => {
                 if $a.is_null(row) {
@@ -1030,15 +1040,9 @@ impl<'a> ColumnView<'a> {
         match self {
             // SAFETY (both): only ASCII digits and '-' are appended.
             ColumnView::Bigint(a) => {
-                or_null!(
-                    a,
-                    digits::push_i64(unsafe { out.as_mut_vec() }, a.value(row))
-                )
+                or_null!(a, digits::push_i64(out, a.value(row)))
             }
-            ColumnView::Int(a) => or_null!(
-                a,
-                digits::push_i64(unsafe { out.as_mut_vec() }, i64::from(a.value(row)))
-            ),
+            ColumnView::Int(a) => or_null!(a, digits::push_i64(out, i64::from(a.value(row)))),
             ColumnView::Double(a) => or_null!(a, write_double(out, a.value(row))),
             ColumnView::Boolean(a) => {
                 or_null!(a, out.push_str(if a.value(row) { "true" } else { "false" }))
@@ -1080,13 +1084,9 @@ impl KeyPrefix {
     }
 
     #[inline(always)]
-    fn push(&self, out: &mut String) {
+    fn push(&self, out: &mut Vec<u8>) {
         match &self.padded {
-            // SAFETY: the bytes appended are `text`'s (valid UTF-8); the padding is taken
-            // back before `out` is used as a string again.
-            Some(padded) => {
-                digits::push_prefix_of(unsafe { out.as_mut_vec() }, padded, self.text.len())
-            }
+            Some(padded) => digits::push_prefix_of(out, padded, self.text.len()),
             None => out.push_str(&self.text),
         }
     }
@@ -1098,23 +1098,77 @@ pub(crate) fn encode_viewed_object_into(
     prefixes: &[KeyPrefix],
     views: &[ColumnView<'_>],
     row: usize,
-    out: &mut String,
+    out: &mut Vec<u8>,
 ) -> Result<(), FormatError> {
     if views.is_empty() {
-        out.push('{');
+        out.push(b'{');
     }
     for (prefix, view) in prefixes.iter().zip(views) {
         prefix.push(out);
         view.write(out, row)?;
     }
-    out.push('}');
+    out.push(b'}');
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
     use sluice_sql::types::parse_type;
+
+    /// Appends what `write` writes to `out`, checked to be UTF-8: the tests read the
+    /// byte writers' output as text through these (same-named) wrappers.
+    fn text_of<T>(out: &mut String, write: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        let mut bytes = Vec::new();
+        let result = write(&mut bytes);
+        out.push_str(std::str::from_utf8(&bytes).expect("the writer writes UTF-8"));
+        result
+    }
+
+    fn write_double(out: &mut String, f: f64) {
+        text_of(out, |b| super::write_double(b, f))
+    }
+
+    fn write_string(out: &mut String, s: &str) {
+        text_of(out, |b| super::write_string(b, s))
+    }
+
+    fn write_scientific(out: &mut String, f: f64) {
+        text_of(out, |b| super::write_scientific(b, f))
+    }
+
+    fn write_scientific_from(out: &mut String, f: f64, text: &[u8]) {
+        text_of(out, |b| super::write_scientific_from(b, f, text))
+    }
+
+    fn write_decimal(out: &mut String, unscaled: i128, scale: i8) {
+        text_of(out, |b| super::write_decimal(b, unscaled, scale))
+    }
+
+    fn encode_object_into(
+        columns: &[Column],
+        keys: &[String],
+        arrays: &[ArrayRef],
+        row: usize,
+        out: &mut String,
+    ) -> Result<(), FormatError> {
+        text_of(out, |b| {
+            super::encode_object_into(columns, keys, arrays, row, b)
+        })
+    }
+
+    fn encode_viewed_object_into(
+        prefixes: &[KeyPrefix],
+        views: &[ColumnView<'_>],
+        row: usize,
+        out: &mut String,
+    ) -> Result<(), FormatError> {
+        text_of(out, |b| {
+            super::encode_viewed_object_into(prefixes, views, row, b)
+        })
+    }
 
     /// Writes a finite double as Rust's `{}` does: the shortest digits that read back as the
     /// same double, in plain decimal notation (`0.00000015`, `1000000000000000000000`).
@@ -1452,7 +1506,7 @@ mod tests {
         let view = ColumnView::of(&wrong[0].ty, ints.as_ref());
         assert!(matches!(view, ColumnView::Other(..)));
         let mut out = String::new();
-        assert!(view.write(&mut out, 0).is_err());
+        assert!(text_of(&mut out, |b| view.write(b, 0)).is_err());
         assert!(encode_object_into(&wrong, &object_keys(&wrong), &[ints], 0, &mut out).is_err());
         let mut empty = String::new();
         encode_viewed_object_into(&[], &[], 0, &mut empty).unwrap();

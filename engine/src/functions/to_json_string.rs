@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::format::json::write_value;
+use crate::format::json::value_json;
 use crate::schema::sql_type;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -67,7 +67,7 @@ impl ScalarUDFImpl for ToJsonString {
                 text.push_str(&t);
                 text.push('"');
             } else {
-                write_value(&mut text, &ty, array.as_ref(), row)
+                value_json(&mut text, &ty, array.as_ref(), row)
                     .map_err(|e| DataFusionError::Execution(e.to_string()))?;
             }
             out.append_value(&text);
