@@ -113,6 +113,7 @@ impl<'a> SinkBatches<'a> {
     }
 
     /// Partition `p`'s batch being filled.
+    #[inline]
     fn filling(&mut self, p: u32) -> &mut BatchBuilder {
         let at = p as usize;
         if self.builders.len() <= at {
@@ -122,16 +123,25 @@ impl<'a> SinkBatches<'a> {
     }
 
     /// Closes partition `p`'s batch once it nears the largest a batch may be (the next
-    /// record, if any, starts a new one: no buffer is made for a write that ends here),
-    /// and appends the closed ones once they hold `SINK_APPEND_BYTES`.
+    /// record, if any, starts a new one: no buffer is made for a write that ends here).
+    #[inline]
     fn close_if_full(&mut self, log: &dyn EventLog, p: u32) -> Result<(), EngineError> {
-        let batches = &mut self.builders[p as usize];
-        if batches
+        let full = self.builders[p as usize]
             .filling
             .as_ref()
-            .is_some_and(|b| b.size_estimate() >= SINK_BATCH_BYTES)
-            && let Some(full) = batches.filling.take()
-        {
+            .is_some_and(|b| b.size_estimate() >= SINK_BATCH_BYTES);
+        if full {
+            self.close(log, p)?;
+        }
+        Ok(())
+    }
+
+    /// Closes partition `p`'s batch being filled, and appends the closed ones once they
+    /// hold `SINK_APPEND_BYTES`.
+    #[cold]
+    fn close(&mut self, log: &dyn EventLog, p: u32) -> Result<(), EngineError> {
+        let batches = &mut self.builders[p as usize];
+        if let Some(full) = batches.filling.take() {
             let full = full.seal()?;
             batches.closed_bytes += full.len();
             batches.closed.push(full);

@@ -383,6 +383,15 @@ pub fn records(batch: &[u8]) -> Result<Vec<OwnedRecord>> {
     Ok(out)
 }
 
+/// Appends `n` (at most 8) bytes of room for a length written later: eight zeros, a copy
+/// of fixed size laid out inline, less the ones not wanted (`resize` calls `memset`).
+#[inline(always)]
+fn push_room(out: &mut Vec<u8>, n: usize) {
+    let at = out.len();
+    out.extend_from_slice(&[0u8; 8]);
+    out.truncate(at + n.min(8));
+}
+
 /// Builds one RecordBatch v2. Records are encoded straight into one buffer; `finish` fills in
 /// the header and CRC. Offsets are relative (base 0) until the log assigns real ones.
 pub struct BatchBuilder {
@@ -545,10 +554,7 @@ impl BatchBuilder {
         let (length_width, value_length_width) = self.length_widths;
         let out = &mut self.records;
         let start = out.len();
-        // Room for the lengths, pushed (`resize` would call `memset` for these few bytes).
-        for _ in 0..length_width {
-            out.push(0);
-        }
+        push_room(out, length_width);
         out.push(0);
         put_varlong(out, ts_delta);
         put_varint(out, offset_delta);
@@ -560,9 +566,7 @@ impl BatchBuilder {
             None => put_varint(out, -1),
         }
         let middle = start + length_width..out.len();
-        for _ in 0..value_length_width {
-            out.push(0);
-        }
+        push_room(out, value_length_width);
         let value_at = out.len();
         if let Err(e) = write(out) {
             out.truncate(start);

@@ -29,12 +29,22 @@ fn put_unsigned(out: &mut Vec<u8>, mut u: u64) {
 #[inline]
 pub fn put_varint_at(out: &mut [u8], v: i32) {
     let mut u = ((v << 1) ^ (v >> 31)) as u32;
-    if let Some((last, before)) = out.split_last_mut() {
-        for byte in before {
-            *byte = (u as u8) | 0x80;
-            u >>= 7;
+    match out {
+        // The usual widths, without a loop.
+        [only] => *only = u as u8,
+        [low, high] => {
+            *low = (u as u8) | 0x80;
+            *high = (u >> 7) as u8;
         }
-        *last = u as u8;
+        _ => {
+            if let Some((last, before)) = out.split_last_mut() {
+                for byte in before {
+                    *byte = (u as u8) | 0x80;
+                    u >>= 7;
+                }
+                *last = u as u8;
+            }
+        }
     }
 }
 
@@ -85,7 +95,7 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_unsigned(&mut self, max_bytes: usize) -> Result<u64> {
         // A record's varints (lengths, deltas, counts) are mostly one or two bytes.
         if let Some(&b) = self.buf.get(self.pos)
@@ -119,19 +129,19 @@ impl<'a> Reader<'a> {
         Err(StorageError::corrupted("varint is too long"))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn varint(&mut self) -> Result<i32> {
         let u = self.read_unsigned(5)? as u32;
         Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn varlong(&mut self) -> Result<i64> {
         let u = self.read_unsigned(10)?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn i8(&mut self) -> Result<i8> {
         let b = *self.buf.get(self.pos).ok_or_else(past_the_end)?;
         self.pos += 1;
@@ -139,7 +149,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads exactly `n` bytes.
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos
@@ -152,7 +162,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a varint length followed by that many bytes; length -1 means null.
-    #[inline]
+    #[inline(always)]
     pub fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>> {
         let len = self.varint()?;
         if len < 0 {
