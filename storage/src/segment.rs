@@ -397,14 +397,19 @@ impl Segment {
         self.recover(max_batch)
     }
 
-    /// The largest timestamp of the segment's first batch.
+    /// The largest timestamp of the segment's first batch (-1 when there is no whole one),
+    /// read from its header alone: a scan would read a whole chunk of the log for it.
     fn first_timestamp(&self) -> Result<i64> {
-        let mut ts = -1;
-        scan_batches(self.log.as_ref(), 0, self.size, usize::MAX, |_, b| {
-            ts = BatchHeader::parse(b)?.max_timestamp;
-            Ok(false)
-        })?;
-        Ok(ts)
+        if self.size < HEADER_LEN as u64 {
+            return Ok(-1);
+        }
+        let mut head = [0u8; HEADER_LEN];
+        self.log
+            .read_exact_at(&mut head, 0)
+            .map_err(|e| StorageError::io(self.log_path(), e))?;
+        let h = BatchHeader::parse(&head)?;
+        let whole = h.total_len() >= HEADER_LEN && h.total_len() as u64 <= self.size;
+        Ok(if whole { h.max_timestamp } else { -1 })
     }
 
     /// Makes the log and its indexes durable, after adding a final time-index entry so the
