@@ -667,12 +667,28 @@ fn write_decimal(out: &mut Vec<u8>, unscaled: i128, scale: i8) {
 
 /// Writes `s` as a JSON string, escaped exactly as serde_json escapes (short escapes for
 /// the usual control characters, `\u00XX` for the others, everything else as is), without
-/// an allocation.
+/// an allocation. Inlined for the usual string, which needs no escape.
+#[inline(always)]
 fn write_string(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let plain = plain_run::<false>(bytes, 0);
+    if plain == bytes.len() {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    } else {
+        write_escaped_string(out, s, plain);
+    }
+}
+
+/// `write_string` of a string with something to escape at `first` (and none before).
+#[inline(never)]
+fn write_escaped_string(out: &mut Vec<u8>, s: &str, first: usize) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut plain = 0;
-    let mut i = 0;
+    let mut i = first;
     while i < bytes.len() {
         // Runs of bytes that need no escape, many at a time.
         i = plain_run::<false>(bytes, i);
