@@ -111,6 +111,33 @@ impl ColumnValues {
         Ok(())
     }
 
+    /// `put` of an integer.
+    #[inline(always)]
+    pub(super) fn put_int(&mut self, x: i64) -> Result<(), Mismatch> {
+        match &mut self.values {
+            // As the general reader, an integer out of INT's range wraps.
+            Values::I32(v) => v.push(x as i32),
+            Values::I64(v) => v.push(x),
+            Values::F64(v) => v.push(x as f64),
+            Values::Unread => return Ok(()),
+            Values::Bool(_) | Values::Str { .. } => return Err(Mismatch),
+        }
+        self.valid.append_non_null();
+        Ok(())
+    }
+
+    /// `put` of a string.
+    #[inline(always)]
+    pub(super) fn put_str(&mut self, s: &str) -> Result<(), Mismatch> {
+        match &mut self.values {
+            Values::Str { ends, bytes } => push_str(ends, bytes, s)?,
+            Values::Unread => return Ok(()),
+            _ => return Err(Mismatch),
+        }
+        self.valid.append_non_null();
+        Ok(())
+    }
+
     /// Appends a value the general reader converted to the column's type (anything else
     /// is null, as `json::append` has it).
     pub(super) fn put_typed(&mut self, v: Typed) {

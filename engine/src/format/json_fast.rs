@@ -496,9 +496,23 @@ mod scan {
 
         /// A scalar value, appended to `column` if it is of the column's type (else the
         /// record needs the general path).
+        /// Integers and strings (most values) go straight to their column's typed push,
+        /// not through a `Slot` and `ColumnValues::put`'s match of slot and column.
         #[inline(always)]
         fn value_into(&mut self, column: &mut ColumnValues) -> Result<(), GiveUp> {
-            column.put(self.value()?).map_err(|Mismatch| GiveUp)
+            let pushed = match self.peek().ok_or(GiveUp)? {
+                b'-' | b'0'..=b'9' => match self.number()? {
+                    Slot::Int(x) => column.put_int(x),
+                    other => column.put(other),
+                },
+                b'"' => {
+                    self.at += 1;
+                    let text = self.string()?;
+                    column.put_str(&text)
+                }
+                _ => column.put(self.value()?),
+            };
+            pushed.map_err(|Mismatch| GiveUp)
         }
 
         /// A scalar value.
