@@ -92,26 +92,29 @@ impl ColumnValues {
     /// without any coercion (`null` is null).
     #[inline(always)]
     pub(super) fn put(&mut self, slot: Slot<'_>) -> Result<(), Mismatch> {
-        match (&mut self.values, slot) {
-            (_, Slot::Null) => {
+        match slot {
+            Slot::Null => {
                 self.push_null();
                 return Ok(());
             }
-            // As the general reader, an integer out of INT's range wraps.
-            (Values::I32(v), Slot::Int(x)) => v.push(x as i32),
-            (Values::I64(v), Slot::Int(x)) => v.push(x),
-            (Values::F64(v), Slot::Int(x)) => v.push(x as f64),
-            (Values::F64(v), Slot::Float(x)) => v.push(x),
-            (Values::Bool(v), Slot::Bool(x)) => v.append(x),
-            (Values::Str { ends, bytes }, Slot::Str(s)) => push_str(ends, bytes, &s)?,
-            (Values::Unread, _) => return Ok(()),
-            _ => return Err(Mismatch),
+            Slot::Int(x) => return self.put_int(x),
+            Slot::Str(s) => return self.put_str(&s),
+            Slot::Float(x) => match &mut self.values {
+                Values::F64(v) => v.push(x),
+                Values::Unread => return Ok(()),
+                _ => return Err(Mismatch),
+            },
+            Slot::Bool(x) => match &mut self.values {
+                Values::Bool(v) => v.append(x),
+                Values::Unread => return Ok(()),
+                _ => return Err(Mismatch),
+            },
         }
         self.valid.append_non_null();
         Ok(())
     }
 
-    /// `put` of an integer.
+    /// Appends an integer (`put` of `Slot::Int`).
     #[inline(always)]
     pub(super) fn put_int(&mut self, x: i64) -> Result<(), Mismatch> {
         match &mut self.values {
@@ -126,7 +129,7 @@ impl ColumnValues {
         Ok(())
     }
 
-    /// `put` of a string.
+    /// Appends a string (`put` of `Slot::Str`).
     #[inline(always)]
     pub(super) fn put_str(&mut self, s: &str) -> Result<(), Mismatch> {
         match &mut self.values {
