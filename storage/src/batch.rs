@@ -383,6 +383,18 @@ pub fn records(batch: &[u8]) -> Result<Vec<OwnedRecord>> {
     Ok(out)
 }
 
+/// Appends a record's key or value: its length and bytes, or length -1 for null.
+#[inline(always)]
+fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(b) => {
+            put_varint(out, b.len() as i32);
+            out.extend_from_slice(b);
+        }
+        None => put_varint(out, -1),
+    }
+}
+
 /// Appends `n` (at most 8) bytes of room for a length written later: eight zeros, a copy
 /// of fixed size laid out inline, less the ones not wanted (`resize` calls `memset`).
 #[inline(always)]
@@ -508,30 +520,15 @@ impl BatchBuilder {
         out.push(0);
         put_varlong(out, ts_delta);
         put_varint(out, offset_delta);
-        for b in [key, value] {
-            match b {
-                Some(b) => {
-                    put_varint(out, b.len() as i32);
-                    out.extend_from_slice(b);
-                }
-                None => put_varint(out, -1),
-            }
-        }
+        put_nullable(out, key);
+        put_nullable(out, value);
         put_varint(out, headers.len() as i32);
         for (k, v) in headers {
             put_varint(out, k.len() as i32);
             out.extend_from_slice(k.as_bytes());
-            match v {
-                Some(v) => {
-                    put_varint(out, v.len() as i32);
-                    out.extend_from_slice(v);
-                }
-                None => put_varint(out, -1),
-            }
+            put_nullable(out, *v);
         }
-        self.count += 1;
-        self.last_offset_delta = offset_delta;
-        self.max_timestamp = self.max_timestamp.max(timestamp);
+        self.added(offset_delta, timestamp);
     }
 
     /// Appends a record with the next offset delta, no headers and a value that `write`
@@ -558,13 +555,7 @@ impl BatchBuilder {
         out.push(0);
         put_varlong(out, ts_delta);
         put_varint(out, offset_delta);
-        match key {
-            Some(k) => {
-                put_varint(out, k.len() as i32);
-                out.extend_from_slice(k);
-            }
-            None => put_varint(out, -1),
-        }
+        put_nullable(out, key);
         let middle = start + length_width..out.len();
         push_room(out, value_length_width);
         let value_at = out.len();
@@ -601,10 +592,16 @@ impl BatchBuilder {
             value_length,
         );
         self.base_timestamp = Some(base_ts);
+        self.added(offset_delta, timestamp);
+        Ok(())
+    }
+
+    /// Counts a record just appended.
+    #[inline(always)]
+    fn added(&mut self, offset_delta: i32, timestamp: i64) {
         self.count += 1;
         self.last_offset_delta = offset_delta;
         self.max_timestamp = self.max_timestamp.max(timestamp);
-        Ok(())
     }
 
     /// Finishes the batch with base offset `base_offset`; `last_offset_delta` may be raised to

@@ -985,11 +985,11 @@ pub fn object_keys(columns: &[Column]) -> Vec<String> {
     columns
         .iter()
         .map(|c| {
-            let mut key = String::new();
-            // SAFETY: `write_string` appends valid UTF-8 (the name's text and ASCII).
-            write_string(unsafe { key.as_mut_vec() }, &c.name);
-            key.push(':');
-            key
+            let mut key = Vec::new();
+            write_string(&mut key, &c.name);
+            key.push(b':');
+            // Lossless: the writer writes the name's UTF-8 and ASCII.
+            String::from_utf8_lossy(&key).into_owned()
         })
         .collect()
 }
@@ -1054,7 +1054,6 @@ impl<'a> ColumnView<'a> {
             };
         }
         match self {
-            // SAFETY (both): only ASCII digits and '-' are appended.
             ColumnView::Bigint(a) => {
                 or_null!(a, digits::push_i64(out, a.value(row)))
             }

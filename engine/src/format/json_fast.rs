@@ -495,9 +495,9 @@ mod scan {
         }
 
         /// A scalar value, appended to `column` if it is of the column's type (else the
-        /// record needs the general path).
-        /// Integers and strings (most values) go straight to their column's typed push,
-        /// not through a `Slot` and `ColumnValues::put`'s match of slot and column.
+        /// record needs the general path). Integers and strings (most values) go straight
+        /// to their column's typed push, not through a `Slot` and `ColumnValues::put`'s
+        /// match of slot and column.
         #[inline(always)]
         fn value_into(&mut self, column: &mut ColumnValues) -> Result<(), GiveUp> {
             let pushed = match self.peek().ok_or(GiveUp)? {
